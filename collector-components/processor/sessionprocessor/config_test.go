@@ -1,0 +1,82 @@
+// Copyright The pamtrail Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package sessionprocessor
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+)
+
+func TestLoadConfig(t *testing.T) {
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+
+	tests := []struct {
+		id       component.ID
+		expected *Config
+		errMsgs  []string // every message must appear in Validate's error
+	}{
+		{
+			id:       component.NewID(metadata.Type),
+			expected: createDefaultConfig().(*Config),
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "custom"),
+			expected: &Config{
+				FlushInterval:     2 * time.Second,
+				SendBatchSize:     100,
+				MaxPendingRecords: 1000,
+			},
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "zero_interval"),
+			errMsgs: []string{"flush_interval: must be > 0"},
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "negative_batch"),
+			errMsgs: []string{
+				"send_batch_size: must be > 0, got -1",
+			},
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "small_cap"),
+			errMsgs: []string{"max_pending_records: must be >= send_batch_size (100), got 10"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg := createDefaultConfig().(*Config)
+			sub, err := cm.Sub(tt.id.String())
+			require.NoError(t, err)
+			require.NoError(t, sub.Unmarshal(cfg))
+
+			err = cfg.Validate()
+			if len(tt.errMsgs) > 0 {
+				require.Error(t, err)
+				for _, msg := range tt.errMsgs {
+					assert.ErrorContains(t, err, msg)
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.expected, cfg)
+		})
+	}
+}
+
+func TestValidateReportsEveryField(t *testing.T) {
+	err := (&Config{}).Validate()
+	require.Error(t, err)
+	for _, field := range []string{"flush_interval:", "send_batch_size:"} {
+		assert.ErrorContains(t, err, field)
+	}
+}

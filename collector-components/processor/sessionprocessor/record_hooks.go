@@ -1,0 +1,138 @@
+// Copyright The pamtrail Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package sessionprocessor // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor"
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// attrSchemaViolation flags a record that does not follow gateway/schema, so
+// that it can be found in Elasticsearch instead of silently disappearing.
+// TODO(lead): move to gateway/schema.
+const attrSchemaViolation = "pam.schema.violation"
+
+// recordHook inspects or rewrites one log record on its way into the buffer.
+// Hooks run in order for every record, so a later hook sees what an earlier
+// one set. ConsumeLogs is called from several receiver goroutines at once, so
+// a hook must be safe for concurrent use. Later features (session state,
+// heartbeats, risk rules) plug in here as further hooks.
+type recordHook interface {
+	processRecord(ctx context.Context, resource pcommon.Resource, record plog.LogRecord)
+}
+
+// applyHooks runs every hook over every log record of ld, in place.
+func applyHooks(ctx context.Context, hooks []recordHook, ld plog.Logs) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			records := sls.At(j).LogRecords()
+			for k := 0; k < records.Len(); k++ {
+				for _, h := range hooks {
+					h.processRecord(ctx, rl.Resource(), records.At(k))
+				}
+			}
+		}
+	}
+}
+
+// sessionKeyHook checks that a record carries the session.id / pam.seq pair
+// and derives the Elasticsearch document id from it.
+//
+// With a valid pair it sets elasticsearch.document_id to "<session.id>:<seq>";
+// the exporter (logs_dynamic_id) uses it as _id with the create operation, so a
+// batch that is sent twice (gateway retry, queue replay after a restart) never
+// duplicates a document.
+//
+// Without a valid pair the record is still passed on, so nothing is lost, but
+// it is flagged with pam.schema.violation=true, counted, and logged at a
+// rate-limited warn. Any document id the sender set is removed: with the
+// create operation and suppressed conflicts, a forged or reused id would make
+// Elasticsearch silently discard the record.
+type sessionKeyHook struct {
+	telemetry *metadata.TelemetryBuilder
+	// warnLogger is sampled: a misbehaving sender can produce thousands of bad
+	// records a second, and the counters already carry the exact numbers.
+	warnLogger *zap.Logger
+}
+
+// violationLogInterval is the period of the warn-log sampler: at most one
+// warning per distinct message per interval.
+const violationLogInterval = time.Minute
+
+func newSessionKeyHook(logger *zap.Logger, telemetry *metadata.TelemetryBuilder) *sessionKeyHook {
+	sampled := logger.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(core, violationLogInterval, 1, 0)
+	}))
+	return &sessionKeyHook{telemetry: telemetry, warnLogger: sampled}
+}
+
+func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Resource, record plog.LogRecord) {
+	attrs := record.Attributes()
+	sessionID, hasSession := stringAttr(attrs, schema.AttrSessionID)
+	if !hasSession {
+		attrs.Remove(schema.AttrDocumentID)
+		// A refused login has no session by design (recorder.AuthFailure).
+		if record.EventName() == schema.EventAuthFailure {
+			return
+		}
+		attrs.PutBool(attrSchemaViolation, true)
+		h.telemetry.RecordsWithoutSession.Add(ctx, 1)
+		h.warnLogger.Warn("log record without session.id; passed on without a document id",
+			violationFields(resource, record)...)
+		return
+	}
+	seq, hasSeq := seqAttr(attrs)
+	if !hasSeq {
+		attrs.Remove(schema.AttrDocumentID)
+		attrs.PutBool(attrSchemaViolation, true)
+		h.telemetry.RecordsWithoutSeq.Add(ctx, 1)
+		h.warnLogger.Warn("log record without an integer pam.seq; passed on without a document id",
+			violationFields(resource, record)...)
+		return
+	}
+	attrs.PutStr(schema.AttrDocumentID, sessionID+":"+strconv.FormatInt(seq, 10))
+}
+
+// violationFields identifies a bad record for the operator without logging
+// its content, which may hold query text or command output.
+func violationFields(resource pcommon.Resource, record plog.LogRecord) []zap.Field {
+	fields := []zap.Field{zap.String("event_name", record.EventName())}
+	if gw, ok := stringAttr(record.Attributes(), schema.AttrGatewayID); ok {
+		fields = append(fields, zap.String("gateway_id", gw))
+	} else if gw, ok := stringAttr(resource.Attributes(), schema.AttrGatewayID); ok {
+		fields = append(fields, zap.String("gateway_id", gw))
+	}
+	return fields
+}
+
+// stringAttr returns a non-empty string attribute.
+func stringAttr(attrs pcommon.Map, key string) (string, bool) {
+	v, ok := attrs.Get(key)
+	if !ok || v.Type() != pcommon.ValueTypeStr || v.Str() == "" {
+		return "", false
+	}
+	return v.Str(), true
+}
+
+// seqAttr returns pam.seq when it is a non-negative integer, as the recorder
+// writes it.
+func seqAttr(attrs pcommon.Map) (int64, bool) {
+	v, ok := attrs.Get(schema.AttrSeq)
+	if !ok || v.Type() != pcommon.ValueTypeInt || v.Int() < 0 {
+		return 0, false
+	}
+	return v.Int(), true
+}

@@ -1,0 +1,247 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pamtrail/pamtrail/gateway/auth/scram"
+)
+
+// FieldError is a validation failure of one field, named by its YAML path.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// ValidationError lists every invalid field, so a user fixes them in one pass.
+type ValidationError struct{ Fields []*FieldError }
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		msgs[i] = f.Error()
+	}
+	return "invalid config:\n  " + strings.Join(msgs, "\n  ")
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$`)
+
+// Validate checks the whole config and returns a *ValidationError.
+func (c *Config) Validate() error {
+	v := &validator{}
+	if c.Postgres == nil && c.SSH == nil {
+		v.add("postgres", "at least one listener (postgres or ssh) must be configured")
+	}
+	if c.Postgres != nil {
+		v.address("postgres.address", c.Postgres.Address)
+		if c.Postgres.TLS != nil {
+			v.tlsPair("postgres.tls", c.Postgres.TLS.CertFile, c.Postgres.TLS.KeyFile)
+		} else if c.Postgres.RequireTLS {
+			v.add("postgres.require_tls", "needs postgres.tls.cert_file and key_file")
+		}
+		if c.Postgres.MaxMessageBytes < 1024 {
+			v.add("postgres.max_message_bytes", "must be at least 1KiB")
+		}
+	}
+	if c.SSH != nil {
+		v.address("ssh.address", c.SSH.Address)
+	}
+	v.oneOf("spool.fsync", c.Spool.Fsync, "always", "interval", "none")
+	v.oneOf("spool.overflow", c.Spool.Overflow, "refuse", "drop-oldest")
+	if c.Spool.Dir == "" {
+		v.add("spool.dir", "required")
+	}
+	if c.Spool.KeyFile == "" && c.Spool.KeyEnv == "" {
+		v.add("spool.key_file", "set key_file (made by pamtrail keygen) or key_env")
+	}
+	if c.Spool.Fsync == "interval" && c.Spool.FsyncInterval <= 0 {
+		v.add("spool.fsync_interval", "must be > 0 with fsync: interval")
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		v.add("spool.max_bytes", "must be at least 1MiB")
+	}
+	v.address("upload.endpoint", c.Upload.Endpoint)
+	if c.Upload.Interval <= 0 {
+		v.add("upload.interval", "must be > 0")
+	}
+	if c.Upload.Timeout <= 0 {
+		v.add("upload.timeout", "must be > 0")
+	}
+	v.oneOf("upload.compression", c.Upload.Compression, "gzip", "none")
+	if c.Upload.BatchRecords < 1 {
+		v.add("upload.batch_records", "must be >= 1")
+	}
+	if c.Upload.Insecure && c.Upload.TLS.Enabled {
+		v.add("upload.insecure", "conflicts with upload.tls.enabled")
+	}
+	v.oneOf("recording.failure_policy", c.Recording.FailurePolicy, "fail-open", "fail-closed")
+	v.oneOf("recording.mode", c.Recording.Mode, "async", "strict")
+	if c.Recording.PreviewRows < 0 {
+		v.add("recording.preview_rows", "must be >= 0")
+	}
+	for i, r := range c.Redaction {
+		if _, err := regexp.Compile(r.Pattern); err != nil {
+			v.add(fmt.Sprintf("redaction[%d].pattern", i), "not a valid regular expression: "+err.Error())
+		}
+	}
+	users := v.users(c.Users)
+	accounts := v.accounts(c)
+	for i, g := range c.Grants {
+		f := fmt.Sprintf("grants[%d]", i)
+		if _, ok := users[g.User]; !ok {
+			v.add(f+".user", fmt.Sprintf("unknown user %q", g.User))
+		}
+		if len(g.Accounts) == 0 {
+			v.add(f+".accounts", "must list at least one account")
+		}
+		for j, a := range g.Accounts {
+			if _, ok := accounts[a]; !ok {
+				v.add(fmt.Sprintf("%s.accounts[%d]", f, j), fmt.Sprintf("unknown account %q", a))
+			}
+		}
+	}
+	return v.err()
+}
+
+func (v *validator) users(users []User) map[string]bool {
+	seen := map[string]bool{}
+	for i, u := range users {
+		f := fmt.Sprintf("users[%d]", i)
+		if !namePattern.MatchString(u.Name) {
+			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
+		}
+		if seen[u.Name] {
+			v.add(f+".name", fmt.Sprintf("duplicate user %q", u.Name))
+		}
+		seen[u.Name] = true
+		if u.PostgresSCRAM == "" && len(u.SSHAuthorizedKeys) == 0 {
+			v.add(f, "needs postgres_scram or ssh_authorized_keys to be able to log in")
+		}
+		if u.PostgresSCRAM != "" {
+			if _, err := scram.ParseVerifier(u.PostgresSCRAM); err != nil {
+				v.add(f+".postgres_scram", err.Error())
+			}
+		}
+		for j, k := range u.SSHAuthorizedKeys {
+			if _, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k)); err != nil {
+				v.add(fmt.Sprintf("%s.ssh_authorized_keys[%d]", f, j), "not an authorized_keys line: "+err.Error())
+			}
+		}
+	}
+	return seen
+}
+
+func (v *validator) accounts(c *Config) map[string]bool {
+	seen := map[string]bool{}
+	for i, a := range c.Accounts {
+		f := fmt.Sprintf("accounts[%d]", i)
+		if !namePattern.MatchString(a.Name) {
+			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
+		}
+		if seen[a.Name] {
+			v.add(f+".name", fmt.Sprintf("duplicate account %q", a.Name))
+		}
+		seen[a.Name] = true
+		v.oneOf(f+".type", a.Type, "postgres", "ssh")
+		if a.Host == "" {
+			v.add(f+".host", "required")
+		}
+		if a.Port < 1 || a.Port > 65535 {
+			v.add(f+".port", "must be 1-65535")
+		}
+		if a.User == "" {
+			v.add(f+".user", "required")
+		}
+		switch a.Type {
+		case "postgres":
+			if a.Database == "" {
+				v.add(f+".database", "required for postgres accounts")
+			}
+			if c.Postgres == nil {
+				v.add(f+".type", "postgres account but no postgres listener configured")
+			}
+			// trust needs no secret; anything else does, checked at connect time.
+			if !a.Secret.IsZero() {
+				if err := a.Secret.validate(); err != nil {
+					v.add(f+".secret", err.Error())
+				}
+			}
+		case "ssh":
+			if err := a.Secret.validate(); err != nil {
+				v.add(f+".secret", err.Error())
+			}
+			v.oneOf(f+".secret_kind", a.SecretKind, "private_key", "password")
+			if a.KnownHosts == "" {
+				v.add(f+".known_hosts", "required: pin the target's host key (no trust on first use)")
+			} else if _, _, _, _, _, err := ssh.ParseKnownHosts([]byte(a.KnownHosts)); err != nil {
+				v.add(f+".known_hosts", "not a known_hosts line: "+err.Error())
+			}
+			if c.SSH == nil {
+				v.add(f+".type", "ssh account but no ssh listener configured")
+			}
+		}
+		v.oneOf(f+".failure_policy", a.FailurePolicy, "fail-open", "fail-closed")
+		v.oneOf(f+".mode", a.Mode, "async", "strict")
+		if a.IdleTimeout < 0 {
+			v.add(f+".idle_timeout", "must be >= 0")
+		}
+		if a.MaxDuration < 0 {
+			v.add(f+".max_duration", "must be >= 0")
+		}
+	}
+	return seen
+}
+
+type validator struct{ errs []*FieldError }
+
+func (v *validator) add(field, reason string) {
+	v.errs = append(v.errs, &FieldError{Field: field, Reason: reason})
+}
+
+func (v *validator) oneOf(field, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.add(field, fmt.Sprintf("%q is not one of %s", value, strings.Join(allowed, ", ")))
+}
+
+func (v *validator) address(field, addr string) {
+	if addr == "" {
+		v.add(field, "required (host:port)")
+		return
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		v.add(field, fmt.Sprintf("%q is not host:port", addr))
+	}
+}
+
+func (v *validator) tlsPair(field, cert, key string) {
+	if cert == "" {
+		v.add(field+".cert_file", "required")
+	}
+	if key == "" {
+		v.add(field+".key_file", "required")
+	}
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return &ValidationError{Fields: v.errs}
+}
+
+// ErrUnknownAccount and ErrNoGrant are returned by Authorize.
+var (
+	ErrUnknownAccount = errors.New("unknown account")
+	ErrNoGrant        = errors.New("user has no grant for this account")
+)

@@ -1,0 +1,261 @@
+package recorder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pamtrail/pamtrail/gateway/redact"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// Sink is where encoded records go: the spool. Append must be safe for
+// concurrent use. A record counts as recorded once Append returned nil.
+type Sink interface {
+	Append(payload []byte) error
+}
+
+// DurableSink is a Sink that can also wait until a record is on stable
+// storage, for strict-mode accounts.
+type DurableSink interface {
+	Sink
+	AppendDurable(ctx context.Context, payload []byte) error
+}
+
+// Policy decides how a session reacts when an event cannot be recorded.
+type Policy struct {
+	// FailClosed ends the session on a recording failure; otherwise the
+	// failure is counted and logged and the session goes on.
+	FailClosed bool
+	// Strict waits until each event is durable before returning (requires a
+	// DurableSink) so the engine releases a response only once it is recorded.
+	Strict bool
+}
+
+// Options configure the OTel recorder.
+type Options struct {
+	Sink      Sink
+	GatewayID string
+	Logger    *slog.Logger
+	Redactor  *redact.Redactor
+	// PolicyFor returns the policy for an account; nil means fail-open async.
+	PolicyFor func(account string) Policy
+	// MaxTextBytes bounds query/command text kept in a record.
+	MaxTextBytes int
+	Now          func() time.Time
+}
+
+// OTel records each domain event as one OpenTelemetry log record, encoded
+// as an OTLP LogRecord protobuf, appended to the Sink. The uploader later
+// ships these records as they are.
+type OTel struct {
+	opts   Options
+	active sync.Map // session id -> *otelSession
+
+	appended      atomic.Int64
+	failures      atomic.Int64
+	lastFailLogNs atomic.Int64
+}
+
+// NewOTel builds the recorder.
+func NewOTel(opts Options) (*OTel, error) {
+	if opts.Sink == nil {
+		return nil, errors.New("recorder: Sink is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New(redact.Options{})
+	}
+	if opts.PolicyFor == nil {
+		opts.PolicyFor = func(string) Policy { return Policy{} }
+	}
+	if opts.MaxTextBytes <= 0 {
+		opts.MaxTextBytes = 64 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &OTel{opts: opts}, nil
+}
+
+// Stats reports how many records were appended and how many failed.
+func (r *OTel) Stats() (appended, failures int64) { return r.appended.Load(), r.failures.Load() }
+
+// ActiveSessions is the number of sessions started and not yet ended.
+func (r *OTel) ActiveSessions() int {
+	n := 0
+	r.active.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// Heartbeat appends one pam.session.heartbeat record per active session, so
+// the collector can tell an idle live session from one whose gateway died.
+// The uploader calls it at the start of every upload cycle.
+func (r *OTel) Heartbeat() {
+	r.active.Range(func(_, v any) bool {
+		s := v.(*otelSession)
+		rec := s.newRecord(schema.EventHeartbeat, r.opts.Now(), "")
+		rec.Attributes = append(rec.Attributes,
+			intAttr(schema.AttrQueryCount, s.queries.Load()),
+			intAttr(schema.AttrCommandCount, s.commands.Load()),
+			intAttr(schema.AttrErrorCount, s.errors.Load()))
+		_ = s.emit(rec)
+		return true
+	})
+}
+
+// SessionStart implements Recorder.
+func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, error) {
+	if info.Start.IsZero() {
+		info.Start = r.opts.Now()
+	}
+	s := &otelSession{r: r, info: info, policy: r.opts.PolicyFor(info.Account)}
+	s.base = r.sessionAttrs(info)
+	rec := s.newRecord(schema.EventSessionStart, info.Start, fmt.Sprintf("%s session started by %s on %s", info.ResourceType, info.User, info.Account))
+	rec.Attributes = append(rec.Attributes,
+		strAttr(schema.AttrServerAddr, info.ServerAddr),
+		intAttr(schema.AttrServerPort, int64(info.ServerPort)),
+		strAttr(schema.AttrAuthMethod, info.AuthMethod))
+	if info.Database != "" {
+		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrDBNamespace, info.Database), strAttr(schema.AttrDBSystem, "postgresql"))
+	}
+	if info.UpstreamUser != "" {
+		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrDBUpstreamUser, info.UpstreamUser))
+	}
+	if err := s.append(rec); err != nil {
+		// A session that cannot even record its start is refused under
+		// either policy: nothing of it would be auditable.
+		_ = r.recordFailure(s, rec.EventName, err)
+		return nil, fmt.Errorf("recording session start: %w", err)
+	}
+	r.active.Store(info.ID, s)
+	return s, nil
+}
+
+// AuthFailure implements Recorder. A refused attempt has no session; it gets
+// its own id so its document id is unique.
+func (r *OTel) AuthFailure(ctx context.Context, f AuthFailure) error {
+	if f.Time.IsZero() {
+		f.Time = r.opts.Now()
+	}
+	info := SessionInfo{ID: NewSessionID(), User: f.User, Account: f.Account, ResourceType: f.ResourceType, ClientAddr: f.ClientAddr, ClientPort: f.ClientPort}
+	s := &otelSession{r: r, info: info}
+	s.base = r.sessionAttrs(info)
+	msg, _ := r.opts.Redactor.Shell(f.Message)
+	rec := s.newRecord(schema.EventAuthFailure, f.Time, msg)
+	rec.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_WARN
+	rec.SeverityText = "WARN"
+	rec.Attributes = append(rec.Attributes, strAttr(schema.AttrAuthFailure, f.Reason))
+	return s.emit(rec)
+}
+
+func (r *OTel) sessionAttrs(info SessionInfo) []*commonpb.KeyValue {
+	attrs := []*commonpb.KeyValue{
+		strAttr(schema.AttrSessionID, info.ID),
+		strAttr(schema.AttrUserName, info.User),
+		strAttr(schema.AttrAccount, info.Account),
+		strAttr(schema.AttrResourceType, info.ResourceType),
+		strAttr(schema.AttrClientAddr, info.ClientAddr),
+		strAttr(schema.AttrGatewayID, r.opts.GatewayID),
+	}
+	if info.ClientPort != 0 {
+		attrs = append(attrs, intAttr(schema.AttrClientPort, int64(info.ClientPort)))
+	}
+	return attrs
+}
+
+// recordFailure counts a failed append, logs it (at most once a second, so a
+// full disk does not flood the log) and applies the session's policy.
+func (r *OTel) recordFailure(s *otelSession, event string, err error) error {
+	n := r.failures.Add(1)
+	s.recErrors.Add(1)
+	now := time.Now().UnixNano()
+	if last := r.lastFailLogNs.Load(); now-last > int64(time.Second) && r.lastFailLogNs.CompareAndSwap(last, now) {
+		r.opts.Logger.Error("recording failed", "session.id", s.info.ID, "event", event, "error", err,
+			"failures_total", n, "fail_closed", s.policy.FailClosed || s.policy.Strict)
+	}
+	if s.policy.FailClosed || s.policy.Strict {
+		return fmt.Errorf("recording %s: %w", event, err)
+	}
+	return nil
+}
+
+func (r *OTel) truncate(s string) (string, bool) {
+	if len(s) <= r.opts.MaxTextBytes {
+		return s, false
+	}
+	cut := r.opts.MaxTextBytes
+	for cut > 0 && !utf8Start(s[cut]) {
+		cut--
+	}
+	return s[:cut], true
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+func strAttr(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+}
+
+func intAttr(k string, v int64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
+}
+
+func floatAttr(k string, v float64) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v}}}
+}
+
+func boolAttr(k string, v bool) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v}}}
+}
+
+func strSliceAttr(k string, vs []string) *commonpb.KeyValue {
+	arr := make([]*commonpb.AnyValue, len(vs))
+	for i, v := range vs {
+		arr[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}
+	}
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: arr}}}}
+}
+
+func durationMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// operationName is the first SQL keyword, upper-cased (db.operation.name).
+func operationName(sql string) string {
+	sql = strings.TrimLeft(sql, " \t\r\n(")
+	for strings.HasPrefix(sql, "--") || strings.HasPrefix(sql, "/*") {
+		if strings.HasPrefix(sql, "--") {
+			i := strings.IndexByte(sql, '\n')
+			if i < 0 {
+				return ""
+			}
+			sql = strings.TrimLeft(sql[i+1:], " \t\r\n(")
+			continue
+		}
+		i := strings.Index(sql, "*/")
+		if i < 0 {
+			return ""
+		}
+		sql = strings.TrimLeft(sql[i+2:], " \t\r\n(")
+	}
+	end := strings.IndexFunc(sql, func(c rune) bool { return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') })
+	if end < 0 {
+		end = len(sql)
+	}
+	return strings.ToUpper(sql[:end])
+}
+
+// encode marshals a record; proto's deterministic mode is not needed since
+// records are never compared byte-wise.
+func encode(rec *logspb.LogRecord) ([]byte, error) { return proto.Marshal(rec) }
+

@@ -1,0 +1,128 @@
+// Package schema is the single source of event names and attribute keys that
+// pamtrail writes into OpenTelemetry log records. The gateway recorder, the
+// collector's session processor, the Elasticsearch templates, the dashboards and
+// the `pamtrail sessions` CLI all agree through this file; SCHEMA.md documents it
+// and a contract test keeps them in step.
+//
+// Where an OpenTelemetry semantic-convention name exists it is used as is;
+// pamtrail-specific keys live under the "pam." prefix.
+package schema
+
+// Event names (the OTel LogRecord EventName).
+const (
+	EventSessionStart = "pam.session.start"
+	EventSessionEnd   = "pam.session.end"
+	EventAuthFailure  = "pam.auth.failure"
+	EventDBQuery      = "pam.db.query"
+	EventDBNotice     = "pam.db.notice"
+	EventSSHCommand   = "pam.ssh.command"
+	EventSSHOutput    = "pam.ssh.output"
+	EventSSHFile      = "pam.ssh.file"
+	EventSSHForward   = "pam.ssh.forward"
+	EventHeartbeat    = "pam.session.heartbeat"
+	EventSummary      = "pam.session.summary"
+)
+
+// Session attributes: present on every record of a session.
+const (
+	AttrSessionID    = "session.id"      // semconv
+	AttrUserName     = "user.name"       // semconv: the gateway identity
+	AttrClientAddr   = "client.address"  // semconv
+	AttrClientPort   = "client.port"     // semconv
+	AttrServerAddr   = "server.address"  // semconv: the upstream target host
+	AttrServerPort   = "server.port"     // semconv
+	AttrAccount      = "pam.account"     // the account (credential set) used upstream
+	AttrResourceType = "pam.resource.type"
+	AttrSeq          = "pam.seq" // per-session sequence number, from 0 (session start)
+	AttrGatewayID    = "pam.gateway.id"
+	AttrDocumentID   = "elasticsearch.document_id" // set by the session processor
+)
+
+// Resource types (values of AttrResourceType).
+const (
+	ResourcePostgres = "postgres"
+	ResourceSSH      = "ssh"
+)
+
+// Database attributes (pam.db.query).
+const (
+	AttrDBSystem         = "db.system.name"            // semconv: "postgresql"
+	AttrDBNamespace      = "db.namespace"              // semconv: database name
+	AttrDBQueryText      = "db.query.text"             // semconv
+	AttrDBOperation      = "db.operation.name"         // semconv: first keyword, e.g. SELECT
+	AttrDBStatusCode     = "db.response.status_code"   // semconv: SQLSTATE on error
+	AttrDBReturnedRows   = "db.response.returned_rows" // semconv
+	AttrDBUpstreamUser   = "pam.db.upstream_user"
+	AttrDBCommandTag     = "pam.db.command_tag"   // e.g. "INSERT 0 1"
+	AttrDBRowsAffected   = "pam.db.rows_affected" // from the command tag
+	AttrDBProtocol       = "pam.db.protocol"      // "simple" or "extended"
+	AttrDBParams         = "pam.db.params"        // rendered bind parameters
+	AttrDBParamsTrunc    = "pam.db.params_truncated"
+	AttrDBColumns        = "pam.db.columns"
+	AttrDBTxStatus       = "pam.db.tx_status" // I, T or E after the statement
+	AttrDBNotExecuted    = "pam.db.not_executed"
+	AttrErrorType        = "error.type"           // semconv
+	AttrErrorMessage     = "pam.error.message"    // server's error message
+	AttrErrorDetail      = "pam.error.detail"     // server's error detail
+	AttrResponseText     = "pam.response.text"    // human-readable response (tag, error, preview)
+	AttrResponseTrunc    = "pam.response.truncated"
+	AttrDurationMs       = "pam.duration_ms" // statement or command duration
+	AttrStartTime        = "pam.start_time"  // RFC3339Nano; the record timestamp is the same instant
+	AttrBytesIn          = "pam.bytes.in"    // client -> upstream
+	AttrBytesOut         = "pam.bytes.out"   // upstream -> client
+	AttrEndReason        = "pam.end.reason"
+	AttrQueryCount       = "pam.count.queries"
+	AttrCommandCount     = "pam.count.commands"
+	AttrErrorCount       = "pam.count.errors"
+	AttrAuthFailure      = "pam.auth.reason"
+	AttrAuthMethod       = "pam.auth.method"
+	AttrRedactions       = "pam.redactions"
+	AttrRecordingErrors  = "pam.recording.errors"
+	AttrProtocolViolated = "pam.protocol.violation"
+)
+
+// SSH attributes.
+const (
+	AttrSSHChannelType = "pam.ssh.channel" // terminal, exec, sftp, scp, forward
+	AttrSSHCommand     = "pam.ssh.command"
+	AttrSSHExitStatus  = "pam.ssh.exit_status"
+	AttrSSHExitSignal  = "pam.ssh.exit_signal"
+	AttrSSHOutput      = "pam.ssh.output"
+	AttrSSHStream      = "pam.ssh.stream" // stdout, stderr, pty
+	AttrSSHElapsedMs   = "pam.ssh.elapsed_ms"
+	AttrFileOperation  = "pam.file.operation" // open, read, write, remove, rename, mkdir, ...
+	AttrFilePath       = "file.path"          // semconv
+	AttrFileTarget     = "pam.file.target"    // rename / symlink target
+	AttrFileBytes      = "pam.file.bytes"
+	AttrForwardTarget  = "pam.forward.target"
+)
+
+// Session-end reasons (values of AttrEndReason).
+const (
+	EndClientQuit     = "client_quit"
+	EndUpstreamClosed = "upstream_closed"
+	EndNetworkError   = "network_error"
+	EndIdleTimeout    = "idle_timeout"
+	EndMaxDuration    = "max_duration"
+	EndProtocolError  = "protocol_error"
+	EndRecordingError = "recording_error"
+	EndShutdown       = "gateway_shutdown"
+)
+
+// Auth-failure reasons (values of AttrAuthFailure).
+const (
+	AuthBadPassword     = "bad_password"
+	AuthUnknownUser     = "unknown_user"
+	AuthUnknownAccount  = "unknown_account"
+	AuthNoGrant         = "no_grant"
+	AuthUpstreamFailed  = "upstream_failed"
+	AuthHostKeyMismatch = "host_key_mismatch"
+	AuthBadKey          = "bad_key"
+)
+
+// Elasticsearch names.
+const (
+	EventsIndex        = "pamtrail-events"
+	EventsIndexPattern = "pamtrail-events*"
+	SessionsIndex      = "pamtrail-sessions"
+)
