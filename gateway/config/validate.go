@@ -64,8 +64,13 @@ func (c *Config) Validate() error {
 	if c.Spool.Fsync == "interval" && c.Spool.FsyncInterval <= 0 {
 		v.add("spool.fsync_interval", "must be > 0 with fsync: interval")
 	}
-	if c.Spool.MaxBytes < 1<<20 {
-		v.add("spool.max_bytes", "must be at least 1MiB")
+	// The spool keeps whole segments; a full spool must have a sealed one
+	// to drop or drain, and a segment must hold the largest record.
+	if c.Spool.SegmentBytes < 17<<20 {
+		v.add("spool.segment_bytes", "must be at least 17MiB (the largest record is 16MiB)")
+	}
+	if c.Spool.MaxBytes != 0 && c.Spool.MaxBytes < 2*c.Spool.SegmentBytes {
+		v.add("spool.max_bytes", fmt.Sprintf("must be 0 (unlimited) or at least twice spool.segment_bytes (%d bytes)", 2*c.Spool.SegmentBytes))
 	}
 	v.address("upload.endpoint", c.Upload.Endpoint)
 	if c.Upload.Interval <= 0 {

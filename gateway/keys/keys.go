@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -48,6 +49,9 @@ type Key struct {
 
 // String returns the id only: key material must never reach a log.
 func (k Key) String() string { return "key " + k.ID }
+
+// GoString keeps %#v from printing the secret too.
+func (k Key) GoString() string { return "keys.Key{ID: " + strconv.Quote(k.ID) + "}" }
 
 // AEAD returns an AES-256-GCM instance for the key.
 func (k Key) AEAD() (cipher.AEAD, error) {
@@ -76,7 +80,7 @@ func deriveID(secret []byte) string {
 	h := sha256.New()
 	h.Write([]byte(idDomain))
 	h.Write(secret)
-	return hex.EncodeToString(h.Sum(nil)[:4])
+	return hex.EncodeToString(h.Sum(nil)[:keyIDSize])
 }
 
 // Ring is an ordered set of keys; the last one is current.
@@ -171,7 +175,7 @@ func Load(path string) (*Ring, error) {
 func Parse(data []byte) (*Ring, error) {
 	var f keyringFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a pamtrail keyring (invalid JSON: %w)", err)
+		return nil, fmt.Errorf("not a pamtrail keyring (invalid JSON: %s)", jsonProblem(err))
 	}
 	if f.Version != fileVersion {
 		return nil, fmt.Errorf("unsupported keyring version %d (want %d)", f.Version, fileVersion)
@@ -180,16 +184,43 @@ func Parse(data []byte) (*Ring, error) {
 	for i, e := range f.Keys {
 		secret, err := decodeSecret(e.Key)
 		if err != nil {
-			return nil, fmt.Errorf("keys[%d] (id %q): %w", i, e.ID, err)
+			return nil, fmt.Errorf("keys[%d] (id %s): %w", i, idLabel(e.ID), err)
 		}
 		k := keyFromSecret(secret, e.Created)
 		if e.ID != k.ID {
-			return nil, fmt.Errorf("keys[%d]: id %q does not match its key material (the file is damaged or was edited)", i, e.ID)
+			return nil, fmt.Errorf("keys[%d]: id %s does not match its key material (the file is damaged or was edited)", i, idLabel(e.ID))
 		}
 		keys = append(keys, k)
 	}
 	return NewRing(keys...)
 }
+
+// jsonProblem describes a decoding error without quoting the input, which
+// encoding/json does for some errors (and the input may be key material).
+func jsonProblem(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("syntax error at byte %d", syntax.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be a %s", typ.Field, typ.Type)
+	default:
+		return "a field has the wrong format (created must be an RFC 3339 time)"
+	}
+}
+
+// idLabel quotes an id for an error message, unless it is too long to be
+// one: key material pasted into the wrong field must not reach a log.
+func idLabel(id string) string {
+	if len(id) > 2*keyIDSize {
+		return fmt.Sprintf("of %d characters, not an id", len(id))
+	}
+	return strconv.Quote(id)
+}
+
+// keyIDSize is the length of a key id in bytes (hex-encoded: twice that).
+const keyIDSize = 4
 
 // decodeSecret decodes base64 (standard, with or without padding) into a key.
 func decodeSecret(s string) ([KeySize]byte, error) {

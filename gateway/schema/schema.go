@@ -21,17 +21,20 @@ const (
 	EventSSHForward   = "pam.ssh.forward"
 	EventHeartbeat    = "pam.session.heartbeat"
 	EventSummary      = "pam.session.summary"
+	// EventSpoolUndecodable stands in for a spooled payload the uploader
+	// could not decode: it is sent, not skipped, so a loss is visible.
+	EventSpoolUndecodable = "pam.spool.undecodable"
 )
 
 // Session attributes: present on every record of a session.
 const (
-	AttrSessionID    = "session.id"      // semconv
-	AttrUserName     = "user.name"       // semconv: the gateway identity
-	AttrClientAddr   = "client.address"  // semconv
-	AttrClientPort   = "client.port"     // semconv
-	AttrServerAddr   = "server.address"  // semconv: the upstream target host
-	AttrServerPort   = "server.port"     // semconv
-	AttrAccount      = "pam.account"     // the account (credential set) used upstream
+	AttrSessionID    = "session.id"     // semconv
+	AttrUserName     = "user.name"      // semconv: the gateway identity
+	AttrClientAddr   = "client.address" // semconv
+	AttrClientPort   = "client.port"    // semconv
+	AttrServerAddr   = "server.address" // semconv: the upstream target host
+	AttrServerPort   = "server.port"    // semconv
+	AttrAccount      = "pam.account"    // the account (credential set) used upstream
 	AttrResourceType = "pam.resource.type"
 	AttrSeq          = "pam.seq" // per-session sequence number, from 0 (session start)
 	AttrGatewayID    = "pam.gateway.id"
@@ -61,10 +64,10 @@ const (
 	AttrDBColumns        = "pam.db.columns"
 	AttrDBTxStatus       = "pam.db.tx_status" // I, T or E after the statement
 	AttrDBNotExecuted    = "pam.db.not_executed"
-	AttrErrorType        = "error.type"           // semconv
-	AttrErrorMessage     = "pam.error.message"    // server's error message
-	AttrErrorDetail      = "pam.error.detail"     // server's error detail
-	AttrResponseText     = "pam.response.text"    // human-readable response (tag, error, preview)
+	AttrErrorType        = "error.type"        // semconv
+	AttrErrorMessage     = "pam.error.message" // server's error message
+	AttrErrorDetail      = "pam.error.detail"  // server's error detail
+	AttrResponseText     = "pam.response.text" // human-readable response (tag, error, preview)
 	AttrResponseTrunc    = "pam.response.truncated"
 	AttrDurationMs       = "pam.duration_ms" // statement or command duration
 	AttrStartTime        = "pam.start_time"  // RFC3339Nano; the record timestamp is the same instant
@@ -79,6 +82,7 @@ const (
 	AttrRedactions       = "pam.redactions"
 	AttrRecordingErrors  = "pam.recording.errors"
 	AttrProtocolViolated = "pam.protocol.violation"
+	AttrSpoolDecodeError = "pam.spool.decode_error"
 )
 
 // SSH attributes.

@@ -29,7 +29,7 @@ import (
 //
 // Frame:
 //
-//	 0  sealed length L (uint32): ciphertext + GCM tag
+//	 0  sealed length L (uint32: ciphertext + GCM tag) XOR lengthMask
 //	 4  CRC32C over bytes 0..4, 8..24 and the L sealed bytes
 //	 8  record sequence number (uint64), spool-wide, strictly increasing
 //	16  append time (int64 unix nanoseconds)
@@ -49,6 +49,10 @@ import (
 //
 // The CRC lets recovery tell torn or damaged frames from good ones without
 // decrypting; GCM then authenticates what the CRC let through.
+//
+// The length is masked so that a frame's first byte is never zero: a tail
+// cut one byte into a frame is then distinguishable from the zero fill a
+// filesystem leaves when a crash extended the file but lost the data.
 
 const (
 	segmentMagic      = "PAMTRSEG"
@@ -64,6 +68,7 @@ const (
 	ackTmpFileName    = "ack.tmp"
 	ackMagic          = "PAMTRACK"
 	ackFileSize       = 40
+	lengthMask        = 0xA5A5A5A5
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -129,7 +134,7 @@ type frameHeader struct {
 
 func parseFrameHeader(b []byte) frameHeader {
 	return frameHeader{
-		length: binary.BigEndian.Uint32(b[0:4]),
+		length: binary.BigEndian.Uint32(b[0:4]) ^ lengthMask,
 		crc:    binary.BigEndian.Uint32(b[4:8]),
 		seq:    binary.BigEndian.Uint64(b[8:16]),
 		time:   int64(binary.BigEndian.Uint64(b[16:24])),
@@ -161,22 +166,28 @@ func recordNonce(nonce *[nonceSize]byte, base *[nonceSize]byte, seq uint64) {
 	}
 }
 
+// frameScratch holds the nonce and AAD of a seal. Passing slices of stack
+// arrays to the cipher.AEAD interface would move them to the heap on every
+// record; the appender reuses one scratch instead.
+type frameScratch struct {
+	nonce [nonceSize]byte
+	aad   [24]byte
+}
+
 // appendFrame seals payload and appends the complete frame to dst. offset is
 // where the frame starts in its segment.
-func appendFrame(dst []byte, aead cipher.AEAD, h *segmentHeader, offset int64, seq uint64, now int64, payload []byte) []byte {
+func appendFrame(dst []byte, sc *frameScratch, aead cipher.AEAD, h *segmentHeader, offset int64, seq uint64, now int64, payload []byte) []byte {
 	start := len(dst)
 	sealedLen := len(payload) + aead.Overhead()
 	dst = append(dst, make([]byte, frameHeaderSize)...)
 	hdr := dst[start : start+frameHeaderSize]
-	binary.BigEndian.PutUint32(hdr[0:4], uint32(sealedLen))
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(sealedLen)^lengthMask)
 	binary.BigEndian.PutUint64(hdr[8:16], seq)
 	binary.BigEndian.PutUint64(hdr[16:24], uint64(now))
 
-	var nonce [nonceSize]byte
-	var aad [24]byte
-	recordNonce(&nonce, &h.nonceBase, seq)
-	recordAAD(&aad, h.id, offset, seq)
-	dst = aead.Seal(dst, nonce[:], payload, aad[:])
+	recordNonce(&sc.nonce, &h.nonceBase, seq)
+	recordAAD(&sc.aad, h.id, offset, seq)
+	dst = aead.Seal(dst, sc.nonce[:], payload, sc.aad[:])
 
 	hdr = dst[start : start+frameHeaderSize] // Seal may have reallocated dst
 	binary.BigEndian.PutUint32(hdr[4:8], frameCRC(hdr, dst[start+frameHeaderSize:]))

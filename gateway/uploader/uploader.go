@@ -1,0 +1,366 @@
+// Package uploader ships spooled records to the collector over OTLP/gRPC.
+//
+// Every Interval (and on Flush and Shutdown) it reads batches from the spool
+// starting at the acknowledged position, rebuilds OpenTelemetry log records
+// from the stored OTLP bytes, exports them synchronously and acknowledges
+// the batch only when the collector accepted all of it. Any failure,
+// including a partial success, leaves the batch in the spool to be sent
+// again after a backoff: delivery is at-least-once from the spool, and the
+// collector deduplicates by document id. The exporter's own retry is off,
+// because the spool, not the exporter, is the durable layer.
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/pamtrail/pamtrail/gateway/spool"
+)
+
+// Spool is what the uploader needs from the spool.
+type Spool interface {
+	ReadBatch(maxRecords, maxBytes int) (spool.Batch, error)
+	Ack(spool.Cursor) error
+	Stats() spool.Stats
+}
+
+var errShutDown = errors.New("uploader: shut down")
+
+// Uploader moves records from a spool to the collector.
+type Uploader struct {
+	cfg      Config
+	spool    Spool
+	log      *slog.Logger
+	exporter *otlploggrpc.Exporter
+	conv     *converter
+
+	mu       sync.Mutex
+	started  bool
+	shutdown bool
+	cancel   context.CancelFunc // stops an in-flight export at Shutdown
+	stop     chan struct{}
+	done     chan struct{}
+	flushReq chan chan error
+	cycleMu  sync.Mutex // one cycle at a time (loop, Flush, final flush)
+	// closed is set (under cycleMu) once the exporter is shut down: its
+	// Export then returns nil without sending, which must never lead to an
+	// ack.
+	closed bool
+
+	uploaded     atomic.Uint64
+	batches      atomic.Uint64
+	failures     atomic.Uint64
+	consecutive  atomic.Uint64
+	undecodable  atomic.Uint64
+	lastSuccess  atomic.Int64
+	lastErrorMsg atomic.Pointer[string]
+}
+
+// New validates cfg and prepares the exporter. It does not connect: the
+// gRPC connection is made lazily and re-made after failures.
+func New(sp Spool, cfg Config) (*Uploader, error) {
+	if sp == nil {
+		return nil, errors.New("uploader: spool is required")
+	}
+	cfg.applyDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	opts := []otlploggrpc.Option{
+		otlploggrpc.WithEndpoint(cfg.Endpoint),
+		otlploggrpc.WithTimeout(cfg.Timeout),
+		otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}),
+		// Reconnect at the uploader's own pace: gRPC's default reconnect
+		// backoff grows to 2 minutes, which would stall uploads long after
+		// the collector is back.
+		otlploggrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
+			MinConnectTimeout: cfg.Timeout,
+		})),
+	}
+	if cfg.Compression == CompressionGzip {
+		opts = append(opts, otlploggrpc.WithCompressor(CompressionGzip))
+	}
+	if len(cfg.Headers) > 0 {
+		opts = append(opts, otlploggrpc.WithHeaders(cfg.Headers))
+	}
+	if cfg.Insecure {
+		opts = append(opts, otlploggrpc.WithInsecure())
+	} else {
+		tc, err := cfg.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(tc)))
+	}
+	exp, err := otlploggrpc.New(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("uploader: creating OTLP exporter: %w", err)
+	}
+	return &Uploader{
+		cfg:      cfg,
+		spool:    sp,
+		log:      cfg.Logger.With("component", "uploader", "endpoint", cfg.Endpoint),
+		exporter: exp,
+		conv:     newConverter(cfg.GatewayID, cfg.HostName),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		flushReq: make(chan chan error),
+	}, nil
+}
+
+// Start runs the upload loop in the background until Shutdown.
+func (u *Uploader) Start(context.Context) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	switch {
+	case u.shutdown:
+		return errors.New("uploader: Start after Shutdown")
+	case u.started:
+		return errors.New("uploader: already started")
+	}
+	u.started = true
+	ctx, cancel := context.WithCancel(context.Background())
+	u.cancel = cancel
+	go u.run(ctx)
+	return nil
+}
+
+// Flush runs an upload cycle now and returns its error. Without a running
+// loop (before Start or after Shutdown) it runs the cycle itself.
+func (u *Uploader) Flush(ctx context.Context) error {
+	u.mu.Lock()
+	running := u.started && !u.shutdown
+	u.mu.Unlock()
+	if !running {
+		return u.cycle(ctx)
+	}
+	reply := make(chan error, 1)
+	select {
+	case u.flushReq <- reply:
+	case <-u.done:
+		return errShutDown
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown stops the loop, makes one last attempt to upload what is pending
+// (bounded by ctx) and closes the exporter. Safe before Start and twice.
+func (u *Uploader) Shutdown(ctx context.Context) error {
+	u.mu.Lock()
+	if u.shutdown {
+		u.mu.Unlock()
+		return nil
+	}
+	u.shutdown = true
+	started := u.started
+	u.mu.Unlock()
+
+	if started {
+		close(u.stop)
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+			u.cancel() // abort the in-flight export; its batch stays spooled
+			<-u.done
+		}
+		u.cancel()
+	}
+	var errs []error
+	if ctx.Err() == nil {
+		if err := u.cycle(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("uploader: final flush: %w (records stay in the spool)", err))
+		}
+	}
+	u.cycleMu.Lock()
+	u.closed = true
+	errs = append(errs, u.exporter.Shutdown(ctx), u.conv.shutdown(ctx))
+	u.cycleMu.Unlock()
+	return errors.Join(errs...)
+}
+
+func (u *Uploader) run(ctx context.Context) {
+	defer close(u.done)
+	timer := time.NewTimer(u.cfg.Interval)
+	defer timer.Stop()
+	var backoff time.Duration
+	for {
+		var reply chan error
+		select {
+		case <-u.stop:
+			return
+		case <-timer.C:
+		case reply = <-u.flushReq:
+		}
+		drained, err := u.runCycle(ctx)
+		if reply != nil {
+			reply <- err
+		}
+		var delay time.Duration
+		switch {
+		case err == nil && !drained:
+			delay, backoff = 0, 0 // a backlog: keep going, BeforeCycle still runs per cycle
+		case err == nil:
+			delay, backoff = u.cfg.Interval, 0
+		default:
+			backoff = nextBackoff(backoff, u.cfg.InitialBackoff, u.cfg.MaxBackoff)
+			delay = jitter(backoff)
+		}
+		timer.Reset(delay)
+	}
+}
+
+// cycle uploads batches until the spool is drained or a batch fails.
+func (u *Uploader) cycle(ctx context.Context) error {
+	_, err := u.runCycle(ctx)
+	return err
+}
+
+// runCycle reports whether it drained the spool (false when it stopped at
+// maxBatchesPerCycle).
+func (u *Uploader) runCycle(ctx context.Context) (bool, error) {
+	u.cycleMu.Lock()
+	defer u.cycleMu.Unlock()
+	if u.closed {
+		return false, errShutDown
+	}
+	u.beforeCycle()
+	for range maxBatchesPerCycle {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		n, err := u.uploadBatch(ctx)
+		if err != nil {
+			u.recordFailure(err)
+			return false, err
+		}
+		if n == 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// uploadBatch sends one batch and acks it; it returns how many records went.
+func (u *Uploader) uploadBatch(ctx context.Context) (int, error) {
+	b, err := u.spool.ReadBatch(u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
+	if err != nil {
+		return 0, fmt.Errorf("reading spool: %w", err)
+	}
+	if b.Len() == 0 {
+		return 0, nil
+	}
+	records, bad := u.conv.convert(b.Records)
+	if bad > 0 {
+		u.undecodable.Add(uint64(bad))
+		u.log.Error("spooled records are not OTLP log records; sending them as error records", "count", bad)
+	}
+	if err := u.exporter.Export(ctx, records); err != nil {
+		// Includes OTLP partial success: the whole batch is retried and
+		// the collector's document ids absorb the duplicates.
+		return 0, fmt.Errorf("exporting %d records: %w", len(records), err)
+	}
+	if err := u.spool.Ack(b.Cursor); err != nil {
+		return 0, fmt.Errorf("acknowledging %d delivered records (they will be sent again): %w", b.Len(), err)
+	}
+	u.uploaded.Add(uint64(b.Len()))
+	u.batches.Add(1)
+	u.lastSuccess.Store(time.Now().UnixNano())
+	if u.consecutive.Swap(0) > 0 {
+		u.log.Info("upload recovered", "records", b.Len())
+	}
+	return b.Len(), nil
+}
+
+func (u *Uploader) beforeCycle() {
+	if u.cfg.BeforeCycle == nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			u.log.Error("BeforeCycle hook panicked", "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	u.cfg.BeforeCycle()
+}
+
+func (u *Uploader) recordFailure(err error) {
+	u.failures.Add(1)
+	n := u.consecutive.Add(1)
+	msg := err.Error()
+	u.lastErrorMsg.Store(&msg)
+	// Log the first failure and then every 10th, not every retry.
+	if n == 1 || n%10 == 0 {
+		u.log.Warn("upload failed; records stay in the spool", "error", err, "consecutive_failures", n)
+	}
+}
+
+// nextBackoff doubles the retry delay within [initial, maxDelay].
+func nextBackoff(cur, initial, maxDelay time.Duration) time.Duration {
+	if cur == 0 {
+		return initial
+	}
+	return min(cur*2, maxDelay)
+}
+
+// jitter spreads retries over [d/2, d] so that many gateways recovering
+// together do not hit the collector in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Stats are the uploader's counters.
+type Stats struct {
+	Uploaded            uint64    // records acknowledged by the collector
+	Batches             uint64    // successful export requests
+	Failures            uint64    // failed cycles
+	ConsecutiveFailures uint64    // failures since the last success
+	Undecodable         uint64    // spooled payloads sent as error records
+	LastSuccess         time.Time // zero until the first success
+	LastError           string
+	Pending             uint64        // records in the spool not yet acknowledged
+	Lag                 time.Duration // age of the oldest pending record
+}
+
+// Stats returns a snapshot.
+func (u *Uploader) Stats() Stats {
+	sp := u.spool.Stats()
+	st := Stats{
+		Uploaded:            u.uploaded.Load(),
+		Batches:             u.batches.Load(),
+		Failures:            u.failures.Load(),
+		ConsecutiveFailures: u.consecutive.Load(),
+		Undecodable:         u.undecodable.Load(),
+		Pending:             sp.RecordsPending,
+		Lag:                 sp.OldestUnackedAge(),
+	}
+	if ns := u.lastSuccess.Load(); ns != 0 {
+		st.LastSuccess = time.Unix(0, ns)
+	}
+	if p := u.lastErrorMsg.Load(); p != nil {
+		st.LastError = *p
+	}
+	return st
+}
