@@ -1,11 +1,70 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/postgres"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/server"
 )
 
+// engines are the protocols this build serves.
+var engines = map[string]server.EngineFactory{
+	"postgres": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
+		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log, GatewayID: cfg.Gateway.ID})
+	},
+}
+
+// runGateway runs the gateway in the foreground until SIGINT or SIGTERM.
 func runGateway(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pamtrail gateway: not wired yet")
-	return 2
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "gateway config file (YAML)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful stop may take")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "pamtrail gateway: --config is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "pamtrail: %v\n", err)
+		return 1
+	}
+	log := newLogger(stderr, cfg.Gateway.LogLevel).With("gateway.id", cfg.Gateway.ID)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	gw, err := server.Start(ctx, cfg, log, engines)
+	if err != nil {
+		log.Error("gateway failed to start", "error", err)
+		return 1
+	}
+	log.Info("gateway started", "config", *path)
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	gw.Shutdown(sctx)
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }

@@ -1,0 +1,55 @@
+package e2e
+
+import "fmt"
+
+// collectorConfig is examples/quickstart/collector.yaml with this test's
+// ports and directories and a 1 s flush so tests do not wait 10 s a cycle.
+func collectorConfig(otlpAddr, healthAddr, esURL, queueDir string) string {
+	return fmt.Sprintf(`extensions:
+  health_check:
+    endpoint: %s
+  file_storage:
+    directory: %s
+    create_directory: true
+    fsync: true
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: %s
+processors:
+  session:
+    flush_interval: 1s
+exporters:
+  elasticsearch:
+    endpoint: %s
+    logs_index: pamtrail-events
+    logs_dynamic_id:
+      enabled: true
+    suppress_conflict_errors: true
+    retry:
+      enabled: true
+      max_retries: 1500
+      initial_interval: 200ms
+      max_interval: 2s
+      retry_on_status: [429, 502, 503, 504]
+    sending_queue:
+      enabled: true
+      storage: file_storage
+      block_on_overflow: true
+      queue_size: 1000
+      num_consumers: 2
+      batch:
+        flush_timeout: 200ms
+service:
+  extensions: [health_check, file_storage]
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [session]
+      exporters: [elasticsearch]
+  telemetry:
+    metrics:
+      level: none
+`, healthAddr, queueDir, otlpAddr, esURL)
+}

@@ -1,0 +1,198 @@
+package review
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// Client reads pamtrail indices.
+type Client struct {
+	ES *elasticsearch.Client
+}
+
+// NewClient connects to Elasticsearch at url.
+func NewClient(url string) (*Client, error) {
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{url}})
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch %s: %w", url, err)
+	}
+	return &Client{ES: es}, nil
+}
+
+// Event is one recorded event document.
+type Event struct {
+	DocID      string
+	Timestamp  time.Time
+	EventName  string
+	Body       string
+	Attributes map[string]any
+}
+
+// Str returns a string attribute ("" if absent).
+func (e Event) Str(key string) string {
+	s, _ := e.Attributes[key].(string)
+	return s
+}
+
+// Int returns a numeric attribute (-1 if absent).
+func (e Event) Int(key string) int64 {
+	switch v := e.Attributes[key].(type) {
+	case float64:
+		return int64(v)
+	case json.Number:
+		n, _ := v.Int64()
+		return n
+	}
+	return -1
+}
+
+// Filter selects events; zero fields do not filter.
+type Filter struct {
+	SessionID string
+	GatewayID string
+	User      string
+	EventName string
+	Text      string // full-text search of statements, commands and responses
+	Since     time.Time
+	Size      int // default 1000
+}
+
+func (f Filter) query() map[string]any {
+	var must []any
+	term := func(field, v string) {
+		if v != "" {
+			must = append(must, map[string]any{"term": map[string]any{field: v}})
+		}
+	}
+	term(Attr(schema.AttrSessionID), f.SessionID)
+	term(Attr(schema.AttrGatewayID), f.GatewayID)
+	term(Attr(schema.AttrUserName), f.User)
+	term(FieldEventName, f.EventName)
+	if f.Text != "" {
+		must = append(must, map[string]any{"multi_match": map[string]any{
+			"query": f.Text, "fields": TextFields, "type": "phrase", "lenient": true}})
+	}
+	if !f.Since.IsZero() {
+		must = append(must, map[string]any{"range": map[string]any{FieldTimestamp: map[string]any{"gte": f.Since.UTC().Format(time.RFC3339Nano)}}})
+	}
+	if len(must) == 0 {
+		return map[string]any{"match_all": map[string]any{}}
+	}
+	return map[string]any{"bool": map[string]any{"filter": must}}
+}
+
+// Events returns matching events ordered by session and sequence number,
+// and the total number of matches.
+func (c *Client) Events(ctx context.Context, f Filter) ([]Event, int, error) {
+	size := f.Size
+	if size <= 0 {
+		size = 1000
+	}
+	body := map[string]any{
+		"query":            f.query(),
+		"size":             size,
+		"track_total_hits": true,
+		"sort": []any{
+			map[string]any{FieldTimestamp: map[string]any{"order": "asc"}},
+			map[string]any{Attr(schema.AttrSeq): map[string]any{"order": "asc", "unmapped_type": "long"}},
+		},
+	}
+	raw, err := c.search(ctx, schema.EventsIndexPattern, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	var res struct {
+		Hits struct {
+			Total struct{ Value int } `json:"total"`
+			Hits  []struct {
+				ID     string         `json:"_id"`
+				Source map[string]any `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, 0, fmt.Errorf("decoding search response: %w", err)
+	}
+	out := make([]Event, 0, len(res.Hits.Hits))
+	for _, h := range res.Hits.Hits {
+		out = append(out, eventFromSource(h.ID, h.Source))
+	}
+	return out, res.Hits.Total.Value, nil
+}
+
+func eventFromSource(id string, src map[string]any) Event {
+	e := Event{DocID: id, Attributes: map[string]any{}}
+	if ts, ok := src[FieldTimestamp].(string); ok {
+		e.Timestamp, _ = time.Parse(time.RFC3339Nano, ts)
+	}
+	e.EventName, _ = src[FieldEventName].(string)
+	if b, ok := src["body"].(map[string]any); ok {
+		e.Body, _ = b["text"].(string)
+	}
+	if a, ok := src["attributes"].(map[string]any); ok {
+		flatten("", a, e.Attributes)
+	}
+	return e
+}
+
+// flatten turns {"session": {"id": x}} and {"session.id": x} alike into
+// "session.id": x, whichever way the document was written.
+func flatten(prefix string, in map[string]any, out map[string]any) {
+	for k, v := range in {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		if m, ok := v.(map[string]any); ok {
+			flatten(key, m, out)
+			continue
+		}
+		out[key] = v
+	}
+}
+
+func (c *Client) search(ctx context.Context, index string, body any) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(body); err != nil {
+		return nil, err
+	}
+	res, err := c.ES.Search(
+		c.ES.Search.WithContext(ctx),
+		c.ES.Search.WithIndex(index),
+		c.ES.Search.WithBody(&buf),
+		c.ES.Search.WithIgnoreUnavailable(true),
+		c.ES.Search.WithAllowNoIndices(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch search: %w", err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsError() {
+		return nil, fmt.Errorf("elasticsearch search: %s: %s", res.Status(), strings.TrimSpace(string(raw)))
+	}
+	return raw, nil
+}
+
+// Refresh makes recent writes searchable now (tests and the live view).
+func (c *Client) Refresh(ctx context.Context, index string) error {
+	res, err := c.ES.Indices.Refresh(c.ES.Indices.Refresh.WithContext(ctx), c.ES.Indices.Refresh.WithIndex(index),
+		c.ES.Indices.Refresh.WithIgnoreUnavailable(true), c.ES.Indices.Refresh.WithAllowNoIndices(true))
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package server assembles a gateway process from its config: keys, spool,
+// recorder, uploader and one engine per configured protocol, and runs them
+// until the context ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/keys"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/redact"
+	"github.com/pamtrail/pamtrail/gateway/spool"
+	"github.com/pamtrail/pamtrail/gateway/uploader"
+)
+
+// EngineFactory builds an engine for a protocol; cmd/pamtrail registers the
+// PostgreSQL and SSH engines so this package does not depend on them.
+type EngineFactory func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error)
+
+// Gateway is a running gateway.
+type Gateway struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	spool    *spool.Spool
+	rec      *recorder.OTel
+	uploader *uploader.Uploader
+	engines  []runningEngine
+	metrics  *http.Server
+	wg       sync.WaitGroup
+}
+
+type runningEngine struct {
+	engine.Engine
+	ln net.Listener
+}
+
+// Start opens the spool, starts the uploader and the engines' listeners.
+// Engines maps a protocol name ("postgres", "ssh") to its factory; a
+// protocol without a listener in cfg is not started.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines map[string]EngineFactory) (_ *Gateway, err error) {
+	g := &Gateway{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			g.Shutdown(context.Background())
+		}
+	}()
+	ring, err := loadKeys(cfg.Spool)
+	if err != nil {
+		return nil, err
+	}
+	g.spool, err = spool.Open(cfg.Spool.Dir, spool.Options{
+		Keys:          ring,
+		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
+		MaxBytes:      int64(cfg.Spool.MaxBytes),
+		Overflow:      spool.OverflowPolicy(cfg.Spool.Overflow),
+		Fsync:         spool.FsyncPolicy(cfg.Spool.Fsync),
+		FsyncInterval: cfg.Spool.FsyncInterval.D(),
+		Logger:        log.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Dir, err)
+	}
+	g.rec, err = recorder.NewOTel(recorder.Options{
+		Sink:         spool.RecordSink{Spool: g.spool},
+		GatewayID:    cfg.Gateway.ID,
+		Logger:       log.With("component", "recorder"),
+		Redactor:     buildRedactor(cfg.Redaction),
+		PolicyFor:    policyFor(cfg),
+		MaxTextBytes: int(cfg.Recording.MaxTextBytes),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var rec recorder.Recorder = g.rec
+	if !cfg.Recording.RecordingEnabled() {
+		log.Warn("recording is DISABLED (recording.enabled: false); sessions are relayed but not recorded")
+		rec = recorder.Nop{}
+	}
+	up := cfg.Upload
+	g.uploader, err = uploader.New(g.spool, uploader.Config{
+		Endpoint:        up.Endpoint,
+		Insecure:        up.Insecure,
+		CAFile:          up.TLS.CAFile,
+		CertFile:        up.TLS.CertFile,
+		KeyFile:         up.TLS.KeyFile,
+		ServerName:      up.TLS.ServerName,
+		Compression:     up.Compression,
+		Headers:         up.Headers,
+		Interval:        up.Interval.D(),
+		MaxBatchRecords: up.BatchRecords,
+		MaxBatchBytes:   int(up.BatchBytes),
+		Timeout:         up.Timeout.D(),
+		GatewayID:       cfg.Gateway.ID,
+		BeforeCycle:     g.rec.Heartbeat,
+		Logger:          log.With("component", "uploader"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := g.uploader.Start(ctx); err != nil {
+		return nil, err
+	}
+	listeners := map[string]string{}
+	if cfg.Postgres != nil {
+		listeners["postgres"] = cfg.Postgres.Address
+	}
+	if cfg.SSH != nil {
+		listeners["ssh"] = cfg.SSH.Address
+	}
+	for proto, addr := range listeners {
+		factory, ok := engines[proto]
+		if !ok {
+			return nil, fmt.Errorf("%s: no engine for this protocol in this build", proto)
+		}
+		eng, err := factory(cfg, rec, log.With("engine", proto))
+		if err != nil {
+			return nil, fmt.Errorf("%s engine: %w", proto, err)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s.address: %w", proto, err)
+		}
+		re := runningEngine{Engine: eng, ln: ln}
+		g.engines = append(g.engines, re)
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := re.Serve(re.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				log.Error("engine stopped", "engine", re.Protocol(), "error", err)
+			}
+		}()
+		log.Info("listening", "engine", proto, "address", ln.Addr().String())
+	}
+	if cfg.Metrics != nil && cfg.Metrics.Address != "" {
+		if err := g.serveMetrics(cfg.Metrics.Address); err != nil {
+			return nil, fmt.Errorf("metrics.address: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// Shutdown stops accepting, ends live sessions, makes a last bounded upload
+// attempt and closes the spool. Whatever is not uploaded stays in the spool
+// for the next start. It is safe on a partly started gateway.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	for _, e := range g.engines {
+		if err := e.Shutdown(ctx); err != nil {
+			g.log.Warn("engine shutdown", "engine", e.Protocol(), "error", err)
+		}
+		_ = e.ln.Close()
+	}
+	g.wg.Wait()
+	if g.metrics != nil {
+		_ = g.metrics.Shutdown(ctx)
+	}
+	if g.uploader != nil {
+		if err := g.uploader.Shutdown(ctx); err != nil {
+			g.log.Warn("final upload incomplete; records stay in the spool", "error", err)
+		}
+	}
+	if g.spool != nil {
+		if err := g.spool.Close(); err != nil {
+			g.log.Error("closing spool", "error", err)
+		}
+	}
+}
+
+// Addr returns the bound address of a protocol's listener (tests bind :0).
+func (g *Gateway) Addr(protocol string) net.Addr {
+	for _, e := range g.engines {
+		if e.Protocol() == protocol {
+			return e.ln.Addr()
+		}
+	}
+	return nil
+}
+
+func loadKeys(s config.Spool) (*keys.Ring, error) {
+	if s.KeyFile != "" {
+		ring, err := keys.Load(s.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("spool.key_file: %w", err)
+		}
+		return ring, nil
+	}
+	ring, err := keys.FromEnv(s.KeyEnv)
+	if err != nil {
+		return nil, fmt.Errorf("spool.key_env: %w", err)
+	}
+	return ring, nil
+}
+
+func buildRedactor(rules []config.RedactionRule) *redact.Redactor {
+	var extra []redact.Rule
+	for _, r := range rules {
+		rule, err := redact.NewRule(r.Name, r.Pattern)
+		if err == nil { // Validate already compiled every pattern
+			extra = append(extra, rule)
+		}
+	}
+	return redact.New(redact.Options{ExtraSQL: extra, ExtraShell: extra})
+}
+
+func policyFor(cfg *config.Config) func(string) recorder.Policy {
+	policies := map[string]recorder.Policy{}
+	for _, a := range cfg.Accounts {
+		policies[a.Name] = recorder.Policy{FailClosed: a.FailurePolicy == "fail-closed", Strict: a.Mode == "strict"}
+	}
+	def := recorder.Policy{FailClosed: cfg.Recording.FailurePolicy == "fail-closed", Strict: cfg.Recording.Mode == "strict"}
+	return func(account string) recorder.Policy {
+		if p, ok := policies[account]; ok {
+			return p
+		}
+		return def
+	}
+}
+
