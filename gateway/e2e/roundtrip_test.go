@@ -34,7 +34,7 @@ func psql(t *testing.T, dsn string, args ...string) (string, error) {
 func TestRoundTrip(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	s.start()
-	marker := "rt-" + randomHex(4)
+	marker := "rt_" + randomHex(4)
 	out, err := psql(t, s.dsn("alice", alicePassword, "demo-postgres"),
 		"-c", "select '"+marker+"' as m",
 		"-c", "select * from no_such_table_"+marker,
@@ -258,7 +258,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 func TestBadConfigExitsNonZeroNamingTheField(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct{ name, yaml, field string }{
-		{"bad port", "postgres: {address: 127.0.0.1:6432}\nspool: {key_env: K}\nusers: []\naccounts:\n  - {name: a, type: postgres, host: h, port: 0, database: d, user: u}\n", "accounts[0].port"},
+		{"bad port", "postgres: {address: 127.0.0.1:6432}\nspool: {key_env: K}\nusers: []\naccounts:\n  - {name: a, type: postgres, host: h, port: 70000, database: d, user: u}\n", "accounts[0].port"},
 		{"unknown field", "postgres: {address: 127.0.0.1:6432, adress: x}\n", "adress"},
 		{"no listener", "spool: {key_env: K}\n", "postgres"},
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,7 +133,7 @@ func (c *Client) Events(ctx context.Context, f Filter) ([]Event, int, error) {
 func eventFromSource(id string, src map[string]any) Event {
 	e := Event{DocID: id, Attributes: map[string]any{}}
 	if ts, ok := src[FieldTimestamp].(string); ok {
-		e.Timestamp, _ = time.Parse(time.RFC3339Nano, ts)
+		e.Timestamp = parseTimestamp(ts)
 	}
 	e.EventName, _ = src[FieldEventName].(string)
 	if b, ok := src["body"].(map[string]any); ok {
@@ -195,4 +196,23 @@ func (c *Client) Refresh(ctx context.Context, index string) error {
 	}
 	res.Body.Close()
 	return nil
+}
+
+// parseTimestamp reads @timestamp as the exporter writes it in otel mode
+// (epoch milliseconds with a fraction, "1795777167805.640297") or as an
+// RFC 3339 date, which documents indexed by other means may carry.
+func parseTimestamp(s string) time.Time {
+	if ms, frac, ok := strings.Cut(s, "."); ok || !strings.ContainsAny(s, "-:T") {
+		whole, err := strconv.ParseInt(ms, 10, 64)
+		if err == nil {
+			nanos := int64(0)
+			if frac != "" {
+				frac = (frac + "000000")[:6] // nanoseconds within the millisecond
+				nanos, _ = strconv.ParseInt(frac, 10, 64)
+			}
+			return time.UnixMilli(whole).Add(time.Duration(nanos)).UTC()
+		}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }
