@@ -124,9 +124,56 @@ const (
 	AuthBadKey          = "bad_key"
 )
 
+// Risk attributes, set on an event by the collector's session processor.
+const (
+	AttrRiskSeverity    = "pam.risk.severity"    // highest severity on this event: low, medium, high, critical
+	AttrRiskRules       = "pam.risk.rules"       // rule ids that matched this event
+	AttrRiskReasons     = "pam.risk.reasons"     // one short reason per matched rule
+	AttrSchemaViolation = "pam.schema.violation" // record lacked session.id or pam.seq
+)
+
+// Risk levels, lowest first (values of AttrRiskSeverity and SessionRiskLevel).
+var RiskLevels = []string{"none", "low", "medium", "high", "critical"}
+
+// Session statuses (SessionStatus).
+const (
+	StatusActive = "active"
+	StatusEnded  = "ended"
+	StatusFailed = "failed"
+	StatusLost   = "lost"
+)
+
+// Fields of a document in the sessions index (one document per session,
+// _id = session id). It is a plain JSON document written by the collector,
+// not an OTel record, so these are its top-level field names.
+const (
+	SessionID            = "session_id"
+	SessionUser          = "user"
+	SessionAccount       = "account"
+	SessionResourceType  = "resource_type"
+	SessionClientAddress = "client_address"
+	SessionGatewayID     = "gateway_id"
+	SessionStatus        = "status"
+	SessionStart         = "start_time"
+	SessionEnd           = "end_time"
+	SessionLastSeen      = "last_seen"
+	SessionDurationMs    = "duration_ms"
+	SessionEndReason     = "end_reason"
+	SessionQueries       = "count_queries"
+	SessionCommands      = "count_commands"
+	SessionErrors        = "count_errors"
+	SessionBytesIn       = "bytes_in"
+	SessionBytesOut      = "bytes_out"
+	SessionRiskLevel     = "risk_level"
+	SessionRiskFindings  = "risk_findings" // [{rule_id, severity, reason, seq}]
+	SessionSummary       = "summary"       // {text, provider, warnings: [{text, seq}], fallback_reason, generated_at}
+	SessionUpdated       = "updated_at"
+)
+
 // Elasticsearch names.
 const (
-	EventsIndex        = "pamtrail-events"
-	EventsIndexPattern = "pamtrail-events*"
-	SessionsIndex      = "pamtrail-sessions"
+	EventsIndex          = "pamtrail-events"
+	EventsIndexPattern   = "pamtrail-events*"
+	SessionsIndex        = "pamtrail-sessions"
+	SessionsIndexPattern = "pamtrail-sessions*"
 )

@@ -51,6 +51,9 @@ func TestLifecycle(t *testing.T) {
 			}
 			require.NoError(t, p.Shutdown(context.Background()))
 			require.NoError(t, p.Shutdown(context.Background()), "a second Shutdown is a no-op")
+			// Start after Shutdown must not leave a flush goroutine behind
+			// (goleak checks).
+			require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 		})
 	}
 }

@@ -54,10 +54,10 @@ type sessionProcessor struct {
 	flushNow   chan struct{} // capacity 1: a pending size-triggered flush
 	stopLoop   chan struct{} // closed by Shutdown
 	loopDone   chan struct{} // closed when the flush loop has returned
-	cancelLoop context.CancelFunc
 	startOnce  sync.Once
 	stopOnce   sync.Once
-	started    bool // written by Start before the loop runs, read by Shutdown
+	started    bool               // guarded by mu
+	cancelLoop context.CancelFunc // guarded by mu; set when started
 }
 
 func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs) (*sessionProcessor, error) {
@@ -92,10 +92,12 @@ func (p *sessionProcessor) Capabilities() consumer.Capabilities {
 func (p *sessionProcessor) Start(_ context.Context, _ component.Host) error {
 	p.startOnce.Do(func() {
 		p.mu.Lock()
-		p.started = true
-		p.mu.Unlock()
+		defer p.mu.Unlock()
+		if p.stopped { // Shutdown came first: there is nothing to flush into
+			return
+		}
 		loopCtx, cancel := context.WithCancel(context.Background())
-		p.cancelLoop = cancel
+		p.started, p.cancelLoop = true, cancel
 		go p.flushLoop(loopCtx)
 	})
 	return nil
@@ -139,7 +141,7 @@ func (p *sessionProcessor) Shutdown(ctx context.Context) error {
 	p.stopOnce.Do(func() {
 		p.mu.Lock()
 		p.stopped = true
-		started := p.started
+		started, cancelLoop := p.started, p.cancelLoop
 		p.mu.Unlock()
 
 		if started {
@@ -149,10 +151,10 @@ func (p *sessionProcessor) Shutdown(ctx context.Context) error {
 			case <-ctx.Done():
 				// A hand-off is stuck in the next consumer; abandon it (its
 				// batch goes back to the buffer) and flush with ctx below.
-				p.cancelLoop()
+				cancelLoop()
 				<-p.loopDone
 			}
-			p.cancelLoop()
+			cancelLoop()
 		}
 		err = p.flushFinal(ctx)
 		p.telemetry.Shutdown()

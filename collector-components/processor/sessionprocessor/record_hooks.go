@@ -84,10 +84,6 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 	sessionID, hasSession := stringAttr(attrs, schema.AttrSessionID)
 	if !hasSession {
 		attrs.Remove(schema.AttrDocumentID)
-		// A refused login has no session by design (recorder.AuthFailure).
-		if record.EventName() == schema.EventAuthFailure {
-			return
-		}
 		attrs.PutBool(attrSchemaViolation, true)
 		h.telemetry.RecordsWithoutSession.Add(ctx, 1)
 		h.warnLogger.Warn("log record without session.id; passed on without a document id",

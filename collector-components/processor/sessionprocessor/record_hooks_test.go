@@ -80,8 +80,7 @@ func TestSessionKeyHookGolden(t *testing.T) {
 	assert.Equal(t, string(want), pretty.String())
 
 	// The input holds two records without a usable session.id (missing, empty)
-	// and two with a session but a bad pam.seq (string, negative); the auth
-	// failure is exempt.
+	// and two with a session but a bad pam.seq (string, negative).
 	assert.Equal(t, int64(2), counterValue(t, tel, metadata.MetricRecordsWithoutSession))
 	assert.Equal(t, int64(2), counterValue(t, tel, metadata.MetricRecordsWithoutSeq))
 	// The sampler lets through one warning per message per interval.
@@ -138,11 +137,12 @@ func TestSessionKeyHookDocumentID(t *testing.T) {
 			wantViolat: true,
 		},
 		{
-			name:      "auth failure without session is not a violation",
+			name:      "auth failure without session is a violation too",
 			eventName: schema.EventAuthFailure,
 			setAttrs: func(m pcommon.Map) {
 				m.PutStr(schema.AttrDocumentID, "sender-chosen")
 			},
+			wantViolat: true,
 		},
 	}
 	for _, tt := range tests {
@@ -158,7 +158,7 @@ func TestSessionKeyHookDocumentID(t *testing.T) {
 
 			docID, hasDocID := rec.Attributes().Get(schema.AttrDocumentID)
 			if tt.wantDocID == "" {
-				assert.False(t, hasDocID, "document id must be removed, got %v", docID.AsString())
+				assert.False(t, hasDocID, "document id must be removed")
 			} else {
 				require.True(t, hasDocID)
 				assert.Equal(t, tt.wantDocID, docID.Str())

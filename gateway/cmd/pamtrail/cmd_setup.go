@@ -1,12 +1,101 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/setup"
 )
 
-// runSetup is a placeholder until the setup subcommand lands.
+const (
+	defaultESURL          = "http://127.0.0.1:9200"
+	defaultESPasswordEnv  = "PAMTRAIL_ES_PASSWORD"
+	setupElasticsearchTTL = 2 * time.Minute
+)
+
+// runSetup installs what pamtrail needs in Elasticsearch (and, later, Kibana).
 func runSetup(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "pamtrail setup: not implemented yet")
-	return 2
+	if len(args) == 0 {
+		setupUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "elasticsearch":
+		return runSetupElasticsearch(args[1:], stdout, stderr)
+	case "kibana":
+		fmt.Fprintln(stderr, "pamtrail setup kibana: not implemented yet (Kibana saved objects land with the dashboards issue)")
+		return 2
+	case "-h", "--help", "help":
+		setupUsage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "pamtrail setup: unknown target %q\n", args[0])
+		setupUsage(stderr)
+		return 2
+	}
+}
+
+func setupUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: pamtrail setup elasticsearch [flags]   install the index and component templates")
+	fmt.Fprintln(w, "       pamtrail setup kibana                  (not yet available)")
+}
+
+func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pamtrail setup elasticsearch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultURL := os.Getenv("PAMTRAIL_ES_URL")
+	if defaultURL == "" {
+		defaultURL = defaultESURL
+	}
+	url := fs.String("url", defaultURL, "Elasticsearch URL (default from PAMTRAIL_ES_URL)")
+	caFile := fs.String("ca", "", "PEM file of the CA that signed Elasticsearch's certificate (https only)")
+	insecure := fs.Bool("insecure-skip-verify", false, "do not verify Elasticsearch's TLS certificate (testing only)")
+	username := fs.String("username", os.Getenv("PAMTRAIL_ES_USERNAME"), "basic-auth user (default from PAMTRAIL_ES_USERNAME)")
+	passwordEnv := fs.String("password-env", defaultESPasswordEnv, "name of the environment variable holding the basic-auth password")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg := setup.ClientConfig{
+		URL:                *url,
+		CAFile:             *caFile,
+		InsecureSkipVerify: *insecure,
+		Username:           *username,
+	}
+	if cfg.Username != "" {
+		cfg.Password = os.Getenv(*passwordEnv)
+		if cfg.Password == "" {
+			fmt.Fprintf(stderr, "pamtrail setup elasticsearch: --username is set but environment variable %s (--password-env) is empty\n", *passwordEnv)
+			return 2
+		}
+	}
+	es, err := setup.NewElasticsearchClient(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, setupElasticsearchTTL)
+	defer cancel()
+	if err := setup.InstallElasticsearch(ctx, es, setup.ElasticsearchOptions{Progress: stdout}); err != nil {
+		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: %s: %v\n", cfg.URL, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Elasticsearch at %s is ready for pamtrail\n", cfg.URL)
+	return 0
 }

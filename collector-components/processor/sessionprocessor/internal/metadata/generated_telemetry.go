@@ -12,7 +12,8 @@ import (
 )
 
 // Names of the processor's internal metrics, as listed in metadata.yaml. The
-// collector's Prometheus endpoint appends "_total" to counters.
+// collector exposes them under these exact names (no "_total" suffix in
+// v0.156.0).
 const (
 	MetricRecordsWithoutSession = "pamtrail_processor_records_without_session"
 	MetricRecordsWithoutSeq     = "pamtrail_processor_records_without_seq"
@@ -39,7 +40,7 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 	tb := &TelemetryBuilder{meter: settings.MeterProvider.Meter(ScopeName)}
 	var errs, err error
 	tb.RecordsWithoutSession, err = tb.meter.Int64Counter(MetricRecordsWithoutSession,
-		metric.WithDescription("Log records that arrived without a session.id attribute (auth failures excluded)."),
+		metric.WithDescription("Log records that arrived without a session.id attribute."),
 		metric.WithUnit("{records}"))
 	errs = errors.Join(errs, err)
 	tb.RecordsWithoutSeq, err = tb.meter.Int64Counter(MetricRecordsWithoutSeq,
