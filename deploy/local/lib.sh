@@ -111,6 +111,13 @@ write_file_if_changed() {
 	return 0
 }
 
+# detach runs a command that leaves a daemon behind. The daemon must not
+# inherit descriptor 9, on which services.sh holds its flock, or it would hold the lock for its whole life and
+# every later services.sh would wait for it.
+detach() {
+	"$@" 9>&-
+}
+
 # port_open reports whether something accepts TCP connections on host:port.
 port_open() {
 	timeout 2 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null
@@ -170,6 +177,24 @@ stop_pidfile() {
 	log "$what stopped"
 }
 
+# wait_listening waits for a freshly started daemon to accept connections,
+# giving up early once its pidfile names a dead process.
+wait_listening() {
+	local timeout_s=$1 what=$2 pidfile=$3 marker=$4 port=$5
+	local deadline=$((SECONDS + timeout_s))
+	until port_open "$LOCAL_HOST" "$port"; do
+		if [[ -s $pidfile ]] && ! pid_alive "$pidfile" "$marker"; then
+			log "$what exited during startup"
+			return 1
+		fi
+		((SECONDS < deadline)) || {
+			log "timed out after ${timeout_s}s waiting for $what to listen on $LOCAL_HOST:$port"
+			return 1
+		}
+		sleep 0.1
+	done
+}
+
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 # shell_quote prints a value as one shell word; plain values stay unquoted so
@@ -191,6 +216,16 @@ env_line() {
 # write_env_fragment stores a service's export lines (read from stdin).
 write_env_fragment() {
 	write_file_if_changed "$ENV_FRAGMENTS_DIR/$1.env" 0600 || true
+}
+
+# env_fragment_value reads one variable from a service's fragment. It sources
+# the fragment in a subshell so our own environment is not changed (that would
+# make e.g. postgres look "external" for the rest of the run).
+env_fragment_value() {
+	(
+		# shellcheck disable=SC1090
+		. "$ENV_FRAGMENTS_DIR/$1.env" && printf '%s' "${!2:-}"
+	)
 }
 
 # write_services_env concatenates the fragments, in a fixed order, into

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # local LOG_TAG is read by log() via dynamic scope
 # Local certificate authority and a server certificate for 127.0.0.1/localhost.
 # PostgreSQL serves it so upstream TLS can be tested; tests mint more
 # certificates (e.g. for the gateway's own listeners) from the exported CA.

@@ -1,15 +1,17 @@
 // Package testenv finds the real services tests run against. Values come
 // from PAMTRAIL_* environment variables; unset ones are loaded from
-// .pamtrail/services.env, which deploy/local/services.sh writes. A missing
-// or unreachable service fails the test with the command that starts it:
-// integration tests never skip.
+// services.env, which deploy/local/services.sh writes into
+// ${PAMTRAIL_HOME:-<repo>/.pamtrail}. A missing or unreachable service fails
+// the test with the command that starts it: integration tests never skip.
 package testenv
 
 import (
-	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,99 +21,79 @@ import (
 	"time"
 )
 
-// PG describes the PostgreSQL server and its test roles.
-type PG struct {
-	Host          string
-	Port          int
-	AdminUser     string
-	AdminPassword string
-	TestDB        string
-	DemoDB        string
-	DemoUser      string
-	DemoPassword  string
-	MD5User       string
-	MD5Password   string
-	PlainUser     string
-	PlainPassword string
-	TrustUser     string
-	CAFile        string // CA that signed the server certificate (TLS tests)
-	CAKeyFile     string // its key, to mint more certificates in tests
-	PgBouncerPort int    // 0 when pgbouncer is not running
-}
-
-// AdminDSN is a libpq URL for the admin role on db.
-func (p PG) AdminDSN(db string) string {
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", p.AdminUser, p.AdminPassword, p.Host, p.Port, db)
-}
-
-// DemoDSN is a libpq URL for the demo role, directly (not through pamtrail).
-func (p PG) DemoDSN() string {
-	return fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", p.DemoUser, p.DemoPassword, p.Host, p.Port, p.DemoDB)
-}
-
-// SSHTarget describes the OpenSSH target.
-type SSHTarget struct {
-	Host           string
-	Port           int
-	User           string
-	KeyFile        string // the account's private key
-	Password       string
-	KnownHosts     string // known_hosts line for the server's host key
-	KnownHostsFile string
-}
-
-var (
-	loadOnce sync.Once
-	fileEnv  map[string]string
-	loadErr  error
+const (
+	modulePath = "github.com/pamtrail/pamtrail"
+	// servicesScript is what every failure message tells the reader to run.
+	servicesScript = "deploy/local/services.sh"
+	dialTimeout    = 3 * time.Second
 )
 
-// Get returns a PAMTRAIL_* setting from the environment or services.env.
-func Get(name string) string {
+// source resolves PAMTRAIL_* settings: the process environment wins, then
+// services.env. Tests build their own to exercise the file path.
+type source struct {
+	file     map[string]string
+	filePath string
+	fileErr  error // why services.env is unusable; reported when a setting is missing
+}
+
+func (s source) get(name string) string {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v
 	}
-	loadOnce.Do(func() { fileEnv, loadErr = loadServicesEnv() })
-	return fileEnv[name]
+	return s.file[name]
 }
 
-func loadServicesEnv() (map[string]string, error) {
-	home := os.Getenv("PAMTRAIL_HOME")
-	if home == "" {
-		root, err := findRepoRoot()
-		if err != nil {
-			return nil, err
-		}
-		home = filepath.Join(root, ".pamtrail")
-	}
-	f, err := os.Open(filepath.Join(home, "services.env"))
+// defaultSource reads services.env once per test binary; the environment is
+// still consulted on every lookup, so t.Setenv works.
+var defaultSource = sync.OnceValue(func() source {
+	path, err := servicesEnvPath()
 	if err != nil {
-		return nil, err
+		return source{fileErr: err}
+	}
+	return loadSource(path)
+})
+
+func loadSource(path string) source {
+	s := source{filePath: path}
+	f, err := os.Open(path)
+	if err != nil {
+		s.fileErr = err
+		return s
 	}
 	defer f.Close()
-	return ParseEnvFile(bufio.NewScanner(f))
+	s.file, s.fileErr = ParseEnvFile(f)
+	if s.fileErr != nil {
+		s.fileErr = fmt.Errorf("%s: %w", path, s.fileErr)
+	}
+	return s
 }
 
-// ParseEnvFile reads `export NAME=value` lines, with optional single or
-// double quotes around the value, ignoring comments and blank lines.
-func ParseEnvFile(sc *bufio.Scanner) (map[string]string, error) {
-	out := map[string]string{}
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("services.env: malformed line %q", line)
-		}
-		if len(v) >= 2 && (v[0] == '\'' && v[len(v)-1] == '\'' || v[0] == '"' && v[len(v)-1] == '"') {
-			v = v[1 : len(v)-1]
-		}
-		out[strings.TrimSpace(k)] = v
+// servicesEnvPath is $PAMTRAIL_HOME/services.env, defaulting PAMTRAIL_HOME to
+// .pamtrail in the repository root as services.sh does.
+func servicesEnvPath() (string, error) {
+	if home := os.Getenv("PAMTRAIL_HOME"); home != "" {
+		return filepath.Join(home, "services.env"), nil
 	}
-	return out, sc.Err()
+	root, err := findRepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, ".pamtrail", "services.env"), nil
+}
+
+// Get returns a PAMTRAIL_* setting from the environment or services.env, or
+// "" when neither has it.
+func Get(name string) string { return defaultSource().get(name) }
+
+// RepoRoot is the checkout's root directory: the nearest ancestor of the
+// working directory whose go.mod declares the pamtrail module.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := findRepoRoot()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return root
 }
 
 func findRepoRoot() (string, error) {
@@ -120,134 +102,121 @@ func findRepoRoot() (string, error) {
 		return "", err
 	}
 	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.Contains(string(b), "module github.com/pamtrail/pamtrail\n") {
+		if isModuleRoot(filepath.Join(dir, "go.mod")) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("no pamtrail repository above the working directory")
+			return "", fmt.Errorf("no go.mod declaring module %s above the working directory", modulePath)
 		}
 		dir = parent
 	}
 }
 
-// RepoRoot is the checkout's root directory.
-func RepoRoot(t testing.TB) string {
-	t.Helper()
-	root, err := findRepoRoot()
+func isModuleRoot(goMod string) bool {
+	b, err := os.ReadFile(goMod)
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
-	return root
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" && strings.Trim(f[1], `"`) == modulePath {
+			return true
+		}
+	}
+	return false
 }
 
-func require(t testing.TB, service string, names ...string) {
-	t.Helper()
+// setting is a value read for one service; it carries the context a failure
+// message needs.
+type setting struct {
+	t       testing.TB
+	src     source
+	service string // the services.sh argument that provisions it
+}
+
+// fail stops the test, naming the command that fixes the most likely cause.
+func (s setting) fail(format string, args ...any) {
+	s.t.Helper()
+	s.t.Fatalf("%s: %s. Start it with: %s up %s", s.service, fmt.Sprintf(format, args...), servicesScript, s.service)
+}
+
+// require fails unless every name is set, explaining where it looked.
+func (s setting) require(names ...string) {
+	s.t.Helper()
 	var missing []string
 	for _, n := range names {
-		if Get(n) == "" {
+		if s.src.get(n) == "" {
 			missing = append(missing, n)
 		}
 	}
-	if len(missing) > 0 {
-		t.Fatalf("%s is not configured (%s unset; services.env: %v). Start it with: deploy/local/services.sh up %s",
-			service, strings.Join(missing, ", "), loadErr, service)
+	if len(missing) == 0 {
+		return
 	}
+	where := "services.env: " + s.src.filePath
+	if s.src.fileErr != nil {
+		where = "services.env unusable: " + s.src.fileErr.Error()
+	}
+	s.fail("not configured (%s unset in the environment and in %s)", strings.Join(missing, ", "), where)
 }
 
-func readSecret(t testing.TB, envName string) string {
-	t.Helper()
-	path := Get(envName)
+func (s setting) str(name string) string { return s.src.get(name) }
+
+func (s setting) strOr(name, def string) string {
+	if v := s.src.get(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// port parses a port setting; an unset optional one is 0.
+func (s setting) port(name string) int {
+	s.t.Helper()
+	v := s.src.get(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		s.fail("%s=%q is not a TCP port", name, v)
+	}
+	return n
+}
+
+// secret reads the password file a setting names. Like config.SecretRef, it
+// drops one trailing newline; an unset setting yields "".
+func (s setting) secret(name string) string {
+	s.t.Helper()
+	path := s.src.get(name)
 	if path == "" {
 		return ""
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%s: %v", envName, err)
+		s.fail("%s: %v", name, err)
 	}
-	return strings.TrimRight(string(b), "\r\n")
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 }
 
-func atoi(t testing.TB, name string) int {
-	t.Helper()
-	v := Get(name)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
+// dial fails unless something accepts TCP connections at host:port.
+func (s setting) dial(host string, port int) {
+	s.t.Helper()
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
-		t.Fatalf("%s=%q is not a number", name, v)
-	}
-	return n
-}
-
-func dialable(t testing.TB, service, addr string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
-	if err != nil {
-		t.Fatalf("%s at %s is unreachable (%v). Start it with: deploy/local/services.sh up %s", service, addr, err, service)
+		s.fail("unreachable at %s (%v)", addr, err)
+		return
 	}
 	c.Close()
 }
 
-// Postgres returns the PostgreSQL server, verified reachable.
-func Postgres(t testing.TB) PG {
-	t.Helper()
-	require(t, "postgres", "PAMTRAIL_PG_HOST", "PAMTRAIL_PG_PORT", "PAMTRAIL_PG_ADMIN_USER", "PAMTRAIL_PG_ADMIN_PASSWORD")
-	p := PG{
-		Host:          Get("PAMTRAIL_PG_HOST"),
-		Port:          atoi(t, "PAMTRAIL_PG_PORT"),
-		AdminUser:     Get("PAMTRAIL_PG_ADMIN_USER"),
-		AdminPassword: Get("PAMTRAIL_PG_ADMIN_PASSWORD"),
-		TestDB:        or(Get("PAMTRAIL_PG_TEST_DB"), "pamtrail_test"),
-		DemoDB:        or(Get("PAMTRAIL_PG_DEMO_DB"), "demo"),
-		DemoUser:      or(Get("PAMTRAIL_PG_DEMO_USER"), "pamtrail_demo"),
-		DemoPassword:  readSecret(t, "PAMTRAIL_PG_DEMO_PASSWORD_FILE"),
-		MD5User:       Get("PAMTRAIL_PG_MD5_USER"),
-		MD5Password:   readSecret(t, "PAMTRAIL_PG_MD5_PASSWORD_FILE"),
-		PlainUser:     Get("PAMTRAIL_PG_PLAIN_USER"),
-		PlainPassword: readSecret(t, "PAMTRAIL_PG_PLAIN_PASSWORD_FILE"),
-		TrustUser:     Get("PAMTRAIL_PG_TRUST_USER"),
-		CAFile:        Get("PAMTRAIL_TLS_CA"),
-		CAKeyFile:     Get("PAMTRAIL_TLS_CA_KEY"),
-		PgBouncerPort: atoi(t, "PAMTRAIL_PGBOUNCER_PORT"),
+// file fails unless a path setting names a readable file.
+func (s setting) file(name string) string {
+	s.t.Helper()
+	path := s.src.get(name)
+	if _, err := os.Stat(path); err != nil {
+		s.fail("%s: %v", name, err)
 	}
-	dialable(t, "postgres", net.JoinHostPort(p.Host, strconv.Itoa(p.Port)))
-	return p
-}
-
-// Elasticsearch returns the Elasticsearch URL, verified answering.
-func Elasticsearch(t testing.TB) string {
-	t.Helper()
-	require(t, "elasticsearch", "PAMTRAIL_ES_URL")
-	url := strings.TrimRight(Get("PAMTRAIL_ES_URL"), "/")
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get(url + "/")
-	if err != nil {
-		t.Fatalf("elasticsearch at %s is unreachable (%v). Start it with: deploy/local/services.sh up elasticsearch", url, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("elasticsearch at %s answered %s", url, resp.Status)
-	}
-	return url
-}
-
-// SSHD returns the OpenSSH target, verified reachable.
-func SSHD(t testing.TB) SSHTarget {
-	t.Helper()
-	require(t, "sshd", "PAMTRAIL_SSHD_HOST", "PAMTRAIL_SSHD_PORT", "PAMTRAIL_SSHD_USER", "PAMTRAIL_SSHD_KEY", "PAMTRAIL_SSHD_KNOWN_HOSTS")
-	s := SSHTarget{
-		Host:           Get("PAMTRAIL_SSHD_HOST"),
-		Port:           atoi(t, "PAMTRAIL_SSHD_PORT"),
-		User:           Get("PAMTRAIL_SSHD_USER"),
-		KeyFile:        Get("PAMTRAIL_SSHD_KEY"),
-		Password:       readSecret(t, "PAMTRAIL_SSHD_PASSWORD_FILE"),
-		KnownHosts:     Get("PAMTRAIL_SSHD_KNOWN_HOSTS"),
-		KnownHostsFile: Get("PAMTRAIL_SSHD_KNOWN_HOSTS_FILE"),
-	}
-	dialable(t, "sshd", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
-	return s
+	return path
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -255,32 +224,70 @@ func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testenv: no free port: %v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// Eventually polls cond every interval until it holds or timeout passes,
-// then fails the test with cond's last message.
+// Eventually calls cond every interval until it reports true, and fails the
+// test with cond's last message if that does not happen within timeout. Like
+// t.Fatalf, call it from the test's goroutine.
 func Eventually(t testing.TB, timeout, interval time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for {
+	for attempt := 1; ; attempt++ {
 		ok, msg := cond()
 		if ok {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %s", timeout, msg)
+		if !time.Now().Before(deadline) {
+			t.Fatalf("condition not met within %s (%d attempts): %s", timeout, attempt, msg)
+			return
 		}
-		time.Sleep(interval)
+		time.Sleep(min(interval, time.Until(deadline)))
 	}
 }
 
-func or(v, def string) string {
-	if v != "" {
-		return v
+// httpGet fetches a URL without keeping connections (and their goroutines)
+// alive after the call, so packages using goleak stay clean.
+func httpGet(rawURL string) (*http.Response, []byte, error) {
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	resp, err := client.Get(rawURL)
+	if err != nil {
+		return nil, nil, err
 	}
-	return def
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64*1024))
+	return resp, body, err
+}
+
+// dsn builds a libpq URL with user and password escaped.
+func dsn(host string, port int, user, password, db, sslmode string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(user, password),
+		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
+		Path:     "/" + db,
+		RawQuery: url.Values{"sslmode": {sslmode}}.Encode(),
+	}
+	if password == "" {
+		u.User = url.User(user)
+	}
+	return u.String()
+}
+
+var errNotHTTPURL = errors.New("not an http(s) URL")
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errNotHTTPURL
+	}
+	return nil
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Local services for pamtrail development, tests and benchmarks, without
+# Docker: PostgreSQL, Elasticsearch, an OpenSSH target and pgbouncer, all on
+# 127.0.0.1 with state under ${PAMTRAIL_HOME:-<repo>/.pamtrail}. See README.md.
+set -euo pipefail
+# Run the last element of a pipeline in this shell, so `die` inside it really
+# aborts the script instead of only a subshell.
+shopt -s lastpipe
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=deploy/local/lib.sh
+. "$SCRIPT_DIR/lib.sh"
+# shellcheck source=deploy/local/tls.sh
+. "$SCRIPT_DIR/tls.sh"
+# shellcheck source=deploy/local/postgres.sh
+. "$SCRIPT_DIR/postgres.sh"
+# shellcheck source=deploy/local/pgbouncer.sh
+. "$SCRIPT_DIR/pgbouncer.sh"
+# shellcheck source=deploy/local/sshd.sh
+. "$SCRIPT_DIR/sshd.sh"
+# shellcheck source=deploy/local/elasticsearch.sh
+. "$SCRIPT_DIR/elasticsearch.sh"
+
+# Start order: pgbouncer needs postgres; Elasticsearch is last because it is
+# the slowest and the others are then usable while waiting for it.
+ALL_SERVICES=(postgres pgbouncer sshd elasticsearch)
+DEFAULT_UP=(postgres elasticsearch)
+
+usage() {
+	cat <<-EOF
+		usage: $0 <command> [service...]
+
+		commands:
+		  up [service...]    start services (default: ${DEFAULT_UP[*]}); idempotent
+		  down [service...]  stop services (default: all); data is kept
+		  status             show what is provisioned and running
+		  env                print the export lines of $ENV_FILE
+
+		services: ${ALL_SERVICES[*]} all
+	EOF
+}
+
+# resolve_services expands "all", rejects unknown names and returns the
+# selection in start order (or reverse order for stopping) without duplicates.
+resolve_services() {
+	local direction=$1
+	shift
+	local -A wanted=()
+	local name
+	for name in "$@"; do
+		case $name in
+		all) for n in "${ALL_SERVICES[@]}"; do wanted[$n]=1; done ;;
+		postgres | pgbouncer | sshd | elasticsearch) wanted[$name]=1 ;;
+		*) die "unknown service '$name' (want one of: ${ALL_SERVICES[*]} all)" ;;
+		esac
+	done
+	local ordered=("${ALL_SERVICES[@]}")
+	if [[ $direction == stop ]]; then
+		ordered=(elasticsearch sshd pgbouncer postgres)
+	fi
+	for name in "${ordered[@]}"; do
+		[[ -n ${wanted[$name]:-} ]] && echo "$name"
+	done
+	return 0
+}
+
+# lock serialises concurrent invocations (parallel make targets, test
+# packages) so two of them never initdb or start the same daemon at once.
+lock() {
+	# Daemons are started through detach() so they never inherit this descriptor.
+	exec 9>"$PAMTRAIL_HOME/.lock"
+	chmod 0600 "$PAMTRAIL_HOME/.lock"
+	flock -w 900 9 || die "another services.sh holds $PAMTRAIL_HOME/.lock for more than 15 minutes"
+}
+
+cmd_up() {
+	local services
+	(($# > 0)) || set -- "${DEFAULT_UP[@]}"
+	resolve_services start "$@" | mapfile -t services
+	# pgbouncer reads what postgres_up records; converging postgres first is
+	# cheap when it is already up.
+	if [[ " ${services[*]} " == *" pgbouncer "* && " ${services[*]} " != *" postgres "* ]]; then
+		services=(postgres "${services[@]}")
+	fi
+	require_root "up $*"
+	ensure_home
+	lock
+	tls_up
+	local name
+	for name in "${services[@]}"; do
+		"${name}_up"
+	done
+	write_services_env
+	log "environment written to $ENV_FILE (source it, or: $0 env)"
+}
+
+cmd_down() {
+	local services name
+	(($# > 0)) || set -- all
+	resolve_services stop "$@" | mapfile -t services
+	require_root "down $*"
+	[[ -d $PAMTRAIL_HOME ]] || {
+		log "nothing to stop: $PAMTRAIL_HOME does not exist"
+		return 0
+	}
+	lock
+	for name in "${services[@]}"; do
+		"${name}_down"
+	done
+}
+
+cmd_status() {
+	local name
+	# Pidfiles live in directories only root and the service users can read.
+	require_root status
+	for name in "${ALL_SERVICES[@]}"; do
+		"${name}_status"
+	done
+	if [[ -d $PAMTRAIL_HOME && $(stat -c %a "$PAMTRAIL_HOME") != 711 ]]; then
+		log "warning: $PAMTRAIL_HOME is mode $(stat -c %a "$PAMTRAIL_HOME"), not 711: the postgres and pamtrail-es users cannot reach their data; run: $0 up"
+	fi
+}
+
+cmd_env() {
+	[[ -f $ENV_FILE ]] || die "$ENV_FILE does not exist; run: $0 up"
+	cat "$ENV_FILE"
+}
+
+main() {
+	local cmd=${1:-}
+	(($# > 0)) && shift
+	case $cmd in
+	up) cmd_up "$@" ;;
+	down) cmd_down "$@" ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
