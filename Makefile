@@ -36,7 +36,7 @@ tools: $(BUILDER)
 
 bin/otelcol-pamtrail: $(BUILDER) builder-config.yaml $(GO_SOURCES)
 	$(BUILDER) --config builder-config.yaml
-	@mkdir -p bin && cp _build/otelcol-pamtrail $@
+	@mkdir -p bin && cp _build/otelcol-pamtrail $@.tmp && mv -f $@.tmp $@
 
 services:
 	$(SERVICES) up all

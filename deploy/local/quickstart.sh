@@ -54,6 +54,16 @@ done
 
 bin/pamtrail gateway --config examples/quickstart/gateway.yaml &
 pids+=($!)
+deadline=$((SECONDS + 30))
+until (exec 3<>/dev/tcp/127.0.0.1/6432) 2>/dev/null && [ -f "$gw/ssh_host_ed25519_key" ]; do
+  if ! kill -0 "${pids[1]}" 2>/dev/null || [ $SECONDS -ge $deadline ]; then
+    echo "gateway failed to start (see its log above)" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+# A known_hosts file for the gateway's own SSH host key (made on first start).
+printf '[127.0.0.1]:2222 %s\n' "$(ssh-keygen -y -f "$gw/ssh_host_ed25519_key")" > "$qs/gateway_known_hosts"
 
 cat <<MSG
 

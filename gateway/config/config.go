@@ -220,9 +220,11 @@ func Default() *Config {
 			SegmentBytes:  64 << 20,
 		},
 		Upload: Upload{
-			Endpoint:     "127.0.0.1:4317",
-			Interval:     Duration(10 * time.Second),
-			Timeout:      Duration(10 * time.Second),
+			Endpoint: "127.0.0.1:4317",
+			Interval: Duration(10 * time.Second),
+			// Longer than the collector's 10 s batching: the collector
+			// acknowledges a request once its batch is in the persistent queue.
+			Timeout:      Duration(30 * time.Second),
 			Compression:  "gzip",
 			BatchRecords: 2000,
 			BatchBytes:   4 << 20,

@@ -43,11 +43,10 @@ func keyOf(e review.Event) eventKey {
 // allEvents returns every event document of this stack's gateway, however
 // many (a scroll, not one page of 10,000), with the fields the campaigns
 // check.
-func (s *stack) allEvents() []review.Event {
-	s.t.Helper()
+func (s *stack) allEvents() ([]review.Event, error) {
 	c, err := review.NewClient(s.esURL)
 	if err != nil {
-		s.t.Fatal(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -67,12 +66,12 @@ func (s *stack) allEvents() []review.Event {
 	var out []review.Event
 	for {
 		if err != nil {
-			s.t.Fatalf("reading events: %v", err)
+			return nil, fmt.Errorf("reading events: %w", err)
 		}
 		page, scrollID, perr := decodeScrollPage(res.Body, res.IsError(), res.Status())
 		res.Body.Close()
 		if perr != nil {
-			s.t.Fatalf("reading events: %v", perr)
+			return nil, fmt.Errorf("reading events: %w", perr)
 		}
 		out = append(out, page...)
 		if len(page) == 0 || scrollID == "" {
@@ -81,7 +80,7 @@ func (s *stack) allEvents() []review.Event {
 					r.Body.Close()
 				}
 			}
-			return out
+			return out, nil
 		}
 		res, err = c.ES.Scroll(c.ES.Scroll.WithContext(ctx), c.ES.Scroll.WithScrollID(scrollID), c.ES.Scroll.WithScroll(time.Minute))
 	}
@@ -275,7 +274,10 @@ func verifyCampaign(t *testing.T, s *stack, w *workload, faults faultLog, bound 
 	var rows map[int64][]review.Event
 	var keys map[eventKey]int
 	testenv.Eventually(t, timeout, time.Second, func() (bool, string) {
-		evs = s.allEvents()
+		var err error
+		if evs, err = s.allEvents(); err != nil {
+			return false, err.Error() // polled again: a transient search failure is no verdict
+		}
 		rows, keys = indexEvents(t, evs, w.table)
 		var missing []string
 		for n := range must {

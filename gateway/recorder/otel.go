@@ -52,6 +52,10 @@ type Options struct {
 	// MaxTextBytes bounds query/command text kept in a record.
 	MaxTextBytes int
 	Now          func() time.Time
+	// OnSessionEnd, if set, is called after a session's end is recorded
+	// (the gateway uses it to upload a finished session without waiting
+	// for the next cycle). It must not block.
+	OnSessionEnd func(sessionID string)
 }
 
 // OTel records each domain event as one OpenTelemetry log record, encoded
@@ -258,4 +262,3 @@ func operationName(sql string) string {
 // encode marshals a record; proto's deterministic mode is not needed since
 // records are never compared byte-wise.
 func encode(rec *logspb.LogRecord) ([]byte, error) { return proto.Marshal(rec) }
-

@@ -272,5 +272,9 @@ func (s *otelSession) End(e End) error {
 	if msg != "" {
 		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrErrorMessage, msg))
 	}
-	return s.emit(rec)
+	err := s.emit(rec)
+	if s.r.opts.OnSessionEnd != nil {
+		s.r.opts.OnSessionEnd(s.info.ID)
+	}
+	return err
 }

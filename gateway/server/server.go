@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/engine"
@@ -35,6 +36,9 @@ type Gateway struct {
 	engines  []runningEngine
 	metrics  *http.Server
 	wg       sync.WaitGroup
+	kick     chan struct{}
+	stopKick chan struct{}
+	stopOnce sync.Once
 }
 
 type runningEngine struct {
@@ -75,6 +79,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		Redactor:     buildRedactor(cfg.Redaction),
 		PolicyFor:    policyFor(cfg),
 		MaxTextBytes: int(cfg.Recording.MaxTextBytes),
+		OnSessionEnd: func(string) { g.kickUpload() },
 	})
 	if err != nil {
 		return nil, err
@@ -108,6 +113,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 	if err := g.uploader.Start(ctx); err != nil {
 		return nil, err
 	}
+	g.kick = make(chan struct{}, 1)
+	g.stopKick = make(chan struct{})
+	g.wg.Add(1)
+	go g.uploadOnSessionEnd()
 	listeners := map[string]string{}
 	if cfg.Postgres != nil {
 		listeners["postgres"] = cfg.Postgres.Address
@@ -156,6 +165,9 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 			g.log.Warn("engine shutdown", "engine", e.Protocol(), "error", err)
 		}
 		_ = e.ln.Close()
+	}
+	if g.stopKick != nil {
+		g.stopOnce.Do(func() { close(g.stopKick) })
 	}
 	g.wg.Wait()
 	if g.metrics != nil {
@@ -223,3 +235,40 @@ func policyFor(cfg *config.Config) func(string) recorder.Policy {
 	}
 }
 
+// kickUpload asks for an upload soon; it never blocks the session.
+func (g *Gateway) kickUpload() {
+	select {
+	case g.kick <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+// uploadOnSessionEnd uploads a finished session without waiting for the
+// next cycle, so it is searchable within seconds; kicks are coalesced and
+// spaced by at least a second so short-lived connections cannot turn the
+// uploader into a per-session request loop.
+func (g *Gateway) uploadOnSessionEnd() {
+	defer g.wg.Done()
+	const minSpacing = time.Second
+	var last time.Time
+	for {
+		select {
+		case <-g.stopKick:
+			return
+		case <-g.kick:
+		}
+		if wait := minSpacing - time.Since(last); wait > 0 {
+			select {
+			case <-g.stopKick:
+				return
+			case <-time.After(wait):
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Upload.Timeout.D())
+		if err := g.uploader.Flush(ctx); err != nil {
+			g.log.Debug("upload after session end failed; the regular cycle retries", "error", err)
+		}
+		cancel()
+		last = time.Now()
+	}
+}

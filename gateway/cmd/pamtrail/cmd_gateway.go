@@ -16,12 +16,16 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/postgres"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/server"
+	sshgw "github.com/pamtrail/pamtrail/gateway/ssh"
 )
 
 // engines are the protocols this build serves.
 var engines = map[string]server.EngineFactory{
 	"postgres": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
 		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log, GatewayID: cfg.Gateway.ID})
+	},
+	"ssh": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
+		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Logger: log, GatewayID: cfg.Gateway.ID})
 	},
 }
 
