@@ -10,10 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/pamtrail/pamtrail/gateway/redact"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -109,12 +105,11 @@ func (r *OTel) ActiveSessions() int {
 func (r *OTel) Heartbeat() {
 	r.active.Range(func(_, v any) bool {
 		s := v.(*otelSession)
-		rec := s.newRecord(schema.EventHeartbeat, r.opts.Now(), "")
-		rec.Attributes = append(rec.Attributes,
-			intAttr(schema.AttrQueryCount, s.queries.Load()),
-			intAttr(schema.AttrCommandCount, s.commands.Load()),
-			intAttr(schema.AttrErrorCount, s.errors.Load()))
-		_ = s.emit(rec)
+		rec := s.begin(schema.EventHeartbeat, r.opts.Now(), false, "")
+		rec.int(schema.AttrQueryCount, s.queries.Load())
+		rec.int(schema.AttrCommandCount, s.commands.Load())
+		rec.int(schema.AttrErrorCount, s.errors.Load())
+		_ = s.emit(schema.EventHeartbeat, rec)
 		return true
 	})
 }
@@ -126,21 +121,21 @@ func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, err
 	}
 	s := &otelSession{r: r, info: info, policy: r.opts.PolicyFor(info.Account)}
 	s.base = r.sessionAttrs(info)
-	rec := s.newRecord(schema.EventSessionStart, info.Start, fmt.Sprintf("%s session started by %s on %s", info.ResourceType, info.User, info.Account))
-	rec.Attributes = append(rec.Attributes,
-		strAttr(schema.AttrServerAddr, info.ServerAddr),
-		intAttr(schema.AttrServerPort, int64(info.ServerPort)),
-		strAttr(schema.AttrAuthMethod, info.AuthMethod))
+	rec := s.begin(schema.EventSessionStart, info.Start, false, fmt.Sprintf("%s session started by %s on %s", info.ResourceType, info.User, info.Account))
+	rec.str(schema.AttrServerAddr, info.ServerAddr)
+	rec.int(schema.AttrServerPort, int64(info.ServerPort))
+	rec.str(schema.AttrAuthMethod, info.AuthMethod)
 	if info.Database != "" {
-		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrDBNamespace, info.Database), strAttr(schema.AttrDBSystem, "postgresql"))
+		rec.str(schema.AttrDBNamespace, info.Database)
+		rec.str(schema.AttrDBSystem, "postgresql")
 	}
 	if info.UpstreamUser != "" {
-		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrDBUpstreamUser, info.UpstreamUser))
+		rec.str(schema.AttrDBUpstreamUser, info.UpstreamUser)
 	}
 	if err := s.append(rec); err != nil {
 		// A session that cannot even record its start is refused under
 		// either policy: nothing of it would be auditable.
-		_ = r.recordFailure(s, rec.EventName, err)
+		_ = r.recordFailure(s, schema.EventSessionStart, err)
 		return nil, fmt.Errorf("recording session start: %w", err)
 	}
 	r.active.Store(info.ID, s)
@@ -157,26 +152,25 @@ func (r *OTel) AuthFailure(ctx context.Context, f AuthFailure) error {
 	s := &otelSession{r: r, info: info}
 	s.base = r.sessionAttrs(info)
 	msg, _ := r.opts.Redactor.Shell(f.Message)
-	rec := s.newRecord(schema.EventAuthFailure, f.Time, msg)
-	rec.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_WARN
-	rec.SeverityText = "WARN"
-	rec.Attributes = append(rec.Attributes, strAttr(schema.AttrAuthFailure, f.Reason))
-	return s.emit(rec)
+	rec := s.begin(schema.EventAuthFailure, f.Time, true, msg)
+	rec.str(schema.AttrAuthFailure, f.Reason)
+	return s.emit(schema.EventAuthFailure, rec)
 }
 
-func (r *OTel) sessionAttrs(info SessionInfo) []*commonpb.KeyValue {
-	attrs := []*commonpb.KeyValue{
-		strAttr(schema.AttrSessionID, info.ID),
-		strAttr(schema.AttrUserName, info.User),
-		strAttr(schema.AttrAccount, info.Account),
-		strAttr(schema.AttrResourceType, info.ResourceType),
-		strAttr(schema.AttrClientAddr, info.ClientAddr),
-		strAttr(schema.AttrGatewayID, r.opts.GatewayID),
-	}
+// sessionAttrs encodes the attributes every record of a session carries,
+// once per session.
+func (r *OTel) sessionAttrs(info SessionInfo) []byte {
+	rec := &record{}
+	rec.str(schema.AttrSessionID, info.ID)
+	rec.str(schema.AttrUserName, info.User)
+	rec.str(schema.AttrAccount, info.Account)
+	rec.str(schema.AttrResourceType, info.ResourceType)
+	rec.str(schema.AttrClientAddr, info.ClientAddr)
+	rec.str(schema.AttrGatewayID, r.opts.GatewayID)
 	if info.ClientPort != 0 {
-		attrs = append(attrs, intAttr(schema.AttrClientPort, int64(info.ClientPort)))
+		rec.int(schema.AttrClientPort, int64(info.ClientPort))
 	}
-	return attrs
+	return rec.b
 }
 
 // recordFailure counts a failed append, logs it (at most once a second, so a
@@ -208,30 +202,6 @@ func (r *OTel) truncate(s string) (string, bool) {
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
-func strAttr(k, v string) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
-}
-
-func intAttr(k string, v int64) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v}}}
-}
-
-func floatAttr(k string, v float64) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v}}}
-}
-
-func boolAttr(k string, v bool) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v}}}
-}
-
-func strSliceAttr(k string, vs []string) *commonpb.KeyValue {
-	arr := make([]*commonpb.AnyValue, len(vs))
-	for i, v := range vs {
-		arr[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}
-	}
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: arr}}}}
-}
-
 func durationMs(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // operationName is the first SQL keyword, upper-cased (db.operation.name).
@@ -258,7 +228,3 @@ func operationName(sql string) string {
 	}
 	return strings.ToUpper(sql[:end])
 }
-
-// encode marshals a record; proto's deterministic mode is not needed since
-// records are never compared byte-wise.
-func encode(rec *logspb.LogRecord) ([]byte, error) { return proto.Marshal(rec) }

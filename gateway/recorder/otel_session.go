@@ -2,13 +2,11 @@ package recorder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -18,7 +16,7 @@ type otelSession struct {
 	r      *OTel
 	info   SessionInfo
 	policy Policy
-	base   []*commonpb.KeyValue // session attributes shared by every record
+	base   []byte // encoded session attributes shared by every record
 
 	seq       atomic.Int64 // next sequence number; 0 is the start event
 	queries   atomic.Int64
@@ -30,47 +28,40 @@ type otelSession struct {
 
 func (s *otelSession) ID() string { return s.info.ID }
 
-// newRecord starts a record with the session attributes and the next
-// sequence number. Sequence numbers are taken in call order, so they follow
-// protocol order for each engine goroutine.
-func (s *otelSession) newRecord(event string, ts time.Time, body string) *logspb.LogRecord {
-	attrs := make([]*commonpb.KeyValue, 0, len(s.base)+16)
-	attrs = append(attrs, s.base...)
-	attrs = append(attrs, intAttr(schema.AttrSeq, s.seq.Add(1)-1))
-	now := uint64(s.r.opts.Now().UnixNano())
-	return &logspb.LogRecord{
-		TimeUnixNano:         uint64(ts.UnixNano()),
-		ObservedTimeUnixNano: now,
-		SeverityNumber:       logspb.SeverityNumber_SEVERITY_NUMBER_INFO,
-		SeverityText:         "INFO",
-		EventName:            event,
-		Body:                 &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: body}},
-		Attributes:           attrs,
-	}
+// begin starts a record with the session attributes and the next sequence
+// number. Sequence numbers are taken in call order, so they follow protocol
+// order for each engine goroutine.
+func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
+	rec := newRecord()
+	rec.header(event, ts, s.r.opts.Now(), warn, body)
+	rec.raw(s.base)
+	rec.int(schema.AttrSeq, s.seq.Add(1)-1)
+	return rec
 }
 
 // emit appends a record and applies the session's failure policy.
-func (s *otelSession) emit(rec *logspb.LogRecord) error {
+func (s *otelSession) emit(event string, rec *record) error {
 	if err := s.append(rec); err != nil {
-		return s.r.recordFailure(s, rec.EventName, err)
+		return s.r.recordFailure(s, event, err)
 	}
 	return nil
 }
 
-// append encodes and appends a record, returning the raw failure.
-func (s *otelSession) append(rec *logspb.LogRecord) error {
-	payload, err := encode(rec)
-	if err != nil {
-		return err
-	}
+var errNotDurable = errors.New("strict mode needs a durable sink")
+
+// append hands the encoded record to the sink and recycles the buffer (the
+// sink copies what it keeps), returning the raw failure.
+func (s *otelSession) append(rec *record) error {
+	defer rec.release()
+	var err error
 	if s.policy.Strict {
 		ds, ok := s.r.opts.Sink.(DurableSink)
 		if !ok {
-			return fmt.Errorf("strict mode needs a durable sink")
+			return errNotDurable
 		}
-		err = ds.AppendDurable(context.Background(), payload)
+		err = ds.AppendDurable(context.Background(), rec.b)
 	} else {
-		err = s.r.opts.Sink.Append(payload)
+		err = s.r.opts.Sink.Append(rec.b)
 	}
 	if err != nil {
 		return err
@@ -89,54 +80,55 @@ func (s *otelSession) Query(q Query) error {
 	if q.Start.IsZero() {
 		q.Start = s.r.opts.Now()
 	}
-	rec := s.newRecord(schema.EventDBQuery, q.Start, text)
-	a := append(rec.Attributes,
-		strAttr(schema.AttrDBSystem, "postgresql"),
-		strAttr(schema.AttrDBNamespace, s.info.Database),
-		strAttr(schema.AttrDBQueryText, text),
-		strAttr(schema.AttrDBOperation, operationName(text)),
-		strAttr(schema.AttrStartTime, q.Start.UTC().Format(time.RFC3339Nano)),
-		floatAttr(schema.AttrDurationMs, durationMs(q.Duration)),
-		intAttr(schema.AttrDBReturnedRows, q.ReturnedRows),
-		intAttr(schema.AttrDBRowsAffected, q.RowsAffected),
-	)
+	failed := q.ErrorCode != "" && !q.NotExecuted
+	rec := s.begin(schema.EventDBQuery, q.Start, failed, text)
+	rec.str(schema.AttrDBSystem, "postgresql")
+	rec.str(schema.AttrDBNamespace, s.info.Database)
+	rec.str(schema.AttrDBQueryText, text)
+	rec.str(schema.AttrDBOperation, operationName(text))
+	rec.str(schema.AttrStartTime, q.Start.UTC().Format(time.RFC3339Nano))
+	rec.float(schema.AttrDurationMs, durationMs(q.Duration))
+	rec.int(schema.AttrDBReturnedRows, q.ReturnedRows)
+	rec.int(schema.AttrDBRowsAffected, q.RowsAffected)
 	if q.Protocol != "" {
-		a = append(a, strAttr(schema.AttrDBProtocol, q.Protocol))
+		rec.str(schema.AttrDBProtocol, q.Protocol)
 	}
 	if len(params) > 0 {
+		if &params[0] == &q.Params[0] { // not copied by SQLParams: copy before redacting
+			params = append([]string(nil), params...)
+		}
 		for i := range params {
 			params[i], _ = s.r.opts.Redactor.SQL(params[i])
 		}
-		a = append(a, strSliceAttr(schema.AttrDBParams, params))
+		rec.strs(schema.AttrDBParams, params)
 	}
 	if q.ParamsTruncated {
-		a = append(a, boolAttr(schema.AttrDBParamsTrunc, true))
+		rec.bool(schema.AttrDBParamsTrunc, true)
 	}
 	if q.TxStatus != 0 {
-		a = append(a, strAttr(schema.AttrDBTxStatus, string(q.TxStatus)))
+		rec.str(schema.AttrDBTxStatus, string(q.TxStatus))
 	}
 	if len(q.Columns) > 0 {
-		a = append(a, strSliceAttr(schema.AttrDBColumns, q.Columns))
+		rec.strs(schema.AttrDBColumns, q.Columns)
 	}
 	var response string
 	switch {
 	case q.NotExecuted:
-		a = append(a, boolAttr(schema.AttrDBNotExecuted, true))
+		rec.bool(schema.AttrDBNotExecuted, true)
 		response = "NOT EXECUTED (an earlier statement in the pipeline failed)"
-	case q.ErrorCode != "":
+	case failed:
 		s.errors.Add(1)
-		rec.SeverityNumber = logspb.SeverityNumber_SEVERITY_NUMBER_WARN
-		rec.SeverityText = "WARN"
 		msg, _ := s.r.opts.Redactor.SQL(q.ErrorMessage)
 		detail, _ := s.r.opts.Redactor.SQL(q.ErrorDetail)
-		a = append(a, strAttr(schema.AttrDBStatusCode, q.ErrorCode), strAttr(schema.AttrErrorType, q.ErrorCode),
-			strAttr(schema.AttrErrorMessage, msg))
+		rec.str(schema.AttrDBStatusCode, q.ErrorCode)
+		rec.str(schema.AttrErrorType, q.ErrorCode)
+		rec.str(schema.AttrErrorMessage, msg)
 		if detail != "" {
-			a = append(a, strAttr(schema.AttrErrorDetail, detail))
+			rec.str(schema.AttrErrorDetail, detail)
 		}
 		response = "ERROR " + q.ErrorCode + ": " + msg
 	default:
-		a = append(a, strAttr(schema.AttrDBCommandTag, q.CommandTag))
+		rec.str(schema.AttrDBCommandTag, q.CommandTag)
 		response = q.CommandTag
 	}
 	if q.Preview != "" {
@@ -146,15 +138,14 @@ func (s *otelSession) Query(q Query) error {
 	if len(q.Notices) > 0 {
 		response += "\nNOTICE: " + strings.Join(q.Notices, "\nNOTICE: ")
 	}
-	a = append(a, strAttr(schema.AttrResponseText, response))
+	rec.str(schema.AttrResponseText, response)
 	if q.PreviewTrunc || textTrunc {
-		a = append(a, boolAttr(schema.AttrResponseTrunc, true))
+		rec.bool(schema.AttrResponseTrunc, true)
 	}
 	if redactions > 0 {
-		a = append(a, intAttr(schema.AttrRedactions, int64(redactions)))
+		rec.int(schema.AttrRedactions, int64(redactions))
 	}
-	rec.Attributes = a
-	return s.emit(rec)
+	return s.emit(schema.EventDBQuery, rec)
 }
 
 // Command implements Session.
@@ -168,32 +159,30 @@ func (s *otelSession) Command(c Command) error {
 	if c.Start.IsZero() {
 		c.Start = s.r.opts.Now()
 	}
-	rec := s.newRecord(schema.EventSSHCommand, c.Start, text)
-	a := append(rec.Attributes,
-		strAttr(schema.AttrSSHChannelType, c.Channel),
-		strAttr(schema.AttrSSHCommand, text),
-		strAttr(schema.AttrSSHOutput, out),
-		strAttr(schema.AttrResponseText, out),
-		strAttr(schema.AttrStartTime, c.Start.UTC().Format(time.RFC3339Nano)),
-		floatAttr(schema.AttrDurationMs, durationMs(c.Duration)),
-	)
+	failed := c.ExitStatus != nil && *c.ExitStatus != 0
+	rec := s.begin(schema.EventSSHCommand, c.Start, false, text)
+	rec.str(schema.AttrSSHChannelType, c.Channel)
+	rec.str(schema.AttrSSHCommand, text)
+	rec.str(schema.AttrSSHOutput, out)
+	rec.str(schema.AttrResponseText, out)
+	rec.str(schema.AttrStartTime, c.Start.UTC().Format(time.RFC3339Nano))
+	rec.float(schema.AttrDurationMs, durationMs(c.Duration))
 	if c.ExitStatus != nil {
-		a = append(a, intAttr(schema.AttrSSHExitStatus, int64(*c.ExitStatus)))
-		if *c.ExitStatus != 0 {
-			s.errors.Add(1)
-		}
+		rec.int(schema.AttrSSHExitStatus, int64(*c.ExitStatus))
+	}
+	if failed {
+		s.errors.Add(1)
 	}
 	if c.ExitSignal != "" {
-		a = append(a, strAttr(schema.AttrSSHExitSignal, c.ExitSignal))
+		rec.str(schema.AttrSSHExitSignal, c.ExitSignal)
 	}
 	if c.OutputTrunc || outTrunc {
-		a = append(a, boolAttr(schema.AttrResponseTrunc, true))
+		rec.bool(schema.AttrResponseTrunc, true)
 	}
 	if redactions > 0 {
-		a = append(a, intAttr(schema.AttrRedactions, int64(redactions)))
+		rec.int(schema.AttrRedactions, int64(redactions))
 	}
-	rec.Attributes = a
-	return s.emit(rec)
+	return s.emit(schema.EventSSHCommand, rec)
 }
 
 // Output implements Session.
@@ -202,14 +191,13 @@ func (s *otelSession) Output(o Output) error {
 	if o.Time.IsZero() {
 		o.Time = s.r.opts.Now()
 	}
-	rec := s.newRecord(schema.EventSSHOutput, o.Time, data)
-	rec.Attributes = append(rec.Attributes,
-		strAttr(schema.AttrSSHStream, o.Stream),
-		floatAttr(schema.AttrSSHElapsedMs, durationMs(o.Elapsed)))
+	rec := s.begin(schema.EventSSHOutput, o.Time, false, data)
+	rec.str(schema.AttrSSHStream, o.Stream)
+	rec.float(schema.AttrSSHElapsedMs, durationMs(o.Elapsed))
 	if redactions > 0 {
-		rec.Attributes = append(rec.Attributes, intAttr(schema.AttrRedactions, int64(redactions)))
+		rec.int(schema.AttrRedactions, int64(redactions))
 	}
-	return s.emit(rec)
+	return s.emit(schema.EventSSHOutput, rec)
 }
 
 // File implements Session.
@@ -221,21 +209,19 @@ func (s *otelSession) File(f FileOp) error {
 	if f.Target != "" {
 		body += " -> " + f.Target
 	}
-	rec := s.newRecord(schema.EventSSHFile, f.Time, body)
-	a := append(rec.Attributes,
-		strAttr(schema.AttrSSHChannelType, f.Channel),
-		strAttr(schema.AttrFileOperation, f.Operation),
-		strAttr(schema.AttrFilePath, f.Path),
-		intAttr(schema.AttrFileBytes, f.Bytes))
+	rec := s.begin(schema.EventSSHFile, f.Time, f.Error != "", body)
+	rec.str(schema.AttrSSHChannelType, f.Channel)
+	rec.str(schema.AttrFileOperation, f.Operation)
+	rec.str(schema.AttrFilePath, f.Path)
+	rec.int(schema.AttrFileBytes, f.Bytes)
 	if f.Target != "" {
-		a = append(a, strAttr(schema.AttrFileTarget, f.Target))
+		rec.str(schema.AttrFileTarget, f.Target)
 	}
 	if f.Error != "" {
 		s.errors.Add(1)
-		a = append(a, strAttr(schema.AttrErrorMessage, f.Error))
+		rec.str(schema.AttrErrorMessage, f.Error)
 	}
-	rec.Attributes = a
-	return s.emit(rec)
+	return s.emit(schema.EventSSHFile, rec)
 }
 
 // Forward implements Session.
@@ -243,9 +229,10 @@ func (s *otelSession) Forward(f Forward) error {
 	if f.Time.IsZero() {
 		f.Time = s.r.opts.Now()
 	}
-	rec := s.newRecord(schema.EventSSHForward, f.Time, "forward to "+f.Target)
-	rec.Attributes = append(rec.Attributes, strAttr(schema.AttrForwardTarget, f.Target), intAttr(schema.AttrBytesOut, f.Bytes))
-	return s.emit(rec)
+	rec := s.begin(schema.EventSSHForward, f.Time, false, "forward to "+f.Target)
+	rec.str(schema.AttrForwardTarget, f.Target)
+	rec.int(schema.AttrBytesOut, f.Bytes)
+	return s.emit(schema.EventSSHForward, rec)
 }
 
 // End implements Session. It is idempotent: only the first call records.
@@ -258,21 +245,20 @@ func (s *otelSession) End(e End) error {
 		e.Time = s.r.opts.Now()
 	}
 	msg, _ := s.r.opts.Redactor.Shell(e.Message)
-	rec := s.newRecord(schema.EventSessionEnd, e.Time, fmt.Sprintf("session ended: %s", e.Reason))
-	rec.Attributes = append(rec.Attributes,
-		strAttr(schema.AttrEndReason, e.Reason),
-		floatAttr(schema.AttrDurationMs, durationMs(e.Time.Sub(s.info.Start))),
-		strAttr(schema.AttrStartTime, s.info.Start.UTC().Format(time.RFC3339Nano)),
-		intAttr(schema.AttrBytesIn, e.BytesIn),
-		intAttr(schema.AttrBytesOut, e.BytesOut),
-		intAttr(schema.AttrQueryCount, s.queries.Load()),
-		intAttr(schema.AttrCommandCount, s.commands.Load()),
-		intAttr(schema.AttrErrorCount, s.errors.Load()),
-		intAttr(schema.AttrRecordingErrors, s.recErrors.Load()))
+	rec := s.begin(schema.EventSessionEnd, e.Time, false, fmt.Sprintf("session ended: %s", e.Reason))
+	rec.str(schema.AttrEndReason, e.Reason)
+	rec.float(schema.AttrDurationMs, durationMs(e.Time.Sub(s.info.Start)))
+	rec.str(schema.AttrStartTime, s.info.Start.UTC().Format(time.RFC3339Nano))
+	rec.int(schema.AttrBytesIn, e.BytesIn)
+	rec.int(schema.AttrBytesOut, e.BytesOut)
+	rec.int(schema.AttrQueryCount, s.queries.Load())
+	rec.int(schema.AttrCommandCount, s.commands.Load())
+	rec.int(schema.AttrErrorCount, s.errors.Load())
+	rec.int(schema.AttrRecordingErrors, s.recErrors.Load())
 	if msg != "" {
-		rec.Attributes = append(rec.Attributes, strAttr(schema.AttrErrorMessage, msg))
+		rec.str(schema.AttrErrorMessage, msg)
 	}
-	err := s.emit(rec)
+	err := s.emit(schema.EventSessionEnd, rec)
 	if s.r.opts.OnSessionEnd != nil {
 		s.r.opts.OnSessionEnd(s.info.ID)
 	}
