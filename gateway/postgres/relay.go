@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+)
+
+// Read buffer sizes. Bytes are forwarded in the chunks they are read in:
+// one read, one write, no copy; a full buffer simply means more reads.
+const (
+	clientBufSize = 16 << 10
+	serverBufSize = 32 << 10
+)
+
+// pumpResult is why a pump stopped.
+type pumpResult struct {
+	err         error
+	writeFailed bool // the error came from writing to the other side
+}
+
+// pump copies src to dst while the scanner watches the messages go by. A
+// message is observed before the read that completes it is forwarded, so
+// a fail-closed recording error stops the response it concerns, and a
+// statement's event is recorded before the client sees its ReadyForQuery.
+func (s *session) pump(src, dst net.Conn, sc *frameScanner, fromClient bool) pumpResult {
+	size := serverBufSize
+	counter := &s.bytesOut
+	if fromClient {
+		size, counter = clientBufSize, &s.bytesIn
+	}
+	buf := make([]byte, size)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			var now time.Time
+			if s.tr != nil || s.idle > 0 {
+				now = time.Now()
+			}
+			if s.idle > 0 {
+				s.activity.Store(now.UnixNano())
+			}
+			var scanErr error
+			if s.tr != nil {
+				s.tr.begin(now)
+				scanErr = sc.feed(buf[:n])
+				if fromClient && s.tr.terminated {
+					s.terminated.Store(true)
+				}
+				s.tr.end()
+			} else {
+				scanErr = sc.feed(buf[:n])
+			}
+			if scanErr != nil {
+				return pumpResult{err: scanErr}
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return pumpResult{err: werr, writeFailed: true}
+			}
+			counter.Add(int64(n))
+			if fromClient && s.terminated.Load() {
+				return pumpResult{}
+			}
+		}
+		if err != nil {
+			return pumpResult{err: err}
+		}
+	}
+}
+
+// clientChecker validates client messages when nothing is recorded: the
+// protocol limits hold with recording off too.
+type clientChecker struct{ s *session }
+
+func (clientChecker) wants(byte, int) int { return 0 }
+
+func (c *clientChecker) message(typ byte, _ []byte, _ int) error {
+	if !frontendTypes[typ] {
+		return protocolErrorf("invalid frontend message type %q", typ)
+	}
+	if typ == 'X' {
+		c.s.terminated.Store(true)
+	}
+	return nil
+}
+
+// serverChecker validates server messages when nothing is recorded.
+type serverChecker struct{}
+
+func (serverChecker) wants(byte, int) int { return 0 }
+
+func (serverChecker) message(typ byte, _ []byte, _ int) error {
+	if !backendTypes[typ] {
+		return protocolErrorf("server sent invalid message type %q after startup", typ)
+	}
+	return nil
+}
+
+func isEOF(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)
+}

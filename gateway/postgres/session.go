@@ -1,0 +1,296 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// session is a live, recorded PostgreSQL session.
+type session struct {
+	e        *Engine
+	log      *slog.Logger
+	client   net.Conn
+	upstream net.Conn
+	rec      recorder.Session
+	tr       *tracker // nil when recording is disabled
+	key      cancelKey
+	idle     time.Duration
+	maxDur   time.Duration
+	start    time.Time
+
+	// activity is the UnixNano time of the last read on either side, kept
+	// only when an idle timeout applies.
+	activity   atomic.Int64
+	terminated atomic.Bool
+	bytesIn    atomic.Int64 // client → upstream
+	bytesOut   atomic.Int64 // upstream → client
+}
+
+// establish authenticates the client, logs in upstream, starts the
+// recording and hands the client its session.
+func (c *clientConn) establish() (*session, error) {
+	if err := c.negotiate(); err != nil {
+		return nil, err
+	}
+	acct, err := c.authenticate()
+	if err != nil {
+		return nil, err
+	}
+	e := c.e
+	ctx, cancel := context.WithTimeout(e.stopCtx, e.connTimeout)
+	defer cancel()
+	up, err := e.connectUpstream(ctx, acct, c.params)
+	if err != nil {
+		var ue *upstreamError
+		if !errors.As(err, &ue) {
+			ue = e.upstreamFailed(acct, err)
+		}
+		return nil, &authFailure{wire: ue.wire, reason: schema.AuthUpstreamFailed,
+			message: ue.err.Error(), account: acct.Name}
+	}
+	s, err := c.startSession(ctx, acct, up)
+	if err != nil {
+		_ = up.conn.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up *upstreamConn) (*session, error) {
+	e := c.e
+	now := time.Now()
+	info := recorder.SessionInfo{
+		ID:           recorder.NewSessionID(),
+		User:         c.user,
+		Account:      acct.Name,
+		ResourceType: schema.ResourcePostgres,
+		ClientAddr:   c.remoteAddr,
+		ClientPort:   c.remotePort,
+		ServerAddr:   acct.Host,
+		ServerPort:   acct.Port,
+		Database:     acct.Database,
+		UpstreamUser: acct.User,
+		AuthMethod:   "scram-sha-256",
+		Start:        now,
+	}
+	rs, err := e.rec.SessionStart(ctx, info)
+	if err != nil {
+		e.log.Error("postgres: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
+		return nil, &wireError{code: codeCannotConnectNow, message: "pamtrail cannot record this session, so it is refused"}
+	}
+	s := &session{
+		e:        e,
+		log:      e.log.With("session", info.ID, "user", c.user, "account", acct.Name),
+		client:   c.conn,
+		upstream: up.conn,
+		rec:      rs,
+		idle:     acct.IdleTimeout.D(),
+		maxDur:   acct.MaxDuration.D(),
+		start:    now,
+	}
+	if e.recordOn {
+		s.tr = newTracker(e.lim, rs.Query, s.log)
+	}
+	s.key = e.cancels.register(cancelTarget{upstream: up.key, send: e.sendCancel(acct)})
+	// Hand over: the server's parameters, our cancel key, ReadyForQuery.
+	msg := up.initial
+	var kd [8]byte
+	binary.BigEndian.PutUint32(kd[:], s.key.pid)
+	binary.BigEndian.PutUint32(kd[4:], s.key.secret)
+	msg = appendMessage(msg, 'K', kd[:])
+	msg = appendMessage(msg, 'Z', []byte{up.txStatus})
+	if _, err := c.conn.Write(msg); err != nil {
+		e.cancels.unregister(s.key)
+		s.recordEnd(schema.EndNetworkError, "client went away before the session started", 0, 0)
+		return nil, quiet("writing to client: %v", err)
+	}
+	_ = c.conn.SetDeadline(time.Time{})
+	s.log.Info("postgres: session started", "client", c.remoteAddr)
+	return s, nil
+}
+
+// endState is why a session ended and what the client is told.
+type endState struct {
+	reason  string
+	message string
+	wire    *wireError
+}
+
+// run relays the session until one side ends it, a limit is hit or the
+// engine shuts down, then records the end.
+func (s *session) run() {
+	defer s.e.cancels.unregister(s.key)
+	if s.idle > 0 {
+		s.activity.Store(time.Now().UnixNano())
+	}
+	cs := &frameScanner{maxLen: s.e.maxMessage, side: "client"}
+	ss := &frameScanner{maxLen: s.e.maxMessage, side: "server"}
+	if s.tr != nil {
+		cs.obs, ss.obs = clientSide{s.tr}, serverSide{s.tr}
+	} else {
+		cs.obs, ss.obs = &clientChecker{s: s}, serverChecker{}
+	}
+	clientDone := make(chan pumpResult, 1)
+	serverDone := make(chan pumpResult, 1)
+	go func() { clientDone <- s.pump(s.client, s.upstream, cs, true) }()
+	go func() { serverDone <- s.pump(s.upstream, s.client, ss, false) }()
+
+	end, gotClient, gotServer := s.supervise(clientDone, serverDone)
+	s.cancelAbandoned(end)
+
+	// Stop both pumps: closing upstream ends the server pump's read and
+	// the client pump's write; a past read deadline ends the client pump's
+	// read while keeping the client writable for the final message.
+	_ = s.upstream.Close()
+	_ = s.client.SetReadDeadline(time.Unix(1, 0))
+	var serverRes pumpResult
+	if !gotServer {
+		select {
+		case serverRes = <-serverDone:
+		case <-time.After(2 * time.Second):
+			// The client is not reading what we write to it.
+			_ = s.client.SetWriteDeadline(time.Unix(1, 0))
+			serverRes = <-serverDone
+		}
+	}
+	if !gotClient {
+		<-clientDone
+	}
+	if end.wire != nil && !ss.midMessage() && !serverRes.writeFailed {
+		_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		_, _ = s.client.Write(appendErrorResponse(nil, end.wire))
+	}
+	_ = s.client.Close()
+
+	if s.tr != nil {
+		if err := s.tr.close(time.Now()); err != nil && end.reason != schema.EndRecordingError {
+			s.log.Error("postgres: recording the last statements failed", "error", err)
+		}
+	}
+	s.recordEnd(end.reason, end.message, s.bytesIn.Load(), s.bytesOut.Load())
+	s.log.Info("postgres: session ended", "reason", end.reason, "message", end.message,
+		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
+}
+
+// cancelAbandoned cancels a statement still running upstream when the
+// session ends under it: PostgreSQL would otherwise run it to completion
+// (holding its locks) and notice the closed connection only when it tries
+// to answer.
+func (s *session) cancelAbandoned(end endState) {
+	if end.reason == schema.EndClientQuit || end.reason == schema.EndUpstreamClosed || s.tr == nil || !s.tr.busy() {
+		return
+	}
+	target, ok := s.e.cancels.lookup(s.key)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.e.connTimeout)
+	defer cancel()
+	if err := target.send(ctx, target.upstream); err != nil {
+		s.log.Warn("postgres: cancelling the abandoned statement upstream failed", "error", err)
+	}
+}
+
+// supervise waits for the first reason to end the session.
+func (s *session) supervise(clientDone, serverDone chan pumpResult) (end endState, gotClient, gotServer bool) {
+	var idleC, maxC <-chan time.Time
+	var idleT *time.Timer
+	if s.idle > 0 {
+		idleT = time.NewTimer(s.idle)
+		defer idleT.Stop()
+		idleC = idleT.C
+	}
+	if s.maxDur > 0 {
+		maxT := time.NewTimer(time.Until(s.start.Add(s.maxDur)))
+		defer maxT.Stop()
+		maxC = maxT.C
+	}
+	for {
+		select {
+		case r := <-clientDone:
+			return s.classify(r, true), true, false
+		case r := <-serverDone:
+			return s.classify(r, false), false, true
+		case <-idleC:
+			// Idle means no bytes either way and no statement running, so
+			// a long query is not mistaken for an idle session.
+			wait := s.idle - time.Since(time.Unix(0, s.activity.Load()))
+			if wait <= 0 && s.tr != nil && s.tr.busy() {
+				wait = s.idle
+			}
+			if wait > 0 {
+				idleT.Reset(wait)
+				continue
+			}
+			return endState{reason: schema.EndIdleTimeout,
+				message: fmt.Sprintf("no activity for %s (idle_timeout)", s.idle),
+				wire:    &wireError{code: codeIdleSessionTimeout, message: "terminating connection due to idle-session timeout"}}, false, false
+		case <-maxC:
+			return s.maxDurationEnd(), false, false
+		case <-s.e.stop:
+			return shutdownEnd(), false, false
+		}
+	}
+}
+
+func (s *session) maxDurationEnd() endState {
+	return endState{reason: schema.EndMaxDuration,
+		message: fmt.Sprintf("session reached its maximum duration of %s (max_duration)", s.maxDur),
+		wire: &wireError{code: codeAdminShutdown,
+			message: fmt.Sprintf("terminating connection: maximum session duration of %s reached", s.maxDur)}}
+}
+
+func shutdownEnd() endState {
+	return endState{reason: schema.EndShutdown, message: "gateway is shutting down",
+		wire: &wireError{code: codeAdminShutdown, message: "terminating connection because the pamtrail gateway is shutting down"}}
+}
+
+// classify turns the first pump to stop into the session's end.
+func (s *session) classify(r pumpResult, fromClient bool) endState {
+	var we *wireError
+	switch {
+	case errors.Is(r.err, errRecording):
+		return endState{reason: schema.EndRecordingError, message: "an event could not be recorded (fail-closed policy)",
+			wire: &wireError{code: codeInternalError, message: "terminating connection: pamtrail could not record this session (fail-closed policy)"}}
+	case errors.As(r.err, &we):
+		return endState{reason: schema.EndProtocolError, message: we.message, wire: we}
+	case s.terminated.Load():
+		return endState{reason: schema.EndClientQuit}
+	case fromClient && !r.writeFailed:
+		return endState{reason: schema.EndNetworkError, message: "client connection closed without Terminate: " + errText(r.err)}
+	case fromClient:
+		return endState{reason: schema.EndUpstreamClosed, message: "writing to the server failed: " + errText(r.err),
+			wire: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
+	case !r.writeFailed && isEOF(r.err):
+		return endState{reason: schema.EndUpstreamClosed, message: "server closed the connection"}
+	case !r.writeFailed:
+		return endState{reason: schema.EndNetworkError, message: "reading from the server failed: " + errText(r.err),
+			wire: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
+	default:
+		return endState{reason: schema.EndNetworkError, message: "writing to the client failed: " + errText(r.err)}
+	}
+}
+
+func (s *session) recordEnd(reason, message string, in, out int64) {
+	err := s.rec.End(recorder.End{Time: time.Now(), Reason: reason, Message: message, BytesIn: in, BytesOut: out})
+	if err != nil {
+		s.log.Error("postgres: recording the session end failed", "error", err)
+	}
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "EOF"
+	}
+	return err.Error()
+}
