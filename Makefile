@@ -56,9 +56,16 @@ test-unit:
 test-integration:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(INTEGRATION_PKGS)
 
-bench: build services
-	PAMTRAIL_BENCH=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./gateway/postgres/ ./gateway/ssh/... | tee .pamtrail/bench-e2e.txt
-	$(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./collector-components/... | tee .pamtrail/bench-unit.txt
+# Side-by-side figures from one run: pgbench -S direct vs pgbouncer vs the
+# gateway recording vs recording off (PAMTRAIL_BENCH_SECONDS per run, default
+# 20), SSH throughput direct vs ProxyJump vs gateway, then the component
+# micro-benchmarks (spool append, recorder, session processor).
+bench: build
+	$(SERVICES) up postgres pgbouncer sshd
+	@mkdir -p $(PAMTRAIL_HOME)
+	$(GO) test -run '^$$' -bench 'Pgbench|IdleSession|LargeResult' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
+	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 
 soak: build services
 	PAMTRAIL_SOAK=1 $(GO) test -count=1 -timeout 85m -run 'Campaign' ./gateway/e2e/...
