@@ -2,6 +2,7 @@
 #   make run    bring up local services, start the collector and the gateway (quickstart)
 #   make test   every test, against real PostgreSQL, OpenSSH and Elasticsearch
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 .DEFAULT_GOAL := build
 
 GO          ?= go

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,7 +141,7 @@ func TestCampaignElasticsearchDown(t *testing.T) {
 	plan := planCampaign(t)
 	s := newStack(t, stackOptions{})
 	proxy := startProxy(t, hostPort(t, s.esURL))
-	writeFile(t, s.colConfig, collectorConfig(s.otlpAddr, s.healthAddr, "http://"+proxy.addr, filepath.Join(s.dir, "queue")))
+	writeFile(t, s.colConfig, strings.Replace(collectorConfig(s.otlpAddr, s.healthAddr, "http://"+proxy.addr, filepath.Join(s.dir, "queue")), "max_retries: 1500", "max_retries: 1", 1))
 	s.start()
 	runOutageCampaign(t, s, plan, "elasticsearch", proxy.cut, proxy.restore)
 }

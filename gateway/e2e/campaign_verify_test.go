@@ -235,7 +235,7 @@ func durabilityBound(strict bool, fsyncInterval time.Duration) time.Duration {
 	if strict {
 		return 0
 	}
-	return 0
+	return fsyncInterval + 250*time.Millisecond
 }
 
 var insertRow = regexp.MustCompile(`^insert into (campaign_[0-9a-f]+) \(n, client\) values \((\d+), (\d+)\)$`)

@@ -31,11 +31,11 @@ func NewClient(url string) (*Client, error) {
 
 // Event is one recorded event document.
 type Event struct {
-	DocID      string
-	Timestamp  time.Time
-	EventName  string
-	Body       string
-	Attributes map[string]any
+	DocID      string         `json:"doc_id"`
+	Timestamp  time.Time      `json:"timestamp"`
+	EventName  string         `json:"event_name"`
+	Body       string         `json:"body,omitempty"`
+	Attributes map[string]any `json:"attributes"`
 }
 
 // Str returns a string attribute ("" if absent).
@@ -65,6 +65,17 @@ type Filter struct {
 	Text      string // full-text search of statements, commands and responses
 	Since     time.Time
 	Size      int // default 1000
+	// MinSeq keeps events whose pam.seq is at least MinSeq (0: all); with
+	// OrderBySeq it pages through one session and lets a live view ask
+	// only for what it has not printed yet.
+	MinSeq int64
+	// OrderBySeq sorts by pam.seq alone: the recorded order within one
+	// session, which timestamps (statement start times) need not follow.
+	OrderBySeq bool
+	// NewestFirst sorts by @timestamp descending (cross-session search).
+	NewestFirst bool
+	// ExcludeEventNames drops these events (heartbeats are noise in a log).
+	ExcludeEventNames []string
 }
 
 func (f Filter) query() map[string]any {
@@ -85,10 +96,33 @@ func (f Filter) query() map[string]any {
 	if !f.Since.IsZero() {
 		must = append(must, map[string]any{"range": map[string]any{FieldTimestamp: map[string]any{"gte": f.Since.UTC().Format(time.RFC3339Nano)}}})
 	}
-	if len(must) == 0 {
+	if f.MinSeq > 0 {
+		must = append(must, map[string]any{"range": map[string]any{Attr(schema.AttrSeq): map[string]any{"gte": f.MinSeq}}})
+	}
+	var mustNot []any
+	if len(f.ExcludeEventNames) > 0 {
+		mustNot = append(mustNot, map[string]any{"terms": map[string]any{FieldEventName: f.ExcludeEventNames}})
+	}
+	if len(must) == 0 && len(mustNot) == 0 {
 		return map[string]any{"match_all": map[string]any{}}
 	}
-	return map[string]any{"bool": map[string]any{"filter": must}}
+	b := map[string]any{"filter": must}
+	if len(mustNot) > 0 {
+		b["must_not"] = mustNot
+	}
+	return map[string]any{"bool": b}
+}
+
+func (f Filter) sort() []any {
+	order := "asc"
+	if f.NewestFirst && !f.OrderBySeq {
+		order = "desc"
+	}
+	seq := map[string]any{Attr(schema.AttrSeq): map[string]any{"order": order, "unmapped_type": "long"}}
+	if f.OrderBySeq {
+		return []any{seq}
+	}
+	return []any{map[string]any{FieldTimestamp: map[string]any{"order": order}}, seq}
 }
 
 // Events returns matching events ordered by session and sequence number,
@@ -102,32 +136,72 @@ func (c *Client) Events(ctx context.Context, f Filter) ([]Event, int, error) {
 		"query":            f.query(),
 		"size":             size,
 		"track_total_hits": true,
-		"sort": []any{
-			map[string]any{FieldTimestamp: map[string]any{"order": "asc"}},
-			map[string]any{Attr(schema.AttrSeq): map[string]any{"order": "asc", "unmapped_type": "long"}},
-		},
+		"sort":             f.sort(),
 	}
-	raw, err := c.search(ctx, schema.EventsIndexPattern, body)
+	res, err := searchHits[map[string]any](ctx, c, schema.EventsIndexPattern, body)
 	if err != nil {
 		return nil, 0, err
-	}
-	var res struct {
-		Hits struct {
-			Total struct{ Value int } `json:"total"`
-			Hits  []struct {
-				ID     string         `json:"_id"`
-				Source map[string]any `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		return nil, 0, fmt.Errorf("decoding search response: %w", err)
 	}
 	out := make([]Event, 0, len(res.Hits.Hits))
 	for _, h := range res.Hits.Hits {
 		out = append(out, eventFromSource(h.ID, h.Source))
 	}
 	return out, res.Hits.Total.Value, nil
+}
+
+// sessionEventsPage is how many events one SessionEvents request asks for;
+// a variable so that tests can exercise paging with a small session.
+var sessionEventsPage = 1000
+
+// SessionEvents returns every event of one session from seq minSeq on, in
+// seq order, paging through sessions larger than one search response. grep,
+// when set, keeps only events whose statement, command or response contains
+// it. Heartbeats are left out: they carry no activity.
+func (c *Client) SessionEvents(ctx context.Context, sessionID, grep string, minSeq int64) ([]Event, error) {
+	page := sessionEventsPage
+	var out []Event
+	for {
+		evs, _, err := c.Events(ctx, Filter{
+			SessionID: sessionID, Text: grep, MinSeq: minSeq, OrderBySeq: true, Size: page,
+			ExcludeEventNames: []string{schema.EventHeartbeat},
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+		if len(evs) < page {
+			return out, nil
+		}
+		last := evs[len(evs)-1].Int(schema.AttrSeq)
+		if last < minSeq { // documents without pam.seq: cannot page further
+			return out, nil
+		}
+		minSeq = last + 1
+	}
+}
+
+// searchResponse is the part of a search response pamtrail reads; S is the
+// type _source decodes into.
+type searchResponse[S any] struct {
+	Hits struct {
+		Total struct{ Value int } `json:"total"`
+		Hits  []struct {
+			ID     string `json:"_id"`
+			Source S      `json:"_source"`
+		} `json:"hits"`
+	} `json:"hits"`
+}
+
+func searchHits[S any](ctx context.Context, c *Client, index string, body any) (searchResponse[S], error) {
+	var res searchResponse[S]
+	raw, err := c.search(ctx, index, body)
+	if err != nil {
+		return res, err
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, fmt.Errorf("decoding search response from %s: %w", index, err)
+	}
+	return res, nil
 }
 
 func eventFromSource(id string, src map[string]any) Event {

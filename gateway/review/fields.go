@@ -22,3 +22,19 @@ var TextFields = []string{
 	Attr(schema.AttrDBQueryText), Attr(schema.AttrResponseText),
 	Attr(schema.AttrSSHCommand), Attr(schema.AttrSSHOutput), FieldBody,
 }
+
+// EventQueryFields are the event fields the CLI filters and sorts on besides
+// TextFields. The dashboards contract test checks that the events template
+// maps every one of them.
+var EventQueryFields = []string{
+	FieldTimestamp, FieldEventName,
+	Attr(schema.AttrSessionID), Attr(schema.AttrGatewayID), Attr(schema.AttrUserName), Attr(schema.AttrSeq),
+}
+
+// SessionQueryFields are the sessions-index fields the CLI filters and sorts
+// on (the rest of the document is only decoded). The dashboards contract test
+// checks that the sessions template maps every one of them.
+var SessionQueryFields = []string{
+	schema.SessionID, schema.SessionStatus, schema.SessionUser, schema.SessionAccount,
+	schema.SessionRiskLevel, schema.SessionStart, schema.SessionLastSeen, schema.SessionUpdated,
+}

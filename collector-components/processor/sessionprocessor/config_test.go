@@ -31,11 +31,11 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			id: component.NewIDWithName(metadata.Type, "custom"),
-			expected: &Config{
-				FlushInterval:     2 * time.Second,
-				SendBatchSize:     100,
-				MaxPendingRecords: 1000,
-			},
+			expected: func() *Config {
+				cfg := createDefaultConfig().(*Config)
+				cfg.FlushInterval, cfg.SendBatchSize, cfg.MaxPendingRecords = 2*time.Second, 100, 1000
+				return cfg
+			}(),
 		},
 		{
 			id:      component.NewIDWithName(metadata.Type, "zero_interval"),

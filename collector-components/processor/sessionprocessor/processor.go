@@ -7,57 +7,71 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
 )
 
-// errShutdown is returned to senders once the processor has been shut down.
-var errShutdown = errors.New("session processor is shut down")
-
-// Values of the "reason" attribute of the records-dropped counter.
-const (
-	dropReasonPermanent = "permanent_error"
-	dropReasonShutdown  = "shutdown"
+var (
+	// errShutdown is returned to senders once the processor has been shut down.
+	errShutdown = errors.New("session processor is shut down")
+	// errNotStarted is returned before Start: nothing would flush the data.
+	errNotStarted = errors.New("session processor is not started")
 )
 
-// sessionProcessor runs the record hooks over incoming logs, buffers them and
-// hands them to the next consumer every flush_interval, when send_batch_size
-// records are pending, and on Shutdown.
-//
-// ConsumeLogs returns as soon as the data is buffered. A failed hand-off with a
-// retryable error keeps the batch at the head of the buffer for the next flush;
-// while the buffer is full, ConsumeLogs refuses data with a retryable error so
-// that the sender keeps it. See README.md for the durability trade-off.
+// pendingBatch is the buffer of one flush. Every ConsumeLogs call whose
+// records are in it waits for done and returns err: the sender learns the
+// outcome of the hand-off that actually carried its records.
+type pendingBatch struct {
+	logs  plog.Logs
+	count int
+	done  chan struct{}
+	err   error
+}
+
+// sessionProcessor runs the record hooks (document ids, risk rules, session
+// state) over incoming logs, batches them and hands each batch to the next
+// consumer every flush_interval or when send_batch_size records are pending.
+// ConsumeLogs returns only after the batch holding its records was accepted
+// by the next consumer (the exporter's persistent queue) and the session
+// state it changed was persisted, so what the gateway treats as acknowledged
+// survives a collector crash.
 type sessionProcessor struct {
+	id        component.ID
 	cfg       *Config
 	next      consumer.Logs
 	logger    *zap.Logger
 	telemetry *metadata.TelemetryBuilder
 	hooks     []recordHook
+	tracker   *tracker
+	now       func() time.Time
 
-	mu           sync.Mutex
-	pending      plog.Logs
-	pendingCount int
-	stopped      bool
+	store      *stateStore // nil without a storage extension
+	writer     *sessionsWriter
+	summarizer *summarizer
+
+	mu      sync.Mutex
+	batch   *pendingBatch // nil when empty
+	stopped bool
+	started bool
 
 	flushNow   chan struct{} // capacity 1: a pending size-triggered flush
 	stopLoop   chan struct{} // closed by Shutdown
-	loopDone   chan struct{} // closed when the flush loop has returned
+	loops      sync.WaitGroup
+	cancelBg   context.CancelFunc // stops the background goroutines
+	bgLoops    sync.WaitGroup
 	startOnce  sync.Once
 	stopOnce   sync.Once
-	started    bool               // guarded by mu
-	cancelLoop context.CancelFunc // guarded by mu; set when started
+	cancelLoop context.CancelFunc
 }
 
 func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs) (*sessionProcessor, error) {
@@ -65,105 +79,215 @@ func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs
 	if err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
+	rules, err := loadRuleSet(cfg.Risk)
+	if err != nil {
+		return nil, fmt.Errorf("risk: %w", err)
+	}
 	p := &sessionProcessor{
+		id:        set.ID,
 		cfg:       cfg,
 		next:      next,
 		logger:    set.Logger,
 		telemetry: telemetry,
-		hooks:     []recordHook{newSessionKeyHook(set.Logger, telemetry)},
-		pending:   plog.NewLogs(),
+		now:       time.Now,
 		flushNow:  make(chan struct{}, 1),
 		stopLoop:  make(chan struct{}),
-		loopDone:  make(chan struct{}),
 	}
+	p.tracker = newTracker(cfg, rules, func() time.Time { return p.now() })
+	p.hooks = []recordHook{newSessionKeyHook(set.Logger, telemetry), p.tracker}
 	if err := telemetry.RegisterPendingRecordsCallback(p.pendingRecords); err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
+	set.Logger.Info("session processor risk rules loaded",
+		zap.Int("builtin_version", rules.version), zap.Int("rules", rules.ruleCount()))
 	return p, nil
 }
 
 // Capabilities reports that the processor rewrites records in place (document
-// ids, violation flags), so the pipeline hands it its own copy of shared data.
+// ids, risk attributes, violation flags).
 func (p *sessionProcessor) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: true}
 }
 
-// Start launches the flush loop.
-func (p *sessionProcessor) Start(_ context.Context, _ component.Host) error {
-	p.startOnce.Do(func() {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.stopped { // Shutdown came first: there is nothing to flush into
-			return
+// Start restores persisted session state and launches the flush loop, lost
+// detection, the summarizer and the sessions writer.
+func (p *sessionProcessor) Start(ctx context.Context, host component.Host) error {
+	var err error
+	p.startOnce.Do(func() { err = p.start(ctx, host) })
+	return err
+}
+
+func (p *sessionProcessor) start(ctx context.Context, host component.Host) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped { // Shutdown came first: there is nothing to flush into
+		return nil
+	}
+	if p.cfg.Storage != nil {
+		store, err := openStateStore(ctx, host, *p.cfg.Storage, p.id)
+		if err != nil {
+			return err
 		}
-		loopCtx, cancel := context.WithCancel(context.Background())
-		p.started, p.cancelLoop = true, cancel
-		go p.flushLoop(loopCtx)
-	})
+		sessions, err := store.load(ctx)
+		if err != nil {
+			_ = store.close(ctx)
+			return fmt.Errorf("storage: %w", err)
+		}
+		p.store = store
+		p.tracker.restore(sessions)
+	}
+	var openai *openAIClient
+	if p.cfg.Summary.Provider == providerOpenAI {
+		key := os.Getenv(p.cfg.Summary.OpenAI.APIKeyEnv)
+		if key == "" {
+			p.logger.Warn("the openai API key variable is empty; sending requests without a key",
+				zap.String("api_key_env", p.cfg.Summary.OpenAI.APIKeyEnv))
+		}
+		openai = newOpenAIClient(p.cfg.Summary.OpenAI, key, &http.Client{})
+	}
+	if p.cfg.Sessions.Endpoint != "" {
+		w, err := newSessionsWriter(p.cfg.Sessions, p.tracker, p.now, p.logger, func(ctx context.Context) {
+			p.telemetry.SessionWriteFailures.Add(ctx, 1)
+		})
+		if err != nil {
+			return err
+		}
+		p.writer = w
+	}
+	p.summarizer = newSummarizer(p.tracker, openai, p.now, p.logger, p.stateChanged)
+
+	bgCtx, cancelBg := context.WithCancel(context.Background())
+	loopCtx, cancelLoop := context.WithCancel(context.Background())
+	p.started, p.cancelBg, p.cancelLoop = true, cancelBg, cancelLoop
+	p.loops.Add(1)
+	go p.flushLoop(loopCtx)
+	p.goBackground(func() { p.sweepLoop(bgCtx) })
+	p.goBackground(func() { p.summarizer.run(bgCtx) })
+	if p.writer != nil {
+		p.goBackground(func() { p.writer.run(bgCtx) })
+	}
+	// Re-emit restored state: documents whose last write was lost in a crash
+	// are written again, summaries interrupted by it are produced again.
+	p.summarizer.notify()
+	p.notifyWriter()
 	return nil
 }
 
-// ConsumeLogs applies the record hooks and buffers ld. It takes ownership of
-// ld's contents.
+func (p *sessionProcessor) goBackground(f func()) {
+	p.bgLoops.Add(1)
+	go func() {
+		defer p.bgLoops.Done()
+		f()
+	}()
+}
+
+// ConsumeLogs applies the record hooks, adds ld to the pending batch and
+// waits until that batch has been handed on. It takes ownership of ld.
 func (p *sessionProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	count := ld.LogRecordCount()
 	if count == 0 {
 		return nil
 	}
+	p.mu.Lock()
+	switch {
+	case p.stopped:
+		p.mu.Unlock()
+		return errShutdown
+	case !p.started:
+		p.mu.Unlock()
+		return errNotStarted
+	case p.batch != nil && p.batch.count+count > p.cfg.MaxPendingRecords:
+		// An empty buffer always accepts, so a request larger than the cap
+		// cannot be refused forever.
+		pending := p.batch.count
+		p.mu.Unlock()
+		return fmt.Errorf("session processor buffer is full (%d records pending, max_pending_records %d); retry later",
+			pending, p.cfg.MaxPendingRecords)
+	}
+	p.mu.Unlock()
+
 	applyHooks(ctx, p.hooks, ld)
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.stopped {
+		p.mu.Unlock()
 		return errShutdown
 	}
-	// An empty buffer always accepts, so a request larger than the cap cannot
-	// be refused forever.
-	if p.pendingCount > 0 && p.pendingCount+count > p.cfg.MaxPendingRecords {
-		return fmt.Errorf("session processor buffer is full (%d records pending, max_pending_records %d); retry later",
-			p.pendingCount, p.cfg.MaxPendingRecords)
+	if p.batch == nil {
+		p.batch = &pendingBatch{logs: plog.NewLogs(), done: make(chan struct{})}
 	}
-	ld.ResourceLogs().MoveAndAppendTo(p.pending.ResourceLogs())
-	p.pendingCount += count
-	if p.pendingCount >= p.cfg.SendBatchSize {
+	b := p.batch
+	ld.ResourceLogs().MoveAndAppendTo(b.logs.ResourceLogs())
+	b.count += count
+	if b.count >= p.cfg.SendBatchSize {
 		select {
 		case p.flushNow <- struct{}{}:
 		default: // a flush is already requested
 		}
 	}
-	return nil
+	p.mu.Unlock()
+
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		// The records may still be delivered; the sender retries and the
+		// document ids make the retry idempotent.
+		return fmt.Errorf("waiting for the session processor's flush: %w", ctx.Err())
+	}
 }
 
-// Shutdown stops the flush loop and flushes what is left, synchronously. It
-// is safe to call before Start and more than once.
+// Shutdown flushes what is pending, stops the background work and persists
+// the final state. It is safe to call before Start and more than once.
 func (p *sessionProcessor) Shutdown(ctx context.Context) error {
 	var err error
-	p.stopOnce.Do(func() {
-		p.mu.Lock()
-		p.stopped = true
-		started, cancelLoop := p.started, p.cancelLoop
-		p.mu.Unlock()
-
-		if started {
-			close(p.stopLoop)
-			select {
-			case <-p.loopDone:
-			case <-ctx.Done():
-				// A hand-off is stuck in the next consumer; abandon it (its
-				// batch goes back to the buffer) and flush with ctx below.
-				cancelLoop()
-				<-p.loopDone
-			}
-			cancelLoop()
-		}
-		err = p.flushFinal(ctx)
-		p.telemetry.Shutdown()
-	})
+	p.stopOnce.Do(func() { err = p.shutdown(ctx) })
 	return err
 }
 
+func (p *sessionProcessor) shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopped = true
+	started := p.started
+	p.mu.Unlock()
+	defer p.telemetry.Shutdown()
+	if !started {
+		return nil
+	}
+	close(p.stopLoop)
+	done := make(chan struct{})
+	go func() { p.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// A hand-off is stuck in the next consumer; abandon it.
+		p.cancelLoop()
+		<-done
+	}
+	p.cancelLoop()
+	errs := p.flush(ctx)
+	if errs != nil {
+		errs = fmt.Errorf("flushing buffered log records at shutdown: %w", errs)
+	}
+
+	// One last attempt to bring the sessions index up to date, bounded by
+	// ctx; whatever is not written is re-emitted after the restart.
+	p.cancelBg()
+	p.bgLoops.Wait()
+	if p.writer != nil {
+		if err := p.writer.writePending(ctx); err != nil {
+			p.logger.Warn("session documents not written at shutdown; they are re-sent after the restart", zap.Error(err))
+		}
+		p.writer.transport.CloseIdleConnections()
+	}
+	if p.store != nil {
+		errs = errors.Join(errs, p.store.persist(ctx, p.tracker), p.store.close(ctx))
+	}
+	return errs
+}
+
 func (p *sessionProcessor) flushLoop(ctx context.Context) {
-	defer close(p.loopDone)
+	defer p.loops.Done()
 	ticker := time.NewTicker(p.cfg.FlushInterval)
 	defer ticker.Stop()
 	for {
@@ -180,73 +304,81 @@ func (p *sessionProcessor) flushLoop(ctx context.Context) {
 			return
 		default:
 		}
-		p.flushRetrying(ctx)
+		_ = p.flush(ctx)
 	}
 }
 
-// takePending empties the buffer and returns its former contents.
-func (p *sessionProcessor) takePending() (plog.Logs, int) {
+// flush persists the session state the pending records changed, hands the
+// records to the next consumer and releases their senders with the outcome.
+// A failure is returned to the senders, which keep the records and retry;
+// nothing is dropped here.
+func (p *sessionProcessor) flush(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	batch, count := p.pending, p.pendingCount
-	p.pending, p.pendingCount = plog.NewLogs(), 0
-	return batch, count
-}
-
-// requeue puts a batch whose hand-off failed back in front of the records that
-// arrived meanwhile, keeping the original order.
-func (p *sessionProcessor) requeue(batch plog.Logs, count int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.pending.ResourceLogs().MoveAndAppendTo(batch.ResourceLogs())
-	p.pending = batch
-	p.pendingCount += count
-}
-
-// flushRetrying hands the buffer to the next consumer; on a retryable error
-// the batch stays buffered for the next flush.
-func (p *sessionProcessor) flushRetrying(ctx context.Context) {
-	batch, count := p.takePending()
-	if count == 0 {
-		return
-	}
-	err := p.next.ConsumeLogs(ctx, batch)
-	if err == nil {
-		return
-	}
-	p.telemetry.FlushFailures.Add(ctx, 1)
-	if consumererror.IsPermanent(err) {
-		p.drop(ctx, count, dropReasonPermanent, err)
-		return
-	}
-	p.logger.Warn("handing logs to the next consumer failed; keeping them for the next flush",
-		zap.Int("records", count), zap.Error(err))
-	p.requeue(batch, count)
-}
-
-// flushFinal is the last hand-off at Shutdown; there is no later flush to
-// retry in, so a failure drops the batch.
-func (p *sessionProcessor) flushFinal(ctx context.Context) error {
-	batch, count := p.takePending()
-	if count == 0 {
+	b := p.batch
+	p.batch = nil
+	p.mu.Unlock()
+	if b == nil {
 		return nil
 	}
-	if err := p.next.ConsumeLogs(ctx, batch); err != nil {
-		p.telemetry.FlushFailures.Add(ctx, 1)
-		p.drop(ctx, count, dropReasonShutdown, err)
-		return fmt.Errorf("flushing %d buffered log records at shutdown: %w", count, err)
+	var err error
+	if p.store != nil {
+		err = p.store.persist(ctx, p.tracker)
 	}
-	return nil
+	if err == nil {
+		err = p.next.ConsumeLogs(ctx, b.logs)
+	}
+	if err != nil {
+		p.telemetry.FlushFailures.Add(ctx, 1)
+		p.telemetry.RecordsRefused.Add(ctx, int64(b.count))
+		p.logger.Warn("handing logs on failed; the senders get the error and retry",
+			zap.Int("records", b.count), zap.Error(err))
+	}
+	b.err = err
+	close(b.done)
+	p.summarizer.notify()
+	p.notifyWriter()
+	return err
 }
 
-func (p *sessionProcessor) drop(ctx context.Context, count int, reason string, err error) {
-	p.telemetry.RecordsDropped.Add(ctx, int64(count), metric.WithAttributes(attribute.String("reason", reason)))
-	p.logger.Error("dropping log records the next consumer refused",
-		zap.Int("records", count), zap.String("reason", reason), zap.Error(err))
+// sweepLoop runs lost detection and retention twice per heartbeat interval.
+func (p *sessionProcessor) sweepLoop(ctx context.Context) {
+	ticker := time.NewTicker(max(p.cfg.HeartbeatInterval/2, 10*time.Millisecond))
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if p.tracker.sweep() {
+			p.stateChanged()
+		}
+	}
+}
+
+// stateChanged persists state changed outside the flush path (lost
+// detection, summaries) and wakes the summarizer and the writer.
+func (p *sessionProcessor) stateChanged() {
+	if p.store != nil {
+		if err := p.store.persist(context.Background(), p.tracker); err != nil {
+			p.logger.Warn("persisting session state failed; retrying with the next change", zap.Error(err))
+		}
+	}
+	p.summarizer.notify()
+	p.notifyWriter()
+}
+
+func (p *sessionProcessor) notifyWriter() {
+	if p.writer != nil {
+		p.writer.notify()
+	}
 }
 
 func (p *sessionProcessor) pendingRecords() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return int64(p.pendingCount)
+	if p.batch == nil {
+		return 0
+	}
+	return int64(p.batch.count)
 }

@@ -119,10 +119,38 @@ func newTestProcessor(t *testing.T, cfg *Config, next consumer.Logs) testProcess
 	return testProcessor{sessionProcessor: p, tel: tel}
 }
 
+// testConfig is the default configuration with the batching settings of a
+// test.
+func testConfig(flushInterval time.Duration, batch, maxPending int) Config {
+	cfg := *createDefaultConfig().(*Config)
+	cfg.FlushInterval, cfg.SendBatchSize, cfg.MaxPendingRecords = flushInterval, batch, maxPending
+	return cfg
+}
+
 func startProcessor(t *testing.T, p testProcessor) {
 	t.Helper()
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 	t.Cleanup(func() { assert.NoError(t, p.Shutdown(context.Background())) })
+}
+
+// consumeAsync calls ConsumeLogs on its own goroutine, since it blocks until
+// the flush that carries its records.
+func consumeAsync(p testProcessor, ld plog.Logs) <-chan error {
+	errc := make(chan error, 1)
+	go func() { errc <- p.ConsumeLogs(context.Background(), ld) }()
+	return errc
+}
+
+// result waits for an asynchronous ConsumeLogs.
+func result(t *testing.T, errc <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(eventuallyTimeout):
+		t.Fatal("ConsumeLogs did not return")
+		return nil
+	}
 }
 
 func TestFlushTriggers(t *testing.T) {
@@ -134,12 +162,12 @@ func TestFlushTriggers(t *testing.T) {
 	}{
 		{
 			name:    "send_batch_size reached",
-			cfg:     Config{FlushInterval: neverFlushes, SendBatchSize: 3, MaxPendingRecords: 10},
+			cfg:     testConfig(neverFlushes, 3, 10),
 			records: 3,
 		},
 		{
 			name:    "flush_interval elapsed",
-			cfg:     Config{FlushInterval: 20 * time.Millisecond, SendBatchSize: 100, MaxPendingRecords: 100},
+			cfg:     testConfig(20*time.Millisecond, 100, 100),
 			records: 1,
 		},
 	}
@@ -149,120 +177,117 @@ func TestFlushTriggers(t *testing.T) {
 			p := newTestProcessor(t, &tt.cfg, sink)
 			startProcessor(t, p)
 
+			// ConsumeLogs returns only after the hand-off.
 			require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, tt.records)))
-			require.Eventually(t, func() bool { return sink.LogRecordCount() == tt.records },
-				eventuallyTimeout, eventuallyTick)
+			assert.Equal(t, tt.records, sink.LogRecordCount())
 			assert.Equal(t, expectedIDs("s1", 0, tt.records), documentIDs(sink.AllLogs()))
 		})
 	}
 }
 
-func TestBuffersUntilFlush(t *testing.T) {
+func TestConsumeWaitsForTheFlush(t *testing.T) {
 	sink := new(consumertest.LogsSink)
-	p := newTestProcessor(t, &Config{FlushInterval: neverFlushes, SendBatchSize: 10, MaxPendingRecords: 10}, sink)
+	cfg := testConfig(neverFlushes, 10, 10)
+	p := newTestProcessor(t, &cfg, sink)
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 4)))
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 4, 5)))
-	// Below send_batch_size and long before flush_interval, nothing may have
-	// been handed on: the processor batches.
+	first := consumeAsync(p, sessionLogs("s1", 0, 4))
+	require.Eventually(t, func() bool { return p.pendingRecords() == 4 }, eventuallyTimeout, eventuallyTick)
+	second := consumeAsync(p, sessionLogs("s1", 4, 5))
+	require.Eventually(t, func() bool { return p.pendingRecords() == 9 }, eventuallyTimeout, eventuallyTick)
+	// Below send_batch_size and long before flush_interval: nothing handed
+	// on, and no sender told its records are delivered.
 	assert.Equal(t, 0, sink.LogRecordCount())
-	assert.Equal(t, int64(9), p.pendingRecords())
+	select {
+	case err := <-first:
+		t.Fatalf("ConsumeLogs returned %v before its records were handed on", err)
+	default:
+	}
 
 	require.NoError(t, p.Shutdown(context.Background()))
+	require.NoError(t, result(t, first))
+	require.NoError(t, result(t, second))
 	assert.Equal(t, expectedIDs("s1", 0, 9), documentIDs(sink.AllLogs()))
 	assert.Len(t, sink.AllLogs(), 1, "one hand-off for the whole buffer")
 }
 
-func TestShutdownFlushesWithoutStart(t *testing.T) {
+func TestLifecycleErrors(t *testing.T) {
 	sink := new(consumertest.LogsSink)
 	p := newTestProcessor(t, createDefaultConfig().(*Config), sink)
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 2)))
-	require.NoError(t, p.Shutdown(context.Background()))
-	assert.Equal(t, 2, sink.LogRecordCount())
-
-	err := p.ConsumeLogs(context.Background(), sessionLogs("s1", 2, 1))
-	require.ErrorIs(t, err, errShutdown)
+	require.ErrorIs(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 2)), errNotStarted)
+	require.NoError(t, p.Shutdown(context.Background()), "Shutdown before Start")
+	require.NoError(t, p.Shutdown(context.Background()), "Shutdown twice")
+	require.ErrorIs(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 2, 1)), errShutdown)
+	assert.Equal(t, 0, sink.LogRecordCount())
 }
 
-func TestRetryableErrorKeepsBatch(t *testing.T) {
-	next := &scriptedConsumer{errs: []error{errors.New("queue full"), errors.New("queue full")}}
-	p := newTestProcessor(t, &Config{FlushInterval: 10 * time.Millisecond, SendBatchSize: 100, MaxPendingRecords: 100}, next)
-	startProcessor(t, p)
+func TestNextConsumerErrorGoesBackToTheSender(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		permanent bool
+	}{
+		{name: "retryable", err: errors.New("queue full")},
+		{name: "permanent", err: consumererror.NewPermanent(errors.New("mapping rejected")), permanent: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			next := &scriptedConsumer{errs: []error{tt.err}}
+			cfg := testConfig(neverFlushes, 3, 10)
+			p := newTestProcessor(t, &cfg, next)
+			startProcessor(t, p)
 
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3)))
-	require.Eventually(t, func() bool { return next.sink.LogRecordCount() == 3 }, eventuallyTimeout, eventuallyTick)
-	// Records that arrive while a batch is being retried stay behind it.
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 3, 2)))
-	require.Eventually(t, func() bool { return next.sink.LogRecordCount() == 5 }, eventuallyTimeout, eventuallyTick)
+			err := p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3))
+			require.ErrorIs(t, err, tt.err)
+			assert.Equal(t, tt.permanent, consumererror.IsPermanent(err))
+			assert.Equal(t, 0, next.sink.LogRecordCount(), "nothing may be reported as delivered")
+			assert.Equal(t, int64(3), counterValue(t, p.tel, metadata.MetricRecordsRefused))
+			assert.Equal(t, int64(0), p.pendingRecords(), "the sender keeps the records, not the processor")
 
-	assert.Equal(t, expectedIDs("s1", 0, 5), documentIDs(next.sink.AllLogs()))
-	assert.Equal(t, int64(2), counterValue(t, p.tel, metadata.MetricFlushFailures))
-	assert.Equal(t, int64(0), counterValue(t, p.tel, metadata.MetricRecordsDropped))
-}
-
-func TestRequeueKeepsOrderBehindFailedBatch(t *testing.T) {
-	// Drive flushRetrying by hand so that new records are provably buffered
-	// while the failed batch is out.
-	next := &scriptedConsumer{errs: []error{errors.New("temporarily unavailable")}}
-	p := newTestProcessor(t, &Config{FlushInterval: neverFlushes, SendBatchSize: 100, MaxPendingRecords: 100}, next)
-
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 2)))
-	batch, count := p.takePending()
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 2, 2)))
-	p.requeue(batch, count)
-	assert.Equal(t, int64(4), p.pendingRecords())
-
-	p.flushRetrying(context.Background()) // fails, batch kept
-	p.flushRetrying(context.Background()) // delivers
-	assert.Equal(t, expectedIDs("s1", 0, 4), documentIDs(next.sink.AllLogs()))
-	require.NoError(t, p.Shutdown(context.Background()))
-}
-
-func TestPermanentErrorDrops(t *testing.T) {
-	next := &scriptedConsumer{errs: []error{consumererror.NewPermanent(errors.New("mapping rejected"))}}
-	p := newTestProcessor(t, &Config{FlushInterval: neverFlushes, SendBatchSize: 2, MaxPendingRecords: 10}, next)
-	startProcessor(t, p)
-
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 2)))
-	require.Eventually(t, func() bool {
-		return counterValue(t, p.tel, metadata.MetricRecordsDropped) == 2
-	}, eventuallyTimeout, eventuallyTick)
-	assert.Equal(t, int64(0), p.pendingRecords())
-	assert.Equal(t, int64(1), counterValue(t, p.tel, metadata.MetricFlushFailures))
+			// The sender retries; the same records now go through once.
+			require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3)))
+			assert.Equal(t, expectedIDs("s1", 0, 3), documentIDs(next.sink.AllLogs()))
+			assert.Equal(t, int64(1), counterValue(t, p.tel, metadata.MetricFlushFailures))
+		})
+	}
 }
 
 func TestShutdownFlushFailureIsReported(t *testing.T) {
 	next := &scriptedConsumer{errs: []error{errors.New("exporter gone")}}
 	p := newTestProcessor(t, createDefaultConfig().(*Config), next)
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3)))
+	pending := consumeAsync(p, sessionLogs("s1", 0, 3))
+	require.Eventually(t, func() bool { return p.pendingRecords() == 3 }, eventuallyTimeout, eventuallyTick)
 
 	err := p.Shutdown(context.Background())
-	require.ErrorContains(t, err, "flushing 3 buffered log records at shutdown: exporter gone")
-	assert.Equal(t, int64(3), counterValue(t, p.tel, metadata.MetricRecordsDropped))
+	require.ErrorContains(t, err, "flushing buffered log records at shutdown: exporter gone")
+	require.ErrorContains(t, result(t, pending), "exporter gone")
+	assert.Equal(t, int64(3), counterValue(t, p.tel, metadata.MetricRecordsRefused))
 }
 
 func TestBufferFullRefusesWithRetryableError(t *testing.T) {
 	sink := new(consumertest.LogsSink)
-	// Not started: nothing drains the buffer, as when the next consumer is down.
-	p := newTestProcessor(t, &Config{FlushInterval: neverFlushes, SendBatchSize: 4, MaxPendingRecords: 4}, sink)
+	cfg := testConfig(neverFlushes, 100, 100)
+	cfg.MaxPendingRecords = 100
+	p := newTestProcessor(t, &cfg, sink)
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 
-	// An empty buffer accepts even an oversized request, so it cannot be
-	// refused forever.
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("big", 0, 6)))
-	err := p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 1))
-	require.ErrorContains(t, err, "buffer is full (6 records pending, max_pending_records 4)")
+	pending := consumeAsync(p, sessionLogs("s1", 0, 60))
+	require.Eventually(t, func() bool { return p.pendingRecords() == 60 }, eventuallyTimeout, eventuallyTick)
+	err := p.ConsumeLogs(context.Background(), sessionLogs("s2", 0, 41))
+	require.ErrorContains(t, err, "buffer is full (60 records pending, max_pending_records 100)")
 	assert.False(t, consumererror.IsPermanent(err), "the sender must retry, not drop")
 
 	require.NoError(t, p.Shutdown(context.Background()))
-	assert.Equal(t, 6, sink.LogRecordCount())
+	require.NoError(t, result(t, pending))
+	assert.Equal(t, 60, sink.LogRecordCount())
 }
 
 func TestConcurrentConsumersLoseNothing(t *testing.T) {
 	const senders, perSender = 4, 50
 	sink := new(consumertest.LogsSink)
-	p := newTestProcessor(t, &Config{FlushInterval: 5 * time.Millisecond, SendBatchSize: 16, MaxPendingRecords: senders * perSender}, sink)
+	cfg := testConfig(5*time.Millisecond, 16, senders*perSender)
+	p := newTestProcessor(t, &cfg, sink)
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
 
 	var wg sync.WaitGroup
@@ -276,10 +301,12 @@ func TestConcurrentConsumersLoseNothing(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Every call returned after its hand-off: all records are delivered
+	// before Shutdown.
+	assert.Equal(t, senders*perSender, sink.LogRecordCount())
 	require.NoError(t, p.Shutdown(context.Background()))
 
 	ids := documentIDs(sink.AllLogs())
-	assert.Len(t, ids, senders*perSender)
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		assert.False(t, seen[id], "duplicate %s", id)
@@ -288,14 +315,18 @@ func TestConcurrentConsumersLoseNothing(t *testing.T) {
 }
 
 func TestPendingRecordsGauge(t *testing.T) {
-	p := newTestProcessor(t, createDefaultConfig().(*Config), consumertest.NewNop())
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 7)))
+	cfg := testConfig(neverFlushes, 100, 100)
+	p := newTestProcessor(t, &cfg, consumertest.NewNop())
+	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
+	pending := consumeAsync(p, sessionLogs("s1", 0, 7))
+	require.Eventually(t, func() bool { return p.pendingRecords() == 7 }, eventuallyTimeout, eventuallyTick)
 
 	m, err := p.tel.GetMetric(metadata.MetricPendingRecords)
 	require.NoError(t, err)
 	require.Len(t, m.Data.(metricdata.Gauge[int64]).DataPoints, 1)
 	assert.Equal(t, int64(7), m.Data.(metricdata.Gauge[int64]).DataPoints[0].Value)
 	require.NoError(t, p.Shutdown(context.Background()))
+	require.NoError(t, result(t, pending))
 }
 
 // blockingConsumer blocks every call until its context ends, like an
@@ -315,9 +346,10 @@ func (c *blockingConsumer) ConsumeLogs(ctx context.Context, _ plog.Logs) error {
 
 func TestShutdownDeadlineAbandonsStuckFlush(t *testing.T) {
 	next := &blockingConsumer{entered: make(chan struct{}, 1)}
-	p := newTestProcessor(t, &Config{FlushInterval: neverFlushes, SendBatchSize: 1, MaxPendingRecords: 10}, next)
+	cfg := testConfig(neverFlushes, 1, 10)
+	p := newTestProcessor(t, &cfg, next)
 	require.NoError(t, p.Start(context.Background(), componenttest.NewNopHost()))
-	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 1)))
+	pending := consumeAsync(p, sessionLogs("s1", 0, 1))
 	select {
 	case <-next.entered:
 	case <-time.After(eventuallyTimeout):
@@ -326,10 +358,9 @@ func TestShutdownDeadlineAbandonsStuckFlush(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	err := p.Shutdown(ctx)
-	// The stuck batch went back to the buffer and the final flush, bounded by
-	// the same deadline, reports it instead of hanging.
-	require.ErrorContains(t, err, "flushing 1 buffered log records at shutdown")
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Equal(t, int64(1), counterValue(t, p.tel, metadata.MetricRecordsDropped))
+	// The stuck hand-off is abandoned instead of hanging Shutdown, and its
+	// sender learns that the records were not delivered.
+	require.NoError(t, p.Shutdown(ctx))
+	require.ErrorIs(t, result(t, pending), context.Canceled)
+	assert.Equal(t, int64(1), counterValue(t, p.tel, metadata.MetricRecordsRefused))
 }

@@ -17,8 +17,9 @@ import (
 const (
 	MetricRecordsWithoutSession = "pamtrail_processor_records_without_session"
 	MetricRecordsWithoutSeq     = "pamtrail_processor_records_without_seq"
-	MetricRecordsDropped        = "pamtrail_processor_records_dropped"
+	MetricRecordsRefused        = "pamtrail_processor_records_refused"
 	MetricFlushFailures         = "pamtrail_processor_flush_failures"
+	MetricSessionWriteFailures  = "pamtrail_processor_session_write_failures"
 	MetricPendingRecords        = "pamtrail_processor_pending_records"
 )
 
@@ -27,8 +28,9 @@ const (
 type TelemetryBuilder struct {
 	RecordsWithoutSession metric.Int64Counter
 	RecordsWithoutSeq     metric.Int64Counter
-	RecordsDropped        metric.Int64Counter
+	RecordsRefused        metric.Int64Counter
 	FlushFailures         metric.Int64Counter
+	SessionWriteFailures  metric.Int64Counter
 
 	meter         metric.Meter
 	registrations []metric.Registration
@@ -47,13 +49,17 @@ func NewTelemetryBuilder(settings component.TelemetrySettings) (*TelemetryBuilde
 		metric.WithDescription("Log records with a session.id but no integer pam.seq attribute."),
 		metric.WithUnit("{records}"))
 	errs = errors.Join(errs, err)
-	tb.RecordsDropped, err = tb.meter.Int64Counter(MetricRecordsDropped,
-		metric.WithDescription("Log records the processor could not hand to the next consumer and gave up on."),
+	tb.RecordsRefused, err = tb.meter.Int64Counter(MetricRecordsRefused,
+		metric.WithDescription("Log records whose hand-off to the next consumer failed; the error went back to their sender."),
 		metric.WithUnit("{records}"))
 	errs = errors.Join(errs, err)
 	tb.FlushFailures, err = tb.meter.Int64Counter(MetricFlushFailures,
 		metric.WithDescription("Flushes whose hand-off to the next consumer failed."),
 		metric.WithUnit("{flushes}"))
+	errs = errors.Join(errs, err)
+	tb.SessionWriteFailures, err = tb.meter.Int64Counter(MetricSessionWriteFailures,
+		metric.WithDescription("Failed bulk writes to the sessions index (each is retried)."),
+		metric.WithUnit("{requests}"))
 	errs = errors.Join(errs, err)
 	return tb, errs
 }
