@@ -1,0 +1,255 @@
+// Package ssh is pamtrail's SSH engine. Users log in to the gateway with the
+// public key (or certificate) listed for them in config, naming the account
+// as the login name: ssh -p 2222 <account>@gateway. The gateway checks the
+// grant, connects to the account's target with the stored credential and a
+// pinned host key, and relays every channel, recording shell commands (read
+// off a terminal emulator), exec commands, SFTP/scp/rsync file transfers and
+// port forwards through the recorder.
+//
+// The relay never waits on parsing: recorders see a copy of the bytes and a
+// parse failure only stops that recorder, never the session.
+package ssh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+)
+
+// Options configures the engine. Config, Recorder and GatewayID come from
+// the gateway process; the timing fields exist for tests and default to
+// production values when zero.
+type Options struct {
+	Config    *config.Config
+	Recorder  recorder.Recorder
+	Logger    *slog.Logger
+	GatewayID string
+
+	// KeepaliveInterval is how often each side is probed; a side that
+	// misses KeepaliveMax probes in a row is dropped. Default 15s and 3.
+	KeepaliveInterval time.Duration
+	KeepaliveMax      int
+	// HandshakeTimeout bounds a client's key exchange and authentication,
+	// including the upstream connection made during it. Default 30s.
+	HandshakeTimeout time.Duration
+	// UpstreamTimeout bounds connecting and authenticating to a target.
+	// Default 10s.
+	UpstreamTimeout time.Duration
+	// Ciphers offered to clients; default DefaultCiphers.
+	Ciphers []string
+}
+
+// DefaultCiphers are the ciphers the gateway offers clients: AES-GCM only.
+// The client's preference decides among those offered, and OpenSSH prefers
+// chacha20-poly1305, then AES-CTR, then AES-GCM. Go's chacha20 has no amd64
+// assembly and AES-CTR needs a separate MAC, so either costs the gateway,
+// which decrypts and re-encrypts every byte, about a fifth of its
+// throughput (measured: 0.64 of direct with chacha20, 0.65 with AES-CTR,
+// 0.81 with AES-GCM). Every OpenSSH since 6.2, PuTTY since 0.76 and the
+// common SSH libraries speak AES-GCM.
+var DefaultCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
+
+// Engine is the SSH engine; it implements engine.Engine.
+type Engine struct {
+	cfg       *config.Config
+	rec       recorder.Recorder
+	log       *slog.Logger
+	gatewayID string
+	hostKey   gossh.Signer
+	keys      *userKeys
+	timing    Options
+	// ctx is cancelled at Shutdown; it bounds upstream dials and recording.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	pending   map[net.Conn]struct{} // connections still in the handshake
+	sessions  map[*session]struct{}
+	closing   bool
+	conns     sync.WaitGroup // connection handlers
+}
+
+var _ engine.Engine = (*Engine)(nil)
+
+// New checks the options, loads (or on first start creates) the host key
+// and indexes the users' keys.
+func New(opts Options) (*Engine, error) {
+	switch {
+	case opts.Config == nil:
+		return nil, errors.New("ssh engine: Options.Config is required")
+	case opts.Config.SSH == nil:
+		return nil, errors.New("ssh engine: the config has no ssh listener section")
+	case opts.Recorder == nil:
+		return nil, errors.New("ssh engine: Options.Recorder is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.KeepaliveInterval <= 0 {
+		opts.KeepaliveInterval = 15 * time.Second
+	}
+	if opts.KeepaliveMax <= 0 {
+		opts.KeepaliveMax = 3
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 30 * time.Second
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 10 * time.Second
+	}
+	if len(opts.Ciphers) == 0 {
+		opts.Ciphers = DefaultCiphers
+	}
+	hostKey, err := loadOrCreateHostKey(opts.Config.SSH.HostKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := newUserKeys(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Engine{
+		ctx:       ctx,
+		cancel:    cancel,
+		cfg:       opts.Config,
+		rec:       opts.Recorder,
+		log:       opts.Logger.With("engine", "ssh"),
+		gatewayID: opts.GatewayID,
+		hostKey:   hostKey,
+		keys:      keys,
+		timing:    opts,
+		listeners: map[net.Listener]struct{}{},
+		pending:   map[net.Conn]struct{}{},
+		sessions:  map[*session]struct{}{},
+	}, nil
+}
+
+// Protocol implements engine.Engine.
+func (e *Engine) Protocol() string { return "ssh" }
+
+// HostKey is the gateway's public host key, for clients' known_hosts.
+func (e *Engine) HostKey() gossh.PublicKey { return e.hostKey.PublicKey() }
+
+// Serve implements engine.Engine.
+func (e *Engine) Serve(ln net.Listener) error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	e.listeners[ln] = struct{}{}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.listeners, ln)
+		e.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			e.mu.Lock()
+			closing := e.closing
+			e.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors or similar: wait, as net/http does,
+				// rather than spin or give up on the listener.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				e.log.Warn("accept failed; retrying", "error", err, "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("ssh: accept: %w", err)
+		}
+		backoff = 0
+		e.mu.Lock()
+		if e.closing {
+			e.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		e.conns.Add(1)
+		e.pending[nc] = struct{}{}
+		e.mu.Unlock()
+		go func() {
+			defer e.conns.Done()
+			e.handleConn(nc)
+		}()
+	}
+}
+
+// Shutdown implements engine.Engine.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.cancel()
+	for ln := range e.listeners {
+		ln.Close()
+	}
+	for nc := range e.pending {
+		nc.Close()
+	}
+	live := make([]*session, 0, len(e.sessions))
+	for s := range e.sessions {
+		live = append(live, s)
+	}
+	e.mu.Unlock()
+	for _, s := range live {
+		s.terminate(endShutdown())
+	}
+	done := make(chan struct{})
+	go func() {
+		e.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ssh: shutdown: %w", ctx.Err())
+	}
+}
+
+// handshakeDone stops tracking a connection as in the handshake.
+func (e *Engine) handshakeDone(nc net.Conn) {
+	e.mu.Lock()
+	delete(e.pending, nc)
+	e.mu.Unlock()
+}
+
+// track registers a live session so Shutdown can end it. It reports false
+// when the engine is already shutting down.
+func (e *Engine) track(s *session) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.sessions[s] = struct{}{}
+	return true
+}
+
+func (e *Engine) untrack(s *session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+}

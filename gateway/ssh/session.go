@@ -1,0 +1,281 @@
+package ssh
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// session is one authenticated client connection and its upstream
+// connection, from SessionStart to End.
+type session struct {
+	e     *Engine
+	log   *slog.Logger
+	conn  *gossh.ServerConn
+	up    *upstream
+	acct  *config.Account
+	ident identity
+	info  recorder.SessionInfo
+	rec   recorder.Session // set before any channel is served
+
+	bytesIn    atomic.Int64 // client -> target, all channels
+	bytesOut   atomic.Int64 // target -> client
+	lastActive atomic.Int64 // unix nanos of the last relayed data
+	// liveSessions counts session channels whose target side is still
+	// open: a client that disconnects while one is live dropped mid-session.
+	liveSessions atomic.Int32
+
+	endOnce sync.Once
+	end     endCause
+	done    chan struct{} // closed by terminate
+	wg      sync.WaitGroup
+}
+
+// endCause is why a session ended (schema.End*) and a human message.
+type endCause struct{ reason, message string }
+
+func endShutdown() endCause {
+	return endCause{schema.EndShutdown, "the gateway is shutting down"}
+}
+
+func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
+	s := &session{
+		e:     e,
+		conn:  conn,
+		up:    hs.up,
+		acct:  hs.acct,
+		ident: hs.ident,
+		done:  make(chan struct{}),
+	}
+	addr, port := splitAddr(conn.RemoteAddr())
+	s.info = recorder.SessionInfo{
+		ID:           recorder.NewSessionID(),
+		User:         hs.ident.user,
+		Account:      hs.acct.Name,
+		ResourceType: schema.ResourceSSH,
+		ClientAddr:   addr,
+		ClientPort:   port,
+		ServerAddr:   hs.acct.Host,
+		ServerPort:   hs.acct.Port,
+		UpstreamUser: hs.acct.User,
+		AuthMethod:   hs.ident.method,
+		Start:        time.Now(),
+	}
+	s.log = e.log.With("session", s.info.ID, "user", s.info.User, "account", s.info.Account)
+	s.touch()
+	return s
+}
+
+// run serves the session until either side goes away or it is terminated,
+// then records its end once every channel has finished recording.
+func (s *session) run(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) {
+	rec, err := s.e.rec.SessionStart(s.e.ctx, s.info)
+	if err != nil {
+		s.log.Error("cannot record the session start; refusing the session", "error", err)
+		s.terminate(endCause{schema.EndRecordingError, err.Error()})
+		s.spawn(func() { gossh.DiscardRequests(reqs) })
+		s.spawn(func() { gossh.DiscardRequests(s.up.reqs) })
+		for nc := range chans {
+			_ = nc.Reject(gossh.ConnectionFailed, "pamtrail: recording is unavailable")
+		}
+		s.wg.Wait()
+		return
+	}
+	s.rec = rec
+	s.log.Info("ssh session started", "client", s.conn.RemoteAddr().String(), "target", fmt.Sprintf("%s:%d", s.acct.Host, s.acct.Port))
+
+	s.spawn(func() { refuseGlobalRequests(reqs) })
+	s.spawn(func() { refuseGlobalRequests(s.up.reqs) })
+	s.spawn(s.refuseUpstreamChannels)
+	s.spawn(func() { s.serveChannels(chans) })
+	s.spawn(func() { s.terminate(s.clientEnded(s.conn.Wait())) })
+	s.spawn(func() { s.terminate(s.upstreamEnded(s.up.conn.Wait())) })
+	s.spawn(func() { s.keepalive(s.conn, "client") })
+	s.spawn(func() { s.keepalive(s.up.conn, "target") })
+	s.spawn(s.watchLimits)
+
+	<-s.done
+	s.wg.Wait()
+	err = s.rec.End(recorder.End{
+		Time:     time.Now(),
+		Reason:   s.end.reason,
+		Message:  s.end.message,
+		BytesIn:  s.bytesIn.Load(),
+		BytesOut: s.bytesOut.Load(),
+	})
+	if err != nil {
+		s.log.Error("recording the session end failed", "error", err)
+	}
+	s.log.Info("ssh session ended", "reason", s.end.reason, "message", s.end.message)
+}
+
+func (s *session) spawn(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// terminate ends the session: the first cause wins, both connections are
+// closed, and every channel unwinds.
+func (s *session) terminate(c endCause) {
+	s.endOnce.Do(func() {
+		s.end = c
+		s.conn.Close()
+		if s.up != nil {
+			s.up.conn.Close()
+		}
+		close(s.done)
+	})
+}
+
+// clientEnded classifies the client connection's end. A client that leaves
+// after its sessions finished quit; one that vanishes mid-session dropped.
+func (s *session) clientEnded(err error) endCause {
+	if n := s.liveSessions.Load(); n > 0 {
+		msg := fmt.Sprintf("client connection lost with %d session channel(s) open", n)
+		if err != nil && !errors.Is(err, io.EOF) {
+			msg += ": " + err.Error()
+		}
+		return endCause{schema.EndNetworkError, msg}
+	}
+	return endCause{schema.EndClientQuit, "client disconnected"}
+}
+
+func (s *session) upstreamEnded(err error) endCause {
+	msg := "the target closed the connection"
+	if err != nil && !errors.Is(err, io.EOF) {
+		msg += ": " + err.Error()
+	}
+	return endCause{schema.EndUpstreamClosed, msg}
+}
+
+// record checks a recorder call. Under fail-closed the recorder returns an
+// error and the session must end.
+func (s *session) record(err error) {
+	if err != nil {
+		s.log.Error("recording failed; ending the session (fail-closed)", "error", err)
+		s.terminate(endCause{schema.EndRecordingError, err.Error()})
+	}
+}
+
+func (s *session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
+
+// serveChannels dispatches the channels the client opens.
+func (s *session) serveChannels(chans <-chan gossh.NewChannel) {
+	for nc := range chans {
+		switch nc.ChannelType() {
+		case "session":
+			s.spawn(func() { s.serveSession(nc) })
+		case "direct-tcpip":
+			if !s.acct.AllowPortForward {
+				s.log.Info("port forward refused", "reason", "allow_port_forwarding is off for the account")
+				_ = nc.Reject(gossh.Prohibited, fmt.Sprintf("pamtrail: port forwarding is not allowed for account %q", s.acct.Name))
+				continue
+			}
+			s.spawn(func() { s.serveForward(nc) })
+		default:
+			// x11 and auth-agent channels are opened by the server side,
+			// never by a client; anything else is unknown.
+			_ = nc.Reject(gossh.UnknownChannelType, fmt.Sprintf("pamtrail: channel type %q is not supported", nc.ChannelType()))
+		}
+	}
+}
+
+// refuseUpstreamChannels rejects channels the target opens toward the
+// client: X11, agent and remote port forwards are all refused.
+func (s *session) refuseUpstreamChannels() {
+	for nc := range s.up.chans {
+		_ = nc.Reject(gossh.Prohibited, "pamtrail: channels from the target are not allowed")
+	}
+}
+
+// refuseGlobalRequests answers every global request with failure:
+// keepalive@openssh.com (a failure reply proves liveness), tcpip-forward
+// (remote forwarding is not supported), hostkeys-00@openssh.com and the rest.
+func refuseGlobalRequests(reqs <-chan *gossh.Request) {
+	for req := range reqs {
+		if req.WantReply {
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+// watchLimits enforces the account's idle_timeout and max_duration.
+func (s *session) watchLimits() {
+	idle, maxDur := s.acct.IdleTimeout.D(), s.acct.MaxDuration.D()
+	var idleC, maxC <-chan time.Time
+	var idleT *time.Timer
+	if idle > 0 {
+		idleT = time.NewTimer(idle)
+		defer idleT.Stop()
+		idleC = idleT.C
+	}
+	if maxDur > 0 {
+		t := time.NewTimer(maxDur)
+		defer t.Stop()
+		maxC = t.C
+	}
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-maxC:
+			s.terminate(endCause{schema.EndMaxDuration, fmt.Sprintf("the session reached the account's max_duration of %s", maxDur)})
+			return
+		case <-idleC:
+			quiet := time.Since(time.Unix(0, s.lastActive.Load()))
+			if quiet >= idle {
+				s.terminate(endCause{schema.EndIdleTimeout, fmt.Sprintf("no data for the account's idle_timeout of %s", idle)})
+				return
+			}
+			idleT.Reset(idle - quiet)
+		}
+	}
+}
+
+// keepalive probes one side with keepalive@openssh.com and drops the
+// session when KeepaliveMax probes in a row go unanswered: a peer that
+// vanished without closing TCP would otherwise hold the session forever.
+func (s *session) keepalive(conn gossh.Conn, side string) {
+	interval, maxMissed := s.e.timing.KeepaliveInterval, s.e.timing.KeepaliveMax
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	replies := make(chan error, 1)
+	inflight, missed := false, 0
+	for {
+		select {
+		case <-s.done:
+			if inflight {
+				<-replies // SendRequest returns once the connection is closed
+			}
+			return
+		case <-replies:
+			inflight, missed = false, 0
+		case <-ticker.C:
+			if inflight {
+				missed++
+				if missed >= maxMissed {
+					s.terminate(endCause{schema.EndNetworkError, fmt.Sprintf("the %s did not answer %d keepalives %s apart", side, missed, interval)})
+				}
+				continue
+			}
+			inflight = true
+			go func() {
+				_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+				replies <- err
+			}()
+		}
+	}
+}
