@@ -79,6 +79,16 @@ func (s screen) promptRow(prompts []string, floor int) (int, string, bool) {
 	return 0, "", false
 }
 
+// wrapTop returns the first row of the run of wrapped rows that ends at the
+// cursor's row.
+func (s screen) wrapTop() int {
+	top := s.emu.CursorPosition().Y
+	for top > 0 && s.emu.CursorPosition().Y-top < maxLineRows && s.full(top-1) {
+		top--
+	}
+	return top
+}
+
 // lineFrom returns the text from row top down to the cursor row. Rows that
 // wrapped are joined as they are; rows that ended early are joined with a
 // newline, which is how a multi-line paste shows up. The last row runs to

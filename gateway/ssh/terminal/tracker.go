@@ -55,7 +55,17 @@ const (
 	// maxPrompts bounds the prompts remembered (the shell's, and those of
 	// programs like read -p or a database client).
 	maxPrompts = 8
+	// pendingTTL: a shell echoes an accepted line at once, and so does the
+	// terminal for keys typed ahead of a busy shell; an Enter not echoed
+	// within this time went to a program that reads keys silently.
+	pendingTTL = 5 * time.Second
 )
+
+// pendingLine is an Enter waiting for the newline its line's echo ends with.
+type pendingLine struct {
+	typed string // the keys typed, if they were plain text; else ""
+	at    time.Time
+}
 
 // Tracker extracts commands from one terminal session. It is not safe for
 // concurrent use: feed Input and Output from one goroutine, in the order the
@@ -72,7 +82,11 @@ type Tracker struct {
 	typing  bool     // keys were pressed since the last accepted line
 	prompt  string   // text left of the cursor when this line was started
 	prompts []string // learned prompts, most recent first
-	pending int      // Enters not yet matched to an accepted line
+	pending []pendingLine // Enters not yet matched to an accepted line
+	typed   []byte        // what was typed on this line, while plain
+	// typedPlain: the line was typed without editing keys, so typed is
+	// what the terminal will echo.
+	typedPlain bool
 	// acceptRow is the cursor row of the last accepted line. The
 	// emulator's scrollback is emptied at each accept and sized to the
 	// screen, so its length says how far that row has scrolled up since.
@@ -160,13 +174,23 @@ func (t *Tracker) Input(p []byte) []Command {
 		}
 		switch {
 		case enter:
-			t.pending = min(t.pending+1, maxPending)
+			if len(t.pending) < maxPending {
+				pl := pendingLine{at: t.opts.Now()}
+				if t.typedPlain {
+					pl.typed = string(t.typed)
+				}
+				t.pending = append(t.pending, pl)
+			}
 			t.typing = false
 		case b == ctrlC && !t.keys.paste:
 			// An interrupt flushes the terminal's input queue and the
 			// shell discards its line: nothing typed so far will run.
-			t.pending = 0
+			t.pending = t.pending[:0]
 			t.typing = false
+		case t.typedPlain && t.keys.state == scanGround && (b >= 0x20 && b != 0x7f) && len(t.typed) < t.opts.MaxCommandBytes:
+			t.typed = append(t.typed, b)
+		default:
+			t.typedPlain = false // an editing key, an escape sequence, Tab...
 		}
 	}
 	return t.takeFinished()
@@ -181,8 +205,9 @@ const ctrlC = 0x03
 // being collected until the next accepted line.
 func (t *Tracker) startLine() {
 	t.typing = true
+	t.typed, t.typedPlain = t.typed[:0], true
 	t.prompt = t.screen.beforeCursor()
-	if t.pending == 0 && strings.TrimSpace(t.prompt) != "" {
+	if len(t.pending) == 0 && strings.TrimSpace(t.prompt) != "" {
 		t.learnPrompt(t.prompt)
 		t.finishCurrent(t.prompt)
 	}
@@ -208,8 +233,9 @@ func (t *Tracker) Output(p []byte) []Command {
 	if t.closed {
 		return nil
 	}
+	t.expirePending()
 	for len(p) > 0 {
-		if t.pending == 0 || t.emu.IsAltScreen() {
+		if len(t.pending) == 0 || t.emu.IsAltScreen() {
 			t.crCol = -1
 			t.feed(p)
 			break
@@ -286,23 +312,45 @@ func (t *Tracker) feed(p []byte) {
 	}
 }
 
+// expirePending drops Enters never echoed (see pendingTTL).
+func (t *Tracker) expirePending() {
+	now := t.opts.Now()
+	n := 0
+	for n < len(t.pending) && now.Sub(t.pending[n].at) > pendingTTL {
+		n++
+	}
+	t.pending = t.pending[n:]
+}
+
 // tryAccept runs before a newline reaches the emulator while Enters are
 // pending. The newline accepts a typed line if the cursor's line starts with
 // a learned prompt somewhere below the previous accepted line; otherwise it
-// is output (of the command the user typed ahead of, say).
+// is output (of the command the user typed ahead of, say). Before any
+// prompt is known, a line typed ahead without editing keys is recognised
+// by its echo, and what precedes the echo is learned as the prompt.
 func (t *Tracker) tryAccept(endX int) {
 	floor := 0
 	if t.acceptRow >= 0 {
 		floor = t.acceptRow + 1 - t.emu.ScrollbackLen()
 	}
-	top, prompt, ok := t.screen.promptRow(t.prompts, floor)
-	if !ok {
+	var text, prompt string
+	if top, p, ok := t.screen.promptRow(t.prompts, floor); ok {
+		text, prompt = strings.TrimPrefix(t.screen.lineFrom(top, endX), p), p
+	} else if typed := t.pending[0].typed; typed != "" {
+		line := t.screen.lineFrom(t.screen.wrapTop(), endX)
+		if !strings.HasSuffix(line, typed) {
+			return
+		}
+		text, prompt = typed, line[:len(line)-len(typed)]
+		if strings.TrimSpace(prompt) != "" && !strings.Contains(prompt, "\n") {
+			t.learnPrompt(prompt)
+		}
+	} else {
 		return
 	}
-	t.pending--
+	t.pending = t.pending[1:]
 	t.acceptRow = t.emu.CursorPosition().Y
 	t.emu.ClearScrollback()
-	text := strings.TrimPrefix(t.screen.lineFrom(top, endX), prompt)
 	t.finishCurrent(prompt)
 	if strings.TrimSpace(text) == "" {
 		return // an empty line, or input the terminal did not echo (a password)

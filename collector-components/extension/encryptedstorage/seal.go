@@ -1,0 +1,138 @@
+// Copyright The pamtrail Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package encryptedstorage // import "github.com/pamtrail/pamtrail/collector-components/extension/encryptedstorage"
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Sealed value format, version 1:
+//
+//	 0  magic "PTES"
+//	 4  format version (1 byte) = 1
+//	 5  key id (8 ASCII hex characters) of the key that sealed the value
+//	13  nonce (12 random bytes)
+//	25  AES-256-GCM ciphertext and 16-byte tag
+//
+// AAD: a domain label, then the owning client's name (component kind, id and
+// storage name) and the storage key, each length-prefixed, then the first 13
+// header bytes. A value copied to another key or into another component's
+// storage fails authentication, so an attacker with write access to the
+// queue file cannot reorder or swap requests undetected.
+//
+// The nonce is random: the persistent queue rewrites its metadata on every
+// enqueue and dequeue, so there is no per-key counter that would survive a
+// restart. Random 96-bit nonces are safe for 2^32 values per key; at the
+// collector's rates (a few values per exported request) that is years, and
+// `pamtrail keygen --rotate` starts a new key long before.
+const (
+	sealMagic     = "PTES"
+	sealVersion   = 1
+	keyIDSize     = 8
+	nonceSize     = 12
+	headerSize    = len(sealMagic) + 1 + keyIDSize + nonceSize
+	aadHeaderSize = len(sealMagic) + 1 + keyIDSize
+	aadLabel      = "pamtrail encrypted_storage v1\x00"
+)
+
+// keyring supplies the ciphers; *keys.Ring implements it. The current key
+// seals, any key in the ring opens what it sealed.
+type keyring interface {
+	CurrentAEAD() (id string, aead cipher.AEAD)
+	AEAD(id string) (cipher.AEAD, bool)
+}
+
+var (
+	// errNotSealed marks a value that was not written by this extension,
+	// e.g. left by a plain file_storage in the same directory.
+	errNotSealed = errors.New("value is not sealed by encrypted_storage")
+	// errUnknownKey marks a value sealed with a key missing from the keyring.
+	errUnknownKey = errors.New("value is sealed with a key that is not in the keyring")
+	// errAuth marks a value that fails authentication: it was altered, or
+	// moved from another key or component.
+	errAuth = errors.New("value failed authentication (altered on disk, or moved from another key or component)")
+)
+
+// sealer seals and opens the values of one storage client.
+type sealer struct {
+	keys   keyring
+	client string // bound into every value's AAD
+}
+
+func newSealer(keys keyring, clientName string) *sealer {
+	return &sealer{keys: keys, client: clientName}
+}
+
+// seal returns the sealed form of value stored under key.
+func (s *sealer) seal(key string, value []byte) ([]byte, error) {
+	id, aead := s.keys.CurrentAEAD()
+	if len(id) != keyIDSize || aead == nil || aead.NonceSize() != nonceSize {
+		return nil, fmt.Errorf("current key %q is not an AES-GCM key with an 8-character id", id)
+	}
+	out := make([]byte, headerSize, headerSize+len(value)+aead.Overhead())
+	copy(out, sealMagic)
+	out[len(sealMagic)] = sealVersion
+	copy(out[len(sealMagic)+1:], id)
+	nonce := out[aadHeaderSize:headerSize]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("reading a random nonce: %w", err)
+	}
+	return aead.Seal(out, nonce, value, s.aad(key, out[:aadHeaderSize])), nil
+}
+
+// open returns the plaintext of a sealed value stored under key. A nil
+// value (not found) opens to nil.
+func (s *sealer) open(key string, sealed []byte) ([]byte, error) {
+	if sealed == nil {
+		return nil, nil
+	}
+	id, err := parseHeader(sealed)
+	if err != nil {
+		return nil, err
+	}
+	aead, ok := s.keys.AEAD(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: key id %s", errUnknownKey, id)
+	}
+	plain, err := aead.Open(nil, sealed[aadHeaderSize:headerSize], sealed[headerSize:], s.aad(key, sealed[:aadHeaderSize]))
+	if err != nil {
+		return nil, errAuth
+	}
+	if plain == nil {
+		plain = []byte{} // an empty value is found, not missing
+	}
+	return plain, nil
+}
+
+// parseHeader checks the fixed header and returns the key id. It reads
+// untrusted bytes from disk and must never panic.
+func parseHeader(sealed []byte) (string, error) {
+	if len(sealed) < headerSize || string(sealed[:len(sealMagic)]) != sealMagic {
+		return "", errNotSealed
+	}
+	if v := sealed[len(sealMagic)]; v != sealVersion {
+		return "", fmt.Errorf("%w: unsupported format version %d (want %d)", errNotSealed, v, sealVersion)
+	}
+	id := sealed[len(sealMagic)+1 : aadHeaderSize]
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return "", fmt.Errorf("%w: malformed key id", errNotSealed)
+		}
+	}
+	return string(id), nil
+}
+
+func (s *sealer) aad(key string, header []byte) []byte {
+	aad := make([]byte, 0, len(aadLabel)+2*binary.MaxVarintLen64+len(s.client)+len(key)+len(header))
+	aad = append(aad, aadLabel...)
+	aad = binary.AppendUvarint(aad, uint64(len(s.client)))
+	aad = append(aad, s.client...)
+	aad = binary.AppendUvarint(aad, uint64(len(key)))
+	aad = append(aad, key...)
+	return append(aad, header...)
+}

@@ -1,0 +1,166 @@
+// Copyright The pamtrail Authors
+// SPDX-License-Identifier: Apache-2.0
+
+package sessionprocessor // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor"
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// Bounds of a summary, whichever provider wrote it: model output is
+// untrusted text and is stored as capped data.
+const (
+	maxSummaryChars = 2000
+	maxWarnings     = 20
+	maxWarningWords = 20
+	maxWarningChars = 300
+	// namesInSummary is how many objects of a kind a sentence names.
+	namesInSummary = 5
+)
+
+// rulesSummary is the offline, deterministic summary: who did what, on
+// which objects, and what matched a risk rule, in 2 to 4 sentences, with one
+// warning per finding pointing at its event.
+func rulesSummary(s *sessionState, now time.Time) *summaryResult {
+	sentences := []string{whoSentence(s), activitySentence(s)}
+	if objects := objectsSentence(s); objects != "" {
+		sentences = append(sentences, objects)
+	}
+	sentences = append(sentences, findingsSentence(s))
+
+	warnings := make([]summaryWarning, 0, min(len(s.Findings), maxWarnings))
+	for _, f := range s.Findings {
+		if len(warnings) == maxWarnings {
+			break
+		}
+		text := f.Reason
+		if f.Excerpt != "" {
+			text += ": " + f.Excerpt
+		}
+		warnings = append(warnings, summaryWarning{Text: capWords(text, maxWarningWords, maxWarningChars), Seq: f.Seq})
+	}
+	return &summaryResult{
+		Text:        truncateRunes(strings.Join(sentences, " "), maxSummaryChars),
+		Provider:    providerRules,
+		Warnings:    warnings,
+		GeneratedAt: now.UTC(),
+	}
+}
+
+func whoSentence(s *sessionState) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s used the %s account %s", orUnknown(s.User), orUnknown(s.ResourceType), orUnknown(s.Account))
+	if s.ClientAddress != "" {
+		fmt.Fprintf(&b, " from %s", s.ClientAddress)
+	}
+	if d := s.durationMs(); d > 0 {
+		fmt.Fprintf(&b, " for %s", (time.Duration(d) * time.Millisecond).Round(time.Second))
+	}
+	switch s.Status {
+	case schema.StatusEnded:
+		fmt.Fprintf(&b, "; the session ended (%s).", orUnknown(s.EndReason))
+	case schema.StatusFailed:
+		fmt.Fprintf(&b, "; the session failed (%s).", orUnknown(s.EndReason))
+	case schema.StatusLost:
+		b.WriteString("; the gateway stopped reporting the session, so it is marked lost.")
+	default:
+		b.WriteString("; the session is still active.")
+	}
+	return b.String()
+}
+
+func activitySentence(s *sessionState) string {
+	queries := max(s.Queries, s.ReportedQueries)
+	commands := max(s.Commands, s.ReportedCmds)
+	errs := max(s.Errors, s.ReportedErrs)
+	var parts []string
+	if queries > 0 || s.ResourceType == schema.ResourcePostgres {
+		parts = append(parts, plural(queries, "query", "queries"))
+	}
+	if commands > 0 || s.ResourceType == schema.ResourceSSH {
+		parts = append(parts, plural(commands, "command", "commands"))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no queries or commands")
+	}
+	return fmt.Sprintf("It ran %s with %s.", strings.Join(parts, " and "), plural(errs, "error", "errors"))
+}
+
+func objectsSentence(s *sessionState) string {
+	var parts []string
+	if len(s.Tables) > 0 {
+		parts = append(parts, "tables touched: "+names(s.Tables))
+	}
+	if len(s.Dropped) > 0 {
+		parts = append(parts, "tables dropped: "+names(s.Dropped))
+	}
+	if len(s.Files) > 0 {
+		parts = append(parts, "files: "+names(s.Files))
+	}
+	if len(s.Hosts) > 0 {
+		parts = append(parts, "remote hosts: "+names(s.Hosts))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	out := strings.Join(parts, "; ") + "."
+	return strings.ToUpper(out[:1]) + out[1:]
+}
+
+func findingsSentence(s *sessionState) string {
+	total := len(s.Findings) + s.FindingsDropped
+	if total == 0 {
+		return "No risk rule matched."
+	}
+	var reasons []string
+	for _, f := range s.Findings {
+		if !containsString(reasons, f.Reason) && len(reasons) < namesInSummary {
+			reasons = append(reasons, f.Reason)
+		}
+	}
+	return fmt.Sprintf("%s matched risk rules (highest severity %s): %s.",
+		plural(int64(total), "action", "actions"), schema.RiskLevels[s.RiskLevel], strings.Join(reasons, "; "))
+}
+
+func names(set objectSet) string {
+	if len(set) <= namesInSummary {
+		return strings.Join(set, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(set[:namesInSummary], ", "), len(set)-namesInSummary)
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// capWords bounds a warning to maxWords words and maxChars bytes.
+func capWords(text string, maxWords, maxChars int) string {
+	words := strings.Fields(text)
+	if len(words) > maxWords {
+		words = append(words[:maxWords], "…")
+	}
+	return truncateRunes(strings.Join(words, " "), maxChars)
+}
