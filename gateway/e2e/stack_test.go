@@ -69,6 +69,8 @@ type stack struct {
 	colConfig  string
 	gateway    *proc
 	collector  *proc
+	sshAddr    string // when stackOptions.ssh
+	aliceKey   string // alice's SSH private key file
 }
 
 type stackOptions struct {
@@ -77,6 +79,9 @@ type stackOptions struct {
 	extraGrants    string
 	recording      string // YAML body of recording:
 	spool          string // extra YAML lines for spool:
+	ssh            bool   // also an SSH listener and the demo-ssh account
+
+	listeners, userExtra string // filled by newStack
 }
 
 func newStack(t *testing.T, o stackOptions) *stack {
@@ -101,13 +106,31 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	if err := os.WriteFile(demoPW, []byte(s.pg.DemoPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	grants := "demo-postgres"
+	if o.ssh {
+		target := testenv.SSHD(t)
+		s.sshAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		s.aliceKey = filepath.Join(s.dir, "alice_ed25519")
+		run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", s.aliceKey)
+		o.listeners += fmt.Sprintf("ssh:\n  address: %s\n  host_key_file: ssh_host_key\n", s.sshAddr)
+		o.userExtra += "    ssh_authorized_keys_file: alice_ed25519.pub\n"
+		o.extraAccounts += fmt.Sprintf(`  - name: demo-ssh
+    type: ssh
+    host: %s
+    port: %d
+    user: %s
+    secret: {file: %s}
+    known_hosts: %q
+`, target.Host, target.Port, target.User, target.KeyFile, target.KnownHosts)
+		grants += ", demo-ssh"
+	}
 	s.gwConfig = filepath.Join(s.dir, "gateway.yaml")
 	writeFile(t, s.gwConfig, fmt.Sprintf(`gateway:
   id: %s
   log_level: debug
 postgres:
   address: %s
-spool:
+%sspool:
   dir: spool
   key_file: spool.keys
   fsync: interval
@@ -120,7 +143,7 @@ recording:
 %susers:
   - name: alice
     postgres_scram: %q
-  - name: bob
+%s  - name: bob
     postgres_scram: %q
 accounts:
   - name: demo-postgres
@@ -132,9 +155,9 @@ accounts:
     secret: {file: demo.password}
 %sgrants:
   - user: alice
-    accounts: [demo-postgres]
-%s`, s.gatewayID, s.gwAddr, o.spool, s.otlpAddr, o.uploadInterval, o.recording, aliceVerifier, aliceVerifier,
-		s.pg.Host, s.pg.Port, s.pg.DemoUser, o.extraAccounts, o.extraGrants))
+    accounts: [%s]
+%s`, s.gatewayID, s.gwAddr, o.listeners, o.spool, s.otlpAddr, o.uploadInterval, o.recording, aliceVerifier, o.userExtra, aliceVerifier,
+		s.pg.Host, s.pg.Port, s.pg.DemoUser, o.extraAccounts, grants, o.extraGrants))
 	s.colConfig = filepath.Join(s.dir, "collector.yaml")
 	writeFile(t, s.colConfig, collectorConfig(s.otlpAddr, s.healthAddr, s.esURL, filepath.Join(s.dir, "queue")))
 	if err := os.MkdirAll(filepath.Join(s.dir, "queue"), 0o700); err != nil {
