@@ -19,7 +19,7 @@ const (
 	setupElasticsearchTTL = 2 * time.Minute
 )
 
-// runSetup installs what pamtrail needs in Elasticsearch (and, later, Kibana).
+// runSetup installs what pamtrail needs in Elasticsearch and Kibana.
 func runSetup(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		setupUsage(stderr)
@@ -29,8 +29,7 @@ func runSetup(args []string, stdout, stderr io.Writer) int {
 	case "elasticsearch":
 		return runSetupElasticsearch(args[1:], stdout, stderr)
 	case "kibana":
-		fmt.Fprintln(stderr, "pamtrail setup kibana: not implemented yet (Kibana saved objects land with the dashboards issue)")
-		return 2
+		return runSetupKibana(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		setupUsage(stdout)
 		return 0
@@ -43,7 +42,7 @@ func runSetup(args []string, stdout, stderr io.Writer) int {
 
 func setupUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: pamtrail setup elasticsearch [flags]   install the index and component templates")
-	fmt.Fprintln(w, "       pamtrail setup kibana                  (not yet available)")
+	fmt.Fprintln(w, "       pamtrail setup kibana [flags]          import the Kibana dashboards")
 }
 
 func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {

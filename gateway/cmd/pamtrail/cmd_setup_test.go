@@ -16,7 +16,8 @@ func TestRunSetupArguments(t *testing.T) {
 	}{
 		{name: "no target", args: nil, wantCode: 2, wantStderr: "usage: pamtrail setup elasticsearch"},
 		{name: "unknown target", args: []string{"grafana"}, wantCode: 2, wantStderr: `unknown target "grafana"`},
-		{name: "kibana not yet", args: []string{"kibana"}, wantCode: 2, wantStderr: "not implemented yet"},
+		{name: "kibana unreachable", args: []string{"kibana", "--url", "http://127.0.0.1:1", "--timeout", "5s"}, wantCode: 1, wantStderr: "setup kibana"},
+		{name: "kibana bad url", args: []string{"kibana", "--url", "ftp://x"}, wantCode: 1, wantStderr: "url"},
 		{name: "bad url", args: []string{"elasticsearch", "--url", "es:9200"}, wantCode: 2, wantStderr: "url:"},
 		{name: "stray argument", args: []string{"elasticsearch", "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
 		{
