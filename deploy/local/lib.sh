@@ -76,12 +76,29 @@ ensure_home() {
 	ensure_dir "$ENV_FRAGMENTS_DIR" 0700
 }
 
-# require_traversable fails unless an OS user can reach a path; daemons run as
-# postgres or pamtrail-es cannot start under e.g. a 0700 /root.
+# require_traversable makes sure an OS user can reach a path: daemons run as
+# postgres or pamtrail-es (they refuse root) and cannot start under e.g. a
+# 0700 /root. A checkout under such a directory is common (CI clones, root's
+# home), so the missing search bit (o+x: traverse only, no listing or
+# reading) is added to the ancestors that lack it, each one logged.
 require_traversable() {
-	local user=$1 path=$2
+	local user=$1 path=$2 dir
+	runuser -u "$user" -- test -x "$path" && return 0
+	# Walk from / down: the first ancestor the user cannot search is the one
+	# to fix; those below it are checked again once it is searchable.
+	dir=""
+	local part
+	IFS=/ read -ra parts <<<"${path#/}"
+	for part in "${parts[@]}"; do
+		dir=$dir/$part
+		[[ -d $dir ]] || break
+		if ! runuser -u "$user" -- test -x "$dir" 2>/dev/null; then
+			log "adding o+x (traverse only) to $dir so that $user can reach $path"
+			chmod o+x "$dir" || die "cannot chmod o+x $dir"
+		fi
+	done
 	runuser -u "$user" -- test -x "$path" ||
-		die "user $user cannot reach $path: a parent directory is not searchable by others; set PAMTRAIL_HOME to a directory under a world-searchable path (e.g. /var/lib/pamtrail) or chmod o+x the parent directories"
+		die "user $user cannot reach $path: set PAMTRAIL_HOME to a directory under a world-searchable path (e.g. /var/lib/pamtrail)"
 }
 
 # ensure_secret generates a random password once. Hex keeps it safe to embed in

@@ -48,6 +48,6 @@ python | java | node) ;;
 *) echo "install.sh: unknown language '$lang' (python, java, node)" >&2; exit 2 ;;
 esac
 mkdir -p "$dest"
-chmod 0700 "$home" 2>/dev/null || true
+chmod 0700 "$dest" 2>/dev/null || true
 "install_$lang"
 echo "$want" >"$stamp"
