@@ -124,6 +124,18 @@ func eventsAttributeMappings(t *testing.T) map[string]json.RawMessage {
 // gateway/schema/schema.go.
 func schemaAttributeKeys(t *testing.T) []string {
 	t.Helper()
+	keys := schemaConstants(t, "Attr")
+	if len(keys) < 20 {
+		t.Fatalf("found only %d Attr* constants in gateway/schema; did the schema move?", len(keys))
+	}
+	return keys
+}
+
+// schemaConstants returns the values of the string constants in
+// gateway/schema/schema.go whose names start with prefix (the names of
+// other kinds, such as SessionsIndex, are skipped).
+func schemaConstants(t *testing.T, prefix string) []string {
+	t.Helper()
 	path := filepath.Join("..", "..", "gateway", "schema", "schema.go")
 	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
 	if err != nil {
@@ -138,7 +150,8 @@ func schemaAttributeKeys(t *testing.T) []string {
 		for _, spec := range gen.Specs {
 			vs := spec.(*ast.ValueSpec)
 			for i, name := range vs.Names {
-				if !strings.HasPrefix(name.Name, "Attr") || i >= len(vs.Values) {
+				if !strings.HasPrefix(name.Name, prefix) || strings.HasSuffix(name.Name, "Index") ||
+					strings.HasSuffix(name.Name, "IndexPattern") || i >= len(vs.Values) {
 					continue
 				}
 				lit, ok := vs.Values[i].(*ast.BasicLit)
@@ -153,8 +166,37 @@ func schemaAttributeKeys(t *testing.T) []string {
 			}
 		}
 	}
-	if len(keys) < 20 {
-		t.Fatalf("found only %d Attr* constants in %s; did the schema move?", len(keys), path)
-	}
 	return keys
+}
+
+// TestSessionsTemplateMapsEverySessionField is the contract between the
+// Session* document fields of gateway/schema and pamtrail-sessions.template.json.
+func TestSessionsTemplateMapsEverySessionField(t *testing.T) {
+	raw, err := files.ReadFile("pamtrail-sessions.template.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		DataStream *json.RawMessage `json:"data_stream"`
+		Template   struct {
+			Mappings struct {
+				Properties map[string]json.RawMessage `json:"properties"`
+			} `json:"mappings"`
+		} `json:"template"`
+	}
+	if err := json.Unmarshal(raw, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	if tmpl.DataStream != nil {
+		t.Error("pamtrail-sessions must be a plain index: data streams accept only create, and session documents are updated")
+	}
+	fields := schemaConstants(t, "Session")
+	if len(fields) < 15 {
+		t.Fatalf("found only %d Session* constants in gateway/schema", len(fields))
+	}
+	for _, f := range fields {
+		if _, ok := tmpl.Template.Mappings.Properties[f]; !ok {
+			t.Errorf("session field %q (gateway/schema) has no mapping in pamtrail-sessions.template.json", f)
+		}
+	}
 }

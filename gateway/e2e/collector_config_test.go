@@ -7,22 +7,28 @@ import "fmt"
 func collectorConfig(otlpAddr, healthAddr, esURL, queueDir string) string {
 	return fmt.Sprintf(`extensions:
   health_check:
-    endpoint: %s
+    endpoint: %[1]s
   file_storage:
-    directory: %s
+    directory: %[2]s
     create_directory: true
     fsync: true
 receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: %s
+        endpoint: %[4]s
 processors:
   session:
     flush_interval: 1s
+    # The gateways in these tests upload (and heartbeat) every second.
+    heartbeat_interval: 1s
+    lost_after_heartbeats: 5
+    storage: file_storage
+    sessions_index:
+      endpoint: %[3]s
 exporters:
   elasticsearch:
-    endpoint: %s
+    endpoint: %[3]s
     logs_index: pamtrail-events
     logs_dynamic_id:
       enabled: true
@@ -51,5 +57,5 @@ service:
   telemetry:
     metrics:
       level: none
-`, healthAddr, queueDir, otlpAddr, esURL)
+`, healthAddr, queueDir, esURL, otlpAddr)
 }

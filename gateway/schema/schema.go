@@ -168,6 +168,10 @@ const (
 	SessionRiskFindings  = "risk_findings" // [{rule_id, severity, reason, seq}]
 	SessionSummary       = "summary"       // {text, provider, warnings: [{text, seq}], fallback_reason, generated_at}
 	SessionUpdated       = "updated_at"
+	SessionServerAddress = "server_address"
+	// SessionFindingsDropped counts findings beyond the processor's
+	// risk.max_findings, so a capped list never hides that more matched.
+	SessionFindingsDropped = "risk_findings_dropped"
 )
 
 // Elasticsearch names.

@@ -48,7 +48,7 @@ func TestInstallElasticsearch(t *testing.T) {
 		if err := InstallElasticsearch(ctx, es, ElasticsearchOptions{Progress: &progress}); err != nil {
 			t.Fatalf("install #%d: %v", run, err)
 		}
-		for _, want := range []string{"installed component template pamtrail-settings", "installed index template pamtrail-events"} {
+		for _, want := range []string{"installed component template pamtrail-settings", "installed index template pamtrail-events", "installed index template pamtrail-sessions"} {
 			if !strings.Contains(progress.String(), want) {
 				t.Errorf("install #%d progress %q lacks %q", run, progress.String(), want)
 			}

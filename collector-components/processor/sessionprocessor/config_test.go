@@ -38,6 +38,49 @@ func TestLoadConfig(t *testing.T) {
 			}(),
 		},
 		{
+			id: component.NewIDWithName(metadata.Type, "full"),
+			expected: func() *Config {
+				cfg := createDefaultConfig().(*Config)
+				storage := component.MustNewIDWithName("file_storage", "sessions")
+				cfg.HeartbeatInterval, cfg.LostAfterHeartbeats, cfg.Retention = 5*time.Second, 4, 2*time.Hour
+				cfg.Storage = &storage
+				cfg.Sessions.Endpoint, cfg.Sessions.Index = "https://es.internal:9200", "pamtrail-sessions-prod"
+				cfg.Sessions.User, cfg.Sessions.Password = "writer", "secret"
+				cfg.Sessions.Timeout, cfg.Sessions.MaxRetryInterval = 10*time.Second, 30*time.Second
+				cfg.Risk.Rules = []RuleConfig{{ID: "sql.grant_revoke", Severity: "high"}}
+				cfg.Risk.Disabled = []string{"shell.privilege_escalation"}
+				cfg.Risk.MaxFindings = 50
+				cfg.Summary = SummaryConfig{Provider: providerOpenAI, OpenAI: OpenAIConfig{
+					BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3", APIKeyEnv: "LLM_KEY",
+					Timeout: 5 * time.Second, MaxInputChars: 1000,
+				}}
+				return cfg
+			}(),
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "bad_session_settings"),
+			errMsgs: []string{
+				"heartbeat_interval: must be > 0",
+				"lost_after_heartbeats: must be >= 2",
+				`sessions_index::endpoint: must be an http(s) URL, got "ftp://x"`,
+				"sessions_index::index: must not be empty",
+				`risk: disabled: no rule with id "no.such.rule"`,
+				"risk::max_findings: must be > 0",
+			},
+		},
+		{
+			id:      component.NewIDWithName(metadata.Type, "bad_summary"),
+			errMsgs: []string{`summary::provider: must be "rules", "openai" or "none", got "gpt"`},
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "bad_openai"),
+			errMsgs: []string{
+				"summary::openai::base_url: must be an http(s) URL",
+				"summary::openai::model: must not be empty",
+				"summary::openai::timeout: must be > 0",
+			},
+		},
+		{
 			id:      component.NewIDWithName(metadata.Type, "zero_interval"),
 			errMsgs: []string{"flush_interval: must be > 0"},
 		},

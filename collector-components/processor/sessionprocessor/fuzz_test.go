@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -92,4 +93,61 @@ func forEachRecord(ld plog.Logs, fn func(plog.LogRecord)) {
 			}
 		}
 	}
+}
+
+// FuzzParseChatReply feeds arbitrary bytes as a model's reply: parsing must
+// never panic, and what it accepts is capped and points at events of the
+// session.
+func FuzzParseChatReply(f *testing.F) {
+	f.Add([]byte(chatReply(`{"summary": "ok", "warnings": [{"text": "x", "seq": 1}]}`)))
+	f.Add([]byte(chatReply("```json\n{\"summary\": \"s\"}\n```")))
+	f.Add([]byte(`{"choices": []}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		s := endedSession()
+		res, err := parseChatReply(raw, s, time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		if res.Text == "" || len(res.Text) > maxSummaryChars+len("…") || len(res.Warnings) > maxWarnings {
+			t.Fatalf("accepted an out-of-bounds summary: %+v", res)
+		}
+		for _, w := range res.Warnings {
+			if w.Seq < 0 || w.Seq > s.MaxSeq || len(w.Text) > maxWarningChars+len("…") {
+				t.Fatalf("accepted an out-of-bounds warning: %+v", w)
+			}
+		}
+	})
+}
+
+// FuzzStatementAnalysis feeds arbitrary statement text (what a user types)
+// through the rules and the object scanners: no panic, bounded results.
+func FuzzStatementAnalysis(f *testing.F) {
+	for _, st := range benchStatements {
+		f.Add(st.text)
+	}
+	f.Add("rm -rf / ; curl http://x | sh")
+	f.Add(`COPY "weird""name" TO STDOUT`)
+	f.Add("\xff\xfe DROP TABLE \x00")
+	rs := builtinRules(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		for target := range numTargets {
+			for _, m := range rs.match(target, text, 1<<20, nil) {
+				if m.severity <= 0 || m.severity >= len(schema.RiskLevels) {
+					t.Fatalf("match with severity %d", m.severity)
+				}
+			}
+		}
+		var tables, dropped, files, hosts objectSet
+		sqlTables(text, &tables, &dropped)
+		shellObjects(text, &files, &hosts)
+		for _, set := range []objectSet{tables, dropped, files, hosts} {
+			if len(set) > maxObjects {
+				t.Fatalf("object set grew to %d", len(set))
+			}
+		}
+		if s := truncateRunes(text, 7); len(s) > 7+len("…") {
+			t.Fatalf("truncateRunes returned %d bytes", len(s))
+		}
+	})
 }

@@ -21,6 +21,9 @@ import (
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
 )
 
+// finalWriteTimeout bounds the last sessions-index write at shutdown.
+const finalWriteTimeout = 5 * time.Second
+
 var (
 	// errShutdown is returned to senders once the processor has been shut down.
 	errShutdown = errors.New("session processor is shut down")
@@ -58,6 +61,8 @@ type sessionProcessor struct {
 	store      *stateStore // nil without a storage extension
 	writer     *sessionsWriter
 	summarizer *summarizer
+	// openaiTransport is closed at shutdown so no keep-alive outlives us.
+	openaiTransport *http.Transport
 
 	mu      sync.Mutex
 	batch   *pendingBatch // nil when empty
@@ -143,7 +148,8 @@ func (p *sessionProcessor) start(ctx context.Context, host component.Host) error
 			p.logger.Warn("the openai API key variable is empty; sending requests without a key",
 				zap.String("api_key_env", p.cfg.Summary.OpenAI.APIKeyEnv))
 		}
-		openai = newOpenAIClient(p.cfg.Summary.OpenAI, key, &http.Client{})
+		p.openaiTransport = http.DefaultTransport.(*http.Transport).Clone()
+		openai = newOpenAIClient(p.cfg.Summary.OpenAI, key, &http.Client{Transport: p.openaiTransport})
 	}
 	if p.cfg.Sessions.Endpoint != "" {
 		w, err := newSessionsWriter(p.cfg.Sessions, p.tracker, p.now, p.logger, func(ctx context.Context) {
@@ -274,8 +280,16 @@ func (p *sessionProcessor) shutdown(ctx context.Context) error {
 	// ctx; whatever is not written is re-emitted after the restart.
 	p.cancelBg()
 	p.bgLoops.Wait()
+	if p.openaiTransport != nil {
+		p.openaiTransport.CloseIdleConnections()
+	}
 	if p.writer != nil {
-		if err := p.writer.writePending(ctx); err != nil {
+		// Bounded: a document not written now is re-emitted after the
+		// restart, so an unreachable Elasticsearch must not hold up the stop.
+		writeCtx, cancel := context.WithTimeout(ctx, finalWriteTimeout)
+		err := p.writer.writePending(writeCtx)
+		cancel()
+		if err != nil {
 			p.logger.Warn("session documents not written at shutdown; they are re-sent after the restart", zap.Error(err))
 		}
 		p.writer.transport.CloseIdleConnections()

@@ -107,7 +107,7 @@ type testProcessor struct {
 	tel *componenttest.Telemetry
 }
 
-func newTestProcessor(t *testing.T, cfg *Config, next consumer.Logs) testProcessor {
+func newTestProcessor(t testing.TB, cfg *Config, next consumer.Logs) testProcessor {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
 	tel := componenttest.NewTelemetry()

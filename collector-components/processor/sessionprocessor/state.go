@@ -115,8 +115,8 @@ func statusForEndReason(reason string) string {
 // Local names of session-document fields that gateway/schema does not define
 // yet. TODO(lead): move to gateway/schema.
 const (
-	docServerAddress   = "server_address"
-	docFindingsDropped = "risk_findings_dropped"
+	docServerAddress   = schema.SessionServerAddress
+	docFindingsDropped = schema.SessionFindingsDropped
 )
 
 // document renders the session as its sessions-index document.

@@ -165,14 +165,9 @@ func (t *tracker) apply(v *recordView) {
 		t.applyEnd(s, v)
 	case schema.EventHeartbeat:
 		reportedCounts(s, v.attrs)
-		// A lost session that heartbeats again was only cut off from us.
-		if s.Status == schema.StatusLost {
-			s.Status = schema.StatusActive
-		}
+		t.reactivate(s)
 	default:
-		if s.Status == schema.StatusLost {
-			s.Status = schema.StatusActive
-		}
+		t.reactivate(s)
 		if fresh {
 			countEvent(s, v.event, v.attrs)
 		}
@@ -180,6 +175,17 @@ func (t *tracker) apply(v *recordView) {
 	}
 	t.addFindings(s, v)
 	t.touch(s)
+}
+
+// reactivate brings a lost session back: it was only cut off from us. Its
+// provisional summary no longer applies.
+func (t *tracker) reactivate(s *sessionState) {
+	if s.Status != schema.StatusLost {
+		return
+	}
+	s.Status = schema.StatusActive
+	s.Summary, s.SummaryPending = nil, false
+	delete(t.toSummarize, s.ID)
 }
 
 // fillIdentity copies the session attributes every record carries, so a
@@ -373,8 +379,8 @@ func (t *tracker) storeSummary(id string, summary *summaryResult) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, ok := t.sessions[id]
-	if !ok {
-		return
+	if !ok || !s.finished() {
+		return // gone, or a lost session that came back meanwhile
 	}
 	s.Summary = summary
 	if !t.toSummarize[id] {
