@@ -49,7 +49,7 @@ func (e *Engine) handleConn(nc net.Conn) {
 		_ = tcp.SetNoDelay(true)
 	}
 	hs := &handshake{e: e, remote: nc.RemoteAddr()}
-	_ = nc.SetDeadline(time.Now().Add(e.timing.HandshakeTimeout))
+	_ = nc.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	sniffed, err := sniffSSH(nc)
 	if err != nil {
 		e.handshakeDone(nc)
@@ -86,7 +86,7 @@ func (hs *handshake) serverConfig() *gossh.ServerConfig {
 		},
 		ServerVersion: "SSH-2.0-pamtrail",
 	}
-	cfg.Ciphers = hs.e.timing.Ciphers
+	cfg.Ciphers = hs.e.opts.Ciphers
 	cfg.AddHostKey(hs.e.hostKey)
 	return cfg
 }
@@ -119,7 +119,7 @@ func (hs *handshake) verified(meta gossh.ConnMetadata, _ gossh.PublicKey, perms 
 		return nil, &gossh.BannerError{Err: err, Message: fmt.Sprintf(
 			"pamtrail: user %q may not use account %q (no such SSH account, or no grant)\n", user, account)}
 	}
-	up, err := dialUpstream(hs.e.ctx, acct, hs.e.timing.UpstreamTimeout)
+	up, err := dialUpstream(hs.e.ctx, acct, hs.e.opts.UpstreamTimeout)
 	if err != nil {
 		reason := schema.AuthUpstreamFailed
 		var ue *upstreamError

@@ -123,7 +123,7 @@ func startCommand(t *testing.T, args []string, firstLine string) *exec.Cmd {
 func TestKeepalives(t *testing.T) {
 	targetProxy := startFreezeProxy(t, testenv.SSHD(t).Addr())
 	g := startGateway(t, gatewayOptions{
-		engine: func(o *sshgw.Options) { o.KeepaliveInterval, o.KeepaliveMax = 100*time.Millisecond, 3 },
+		engine: func(o *sshgw.Options) { o.KeepaliveInterval, o.KeepaliveMax = 200*time.Millisecond, 3 },
 		accounts: []extraAccount{{name: "demo-frozen", fields: map[string]string{
 			"host": "127.0.0.1", "port": strconv.Itoa(targetProxy.port)}}},
 	})

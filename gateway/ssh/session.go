@@ -249,7 +249,7 @@ func (s *session) watchLimits() {
 // session when KeepaliveMax probes in a row go unanswered: a peer that
 // vanished without closing TCP would otherwise hold the session forever.
 func (s *session) keepalive(conn gossh.Conn, side string) {
-	interval, maxMissed := s.e.timing.KeepaliveInterval, s.e.timing.KeepaliveMax
+	interval, maxMissed := s.e.opts.KeepaliveInterval, s.e.opts.KeepaliveMax
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	replies := make(chan error, 1)

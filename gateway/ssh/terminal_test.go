@@ -13,6 +13,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 // ptyClient is the OpenSSH client on a local pty: a user at a terminal.
@@ -171,7 +172,11 @@ func TestInteractiveShell(t *testing.T) {
 	c.close()
 
 	evs := g.waitSessionEnds(before + 1)
-	session := ofKind(evs, "end")[before].Session
+	end := ofKind(evs, "end")[before]
+	if end.End.Reason != schema.EndClientQuit {
+		t.Errorf("session ended %+v, want %s", end.End, schema.EndClientQuit)
+	}
+	session := end.Session
 	var got []string
 	var outputs []recordertest.Event
 	for _, e := range evs {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 // TestFileTransfers moves files with the real scp (SFTP and legacy
@@ -48,7 +49,11 @@ func TestFileTransfers(t *testing.T) {
 			t.Fatalf("%s %v: exit %d\nstdout: %s\nstderr: %s", name, args, code, out, stderr)
 		}
 		evs := g.waitSessionEnds(before + 1)
-		return files(evs, ofKind(evs, "end")[before].Session)
+		end := ofKind(evs, "end")[before]
+		if end.End.Reason != schema.EndClientQuit {
+			t.Errorf("%s: session ended %+v, want %s", name, end.End, schema.EndClientQuit)
+		}
+		return files(evs, end.Session)
 	}
 	target := func(path string) string { return accountKey + "@127.0.0.1:" + path }
 	want := func(ops []recorder.FileOp, w recorder.FileOp) {

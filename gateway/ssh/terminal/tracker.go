@@ -79,9 +79,9 @@ type Tracker struct {
 	keys   inputScanner
 	out    *outputText
 
-	typing  bool     // keys were pressed since the last accepted line
-	prompt  string   // text left of the cursor when this line was started
-	prompts []string // learned prompts, most recent first
+	typing  bool          // keys were pressed since the last accepted line
+	prompt  string        // text left of the cursor when this line was started
+	prompts []string      // learned prompts, most recent first
 	pending []pendingLine // Enters not yet matched to an accepted line
 	typed   []byte        // what was typed on this line, while plain
 	// typedPlain: the line was typed without editing keys, so typed is
@@ -326,8 +326,11 @@ func (t *Tracker) expirePending() {
 // pending. The newline accepts a typed line if the cursor's line starts with
 // a learned prompt somewhere below the previous accepted line; otherwise it
 // is output (of the command the user typed ahead of, say). Before any
-// prompt is known, a line typed ahead without editing keys is recognised
-// by its echo, and what precedes the echo is learned as the prompt.
+// prompt is known (keys sent before the shell first prompted), a line typed
+// without editing keys is recognised by its echo, and what precedes the
+// echo is learned as the prompt. Once a prompt is known that fallback is
+// off: the terminal echoes keys typed ahead of a busy shell at once, long
+// before the shell runs them, and the output would go to the wrong line.
 func (t *Tracker) tryAccept(endX int) {
 	floor := 0
 	if t.acceptRow >= 0 {
@@ -336,7 +339,7 @@ func (t *Tracker) tryAccept(endX int) {
 	var text, prompt string
 	if top, p, ok := t.screen.promptRow(t.prompts, floor); ok {
 		text, prompt = strings.TrimPrefix(t.screen.lineFrom(top, endX), p), p
-	} else if typed := t.pending[0].typed; typed != "" {
+	} else if typed := t.pending[0].typed; typed != "" && len(t.prompts) == 0 {
 		line := t.screen.lineFrom(t.screen.wrapTop(), endX)
 		if !strings.HasSuffix(line, typed) {
 			return

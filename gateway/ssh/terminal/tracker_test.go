@@ -3,6 +3,7 @@ package terminal
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -112,6 +113,11 @@ func TestTrackerScripted(t *testing.T) {
 			want: []want{{"sleep 1", "slept"}, {"ls", "file"}},
 		},
 		{
+			name:  "keys sent before the first prompt are recognised by their echo",
+			steps: []step{in("ls\r"), out("ls\r\n"), out("$ ls\r\nfile\r\n$ "), in("x")},
+			want:  []want{{"ls", "$ ls\nfile"}},
+		},
+		{
 			name:  "screen cleared between commands",
 			steps: []step{out("$ "), in("clear\r"), out("clear\r\n\x1b[H\x1b[2J$ "), in("id\r"), out("id\r\nuid=0\r\n$ ")},
 			want:  []want{{"clear", ""}, {"id", "uid=0"}},
@@ -133,6 +139,36 @@ func TestTrackerScripted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrackerForgetsUnechoedEnters: an Enter a program read silently is
+// dropped after a while, so a later output line that happens to start like
+// a prompt is not taken for a command.
+func TestTrackerForgetsUnechoedEnters(t *testing.T) {
+	for _, tt := range []struct {
+		wait time.Duration
+		want int
+	}{{time.Second, 1}, {2 * pendingTTL, 0}} {
+		now := time.Unix(1700000000, 0)
+		tr := New(Options{Now: func() time.Time { return now }})
+		tr.Output([]byte("$ "))
+		tr.Input([]byte("x\x7f")) // learn the prompt at a settled screen
+		tr.Input([]byte("\x15read -s\r"))
+		tr.Output([]byte("read -s\r\n"))
+		tr.Input([]byte("hidden\r")) // read with echo off: no echo, no newline yet
+		now = now.Add(tt.wait)
+		got := tr.Output([]byte("$ looks like a command\r\n"))
+		got = append(got, tr.Close()...)
+		n := 0
+		for _, c := range got {
+			if c.Text == "looks like a command" {
+				n++
+			}
+		}
+		if n != tt.want {
+			t.Errorf("after %v: %d false commands, want %d (%+v)", tt.wait, n, tt.want, got)
+		}
 	}
 }
 
