@@ -31,8 +31,11 @@ func NewClient(url string) (*Client, error) {
 
 // Event is one recorded event document.
 type Event struct {
-	DocID      string         `json:"doc_id"`
-	Timestamp  time.Time      `json:"timestamp"`
+	DocID     string    `json:"doc_id"`
+	Timestamp time.Time `json:"timestamp"`
+	// Observed is when the gateway recorded the event: the order of
+	// recording across a client's sessions (Timestamp is when it happened).
+	Observed   time.Time      `json:"observed,omitzero"`
 	EventName  string         `json:"event_name"`
 	Body       string         `json:"body,omitempty"`
 	Attributes map[string]any `json:"attributes"`
@@ -206,6 +209,9 @@ func searchHits[S any](ctx context.Context, c *Client, index string, body any) (
 
 func eventFromSource(id string, src map[string]any) Event {
 	e := Event{DocID: id, Attributes: map[string]any{}}
+	if ts, ok := src["observed_timestamp"].(string); ok {
+		e.Observed = parseTimestamp(ts)
+	}
 	if ts, ok := src[FieldTimestamp].(string); ok {
 		e.Timestamp = parseTimestamp(ts)
 	}
