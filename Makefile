@@ -49,7 +49,7 @@ run: build
 	deploy/local/quickstart.sh
 
 test: build services
-	$(MAKE) test-unit test-integration
+	$(MAKE) -k test-unit test-integration
 
 test-unit:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /gateway/e2e -e /collector-components/e2e)
