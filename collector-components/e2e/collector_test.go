@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pamtrail/pamtrail/gateway/keys"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,17 @@ func startCollectorIn(t *testing.T, home, esURL string, overrides ...string) *co
 		MetricsAddr: freeAddr(t),
 		output:      &syncBuffer{},
 		exited:      make(chan struct{}),
+	}
+	// The quickstart seals the queue with encrypted_storage; make run
+	// creates its keyring, so the test does too (once per home).
+	keyring := filepath.Join(home, "collector", "queue.keys")
+	if !keys.Exists(keyring) {
+		if err := os.MkdirAll(filepath.Dir(keyring), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keys.CreateFile(keyring, false); err != nil {
+			t.Fatalf("creating the queue keyring: %v", err)
+		}
 	}
 	metricsHost, metricsPort, _ := net.SplitHostPort(c.MetricsAddr)
 	args := []string{

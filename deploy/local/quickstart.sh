@@ -22,6 +22,8 @@ source "$PAMTRAIL_HOME/services.env"
 bin/pamtrail setup elasticsearch --url "$PAMTRAIL_ES_URL"
 
 [ -f "$gw/spool.keys" ] || bin/pamtrail keygen --out "$gw/spool.keys"
+# The collector's persistent queue and session state are sealed too.
+[ -f "$PAMTRAIL_HOME/collector/queue.keys" ] || bin/pamtrail keygen --out "$PAMTRAIL_HOME/collector/queue.keys"
 if [ ! -f "$qs/alice_ed25519" ]; then
   ssh-keygen -q -t ed25519 -N '' -C alice@pamtrail-quickstart -f "$qs/alice_ed25519"
 fi

@@ -12,6 +12,9 @@ func collectorConfig(otlpAddr, healthAddr, esURL, queueDir string) string {
     directory: %[2]s
     create_directory: true
     fsync: true
+  encrypted_storage:
+    storage: file_storage
+    key_file: %[2]s/queue.keys
 receivers:
   otlp:
     protocols:
@@ -23,7 +26,7 @@ processors:
     # The gateways in these tests upload (and heartbeat) every second.
     heartbeat_interval: 1s
     lost_after_heartbeats: 5
-    storage: file_storage
+    storage: encrypted_storage
     sessions_index:
       endpoint: %[3]s
 exporters:
@@ -41,14 +44,14 @@ exporters:
       retry_on_status: [429, 502, 503, 504]
     sending_queue:
       enabled: true
-      storage: file_storage
+      storage: encrypted_storage
       block_on_overflow: true
       queue_size: 1000
       num_consumers: 2
       batch:
         flush_timeout: 200ms
 service:
-  extensions: [health_check, file_storage]
+  extensions: [health_check, file_storage, encrypted_storage]
   pipelines:
     logs:
       receivers: [otlp]

@@ -163,6 +163,7 @@ accounts:
 	if err := os.MkdirAll(filepath.Join(s.dir, "queue"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	run(t, pamtrailBin, "keygen", "--out", filepath.Join(s.dir, "queue", "queue.keys"))
 	s.collector = newProc(t, "collector", nil, collectorBin, "--config", s.colConfig)
 	s.gateway = newProc(t, "gateway", nil, pamtrailBin, "gateway", "--config", s.gwConfig)
 	return s
