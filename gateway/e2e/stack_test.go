@@ -56,21 +56,22 @@ func TestMain(m *testing.M) {
 // stack is one collector and one gateway with their own ports, spool and
 // queue directories, so tests are independent of each other and of `make run`.
 type stack struct {
-	t          *testing.T
-	dir        string
-	pg         testenv.PG
-	esURL      string
-	gwAddr     string
-	otlpAddr   string
-	healthAddr string
-	gatewayID  string // unique per stack: every ES query filters on it
-	spoolDir   string
-	gwConfig   string
-	colConfig  string
-	gateway    *proc
-	collector  *proc
-	sshAddr    string // when stackOptions.ssh
-	aliceKey   string // alice's SSH private key file
+	t           *testing.T
+	dir         string
+	pg          testenv.PG
+	esURL       string
+	gwAddr      string
+	otlpAddr    string
+	healthAddr  string
+	gatewayID   string // unique per stack: every ES query filters on it
+	spoolDir    string
+	gwConfig    string
+	colConfig   string
+	gateway     *proc
+	collector   *proc
+	metricsAddr string // the gateway's Prometheus endpoint
+	sshAddr     string // when stackOptions.ssh
+	aliceKey    string // alice's SSH private key file
 }
 
 type stackOptions struct {
@@ -94,9 +95,10 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	s := &stack{
 		t: t, dir: t.TempDir(), pg: testenv.Postgres(t), esURL: testenv.Elasticsearch(t),
-		gwAddr:     fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		otlpAddr:   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		healthAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		gwAddr:      fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		otlpAddr:    fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		healthAddr:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		metricsAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 	}
 	s.spoolDir = filepath.Join(s.dir, "spool")
 	s.gatewayID = "e2e-" + randomHex(6)
@@ -140,7 +142,9 @@ postgres:
   interval: %s
   insecure: true
 recording:
-%susers:
+%smetrics:
+  address: %s
+users:
   - name: alice
     postgres_scram: %q
 %s  - name: bob
@@ -156,7 +160,7 @@ accounts:
 %sgrants:
   - user: alice
     accounts: [%s]
-%s`, s.gatewayID, s.gwAddr, o.listeners, o.spool, s.otlpAddr, o.uploadInterval, o.recording, aliceVerifier, o.userExtra, aliceVerifier,
+%s`, s.gatewayID, s.gwAddr, o.listeners, o.spool, s.otlpAddr, o.uploadInterval, o.recording, s.metricsAddr, aliceVerifier, o.userExtra, aliceVerifier,
 		s.pg.Host, s.pg.Port, s.pg.DemoUser, o.extraAccounts, grants, o.extraGrants))
 	s.colConfig = filepath.Join(s.dir, "collector.yaml")
 	writeFile(t, s.colConfig, collectorConfig(s.otlpAddr, s.healthAddr, s.esURL, filepath.Join(s.dir, "queue")))
