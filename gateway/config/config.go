@@ -187,6 +187,10 @@ func Load(path string) (*Config, error) {
 // resolves relative paths against dir and validates.
 func Parse(raw []byte, dir string) (*Config, error) {
 	cfg := Default()
+	raw, err := expandEnv(raw)
+	if err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {

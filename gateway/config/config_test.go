@@ -185,3 +185,34 @@ func TestQuickstartConfigParses(t *testing.T) {
 		t.Fatalf("quickstart config: %v", err)
 	}
 }
+
+func TestEnvironmentExpansion(t *testing.T) {
+	t.Setenv("PAMTRAIL_TEST_PG_PORT", "15432")
+	tests := []struct {
+		name, replace, wantErr string
+		wantPort               int
+	}{
+		{"set variable", "host: 127.0.0.1\n    port: ${PAMTRAIL_TEST_PG_PORT}", "", 15432},
+		{"default used", "host: 127.0.0.1\n    port: ${PAMTRAIL_TEST_UNSET:-6543}", "", 6543},
+		{"unset without default", "host: 127.0.0.1\n    port: ${PAMTRAIL_TEST_UNSET}", "PAMTRAIL_TEST_UNSET is not set", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := strings.Replace(validBase, "host: 127.0.0.1", tt.replace, 1)
+			cfg, err := Parse([]byte(src), t.TempDir())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "line ") {
+					t.Fatalf("err = %v, want %q with a line number", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || cfg.Accounts[0].Port != tt.wantPort {
+				t.Fatalf("port %v, err %v", cfg, err)
+			}
+			// The SCRAM verifier's bare "$" survives expansion.
+			if _, ok := cfg.PostgresVerifier("alice"); !ok {
+				t.Fatal("verifier damaged by expansion")
+			}
+		})
+	}
+}
