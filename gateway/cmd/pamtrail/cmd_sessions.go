@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/elastic/go-elasticsearch/v8"
 	"io"
 	"os"
 	"os/signal"
@@ -83,6 +84,15 @@ func (f *esFlags) register(fs *flag.FlagSet) {
 // client builds the review client; the password comes from the environment
 // so that it never appears on a command line or in an error.
 func (f *esFlags) client() (*review.Client, error) {
+	es, err := f.elasticsearch()
+	if err != nil {
+		return nil, err
+	}
+	return &review.Client{ES: es}, nil
+}
+
+// elasticsearch builds the client both `sessions` and `setup` use.
+func (f *esFlags) elasticsearch() (*elasticsearch.Client, error) {
 	cfg := setup.ClientConfig{URL: f.url, CAFile: f.caFile, InsecureSkipVerify: f.insecure, Username: f.username}
 	if cfg.Username != "" {
 		cfg.Password = os.Getenv(f.passwordEnv)
@@ -90,11 +100,7 @@ func (f *esFlags) client() (*review.Client, error) {
 			return nil, fmt.Errorf("--username is set but environment variable %s (--password-env) is empty", f.passwordEnv)
 		}
 	}
-	es, err := setup.NewElasticsearchClient(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &review.Client{ES: es}, nil
+	return setup.NewElasticsearchClient(cfg)
 }
 
 // parseInterspersed parses flags that may come before or after the

@@ -48,15 +48,8 @@ func setupUsage(w io.Writer) {
 func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pamtrail setup elasticsearch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defaultURL := os.Getenv("PAMTRAIL_ES_URL")
-	if defaultURL == "" {
-		defaultURL = defaultESURL
-	}
-	url := fs.String("url", defaultURL, "Elasticsearch URL (default from PAMTRAIL_ES_URL)")
-	caFile := fs.String("ca", "", "PEM file of the CA that signed Elasticsearch's certificate (https only)")
-	insecure := fs.Bool("insecure-skip-verify", false, "do not verify Elasticsearch's TLS certificate (testing only)")
-	username := fs.String("username", os.Getenv("PAMTRAIL_ES_USERNAME"), "basic-auth user (default from PAMTRAIL_ES_USERNAME)")
-	passwordEnv := fs.String("password-env", defaultESPasswordEnv, "name of the environment variable holding the basic-auth password")
+	var conn esFlags
+	conn.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -67,25 +60,12 @@ func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-
-	cfg := setup.ClientConfig{
-		URL:                *url,
-		CAFile:             *caFile,
-		InsecureSkipVerify: *insecure,
-		Username:           *username,
-	}
-	if cfg.Username != "" {
-		cfg.Password = os.Getenv(*passwordEnv)
-		if cfg.Password == "" {
-			fmt.Fprintf(stderr, "pamtrail setup elasticsearch: --username is set but environment variable %s (--password-env) is empty\n", *passwordEnv)
-			return 2
-		}
-	}
-	es, err := setup.NewElasticsearchClient(cfg)
+	es, err := conn.elasticsearch()
 	if err != nil {
 		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: %v\n", err)
 		return 2
 	}
+	cfg := setup.ClientConfig{URL: conn.url}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
