@@ -44,9 +44,8 @@ type workload struct {
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	stmts    []statement
-	ended    atomic.Int64 // sessions the client ended cleanly at stop
-
-	connects atomic.Int64 // sessions opened, first ones included
+	ended    atomic.Int64 // sessions the clients ended cleanly at stop
+	connects atomic.Int64 // sessions opened, the first ones included
 }
 
 // newWorkload creates the table directly in PostgreSQL (not through the

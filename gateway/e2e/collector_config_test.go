@@ -33,6 +33,7 @@ exporters:
   elasticsearch:
     endpoint: %[3]s
     logs_index: pamtrail-events
+    timeout: 24h # as in the quickstart: a shorter one drops queued data in a long outage
     logs_dynamic_id:
       enabled: true
     suppress_conflict_errors: true
