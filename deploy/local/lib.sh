@@ -41,6 +41,12 @@ ensure_packages() {
 	done
 	((${#missing[@]} == 0)) && return 0
 	log "installing Debian packages: ${missing[*]}"
+	# pamtrail runs its own cluster; Debian's postinst would otherwise create
+	# (and, where services may start, run) a default one on port 5432.
+	if [[ " ${missing[*]} " == *" postgresql"* ]]; then
+		mkdir -p /etc/postgresql-common/createcluster.d
+		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/pamtrail.conf
+	fi
 	if ((APT_UPDATED == 0)); then
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
 		APT_UPDATED=1
