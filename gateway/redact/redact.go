@@ -46,7 +46,8 @@ func mustRule(name, pattern string, hints ...string) Rule {
 	return r
 }
 
-// sqlLiteral matches a standard or E” string literal, or a dollar-quoted one.
+// sqlLiteral matches a standard or E-prefixed string literal, or a
+// dollar-quoted one.
 const sqlLiteral = `(?:[eE]?'(?:[^']|'')*'|\$[A-Za-z_]*\$[\s\S]*?\$[A-Za-z_]*\$)`
 
 // SQLRules are the built-in rules for SQL text.
