@@ -173,28 +173,14 @@ func (e *Engine) Serve(ln net.Listener) error {
 		delete(e.listeners, ln)
 		e.mu.Unlock()
 	}()
-	backoff := 5 * time.Millisecond
 	for {
-		conn, err := ln.Accept()
+		conn, err := engine.Accept(ln, e.isClosing, e.log)
 		if err != nil {
 			if e.isClosing() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait, don't spin.
-				e.log.Warn("postgres: accept failed; retrying", "error", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-e.stop:
-					return nil
-				}
-				backoff = min(2*backoff, time.Second)
-				continue
-			}
 			return fmt.Errorf("postgres: accept: %w", err)
 		}
-		backoff = 5 * time.Millisecond
 		if !e.track(conn) {
 			_ = conn.Close()
 			return nil

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -158,28 +157,14 @@ func (e *Engine) Serve(ln net.Listener) error {
 		delete(e.listeners, ln)
 		e.mu.Unlock()
 	}()
-	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := engine.Accept(ln, e.isClosing, e.log)
 		if err != nil {
-			e.mu.Lock()
-			closing := e.closing
-			e.mu.Unlock()
-			if closing {
+			if e.isClosing() {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of descriptors or similar: wait, as net/http does,
-				// rather than spin or give up on the listener.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				e.log.Warn("accept failed; retrying", "error", err, "delay", backoff)
-				time.Sleep(backoff)
-				continue
 			}
 			return fmt.Errorf("ssh: accept: %w", err)
 		}
-		backoff = 0
 		e.mu.Lock()
 		if e.closing {
 			e.mu.Unlock()
@@ -251,4 +236,10 @@ func (e *Engine) untrack(s *session) {
 	e.mu.Lock()
 	delete(e.sessions, s)
 	e.mu.Unlock()
+}
+
+func (e *Engine) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
 }
