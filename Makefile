@@ -69,7 +69,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 
 soak: build services
-	PAMTRAIL_SOAK=1 $(GO) test -count=1 -timeout 85m -run 'Campaign' ./gateway/e2e/...
+	PAMTRAIL_SOAK=1 $(GO) test -v -count=1 -timeout 85m -run 'Campaign' ./gateway/e2e/... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|campaign'
 
 fuzz:
 	deploy/local/fuzz.sh
