@@ -212,6 +212,25 @@ func (c *sessionsCommand) writeJSON(v any) int {
 	return 0
 }
 
+// fetchAndWrite connects, runs fetch within the request timeout, then prints
+// what it returned as JSON (--json) or writes the text rendering.
+func (c *sessionsCommand) fetchAndWrite(ctx context.Context, fetch func(context.Context, *review.Client) (any, error), writeText func() error) int {
+	cl, code := c.client()
+	if code >= 0 {
+		return code
+	}
+	rctx, cancel := requestContext(ctx)
+	defer cancel()
+	out, err := fetch(rctx, cl)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.jsonOut {
+		return c.writeJSON(out)
+	}
+	return c.done(writeText())
+}
+
 func (c *sessionsCommand) done(err error) int {
 	if err != nil {
 		fmt.Fprintf(c.stderr, "%s: writing output: %v\n", c.name, err)
@@ -244,20 +263,13 @@ func runSessionsList(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := f.Validate(); err != nil {
 		return c.usageError("%v", err)
 	}
-	cl, code := c.client()
-	if code >= 0 {
-		return code
-	}
-	rctx, cancel := requestContext(ctx)
-	defer cancel()
-	sessions, total, err := cl.Sessions(rctx, f)
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.jsonOut {
-		return c.writeJSON(map[string]any{"total": total, "sessions": sessions})
-	}
-	return c.done(review.WriteSessionTable(stdout, sessions, total))
+	var sessions []review.Session
+	var total int
+	return c.fetchAndWrite(ctx, func(rctx context.Context, cl *review.Client) (any, error) {
+		var err error
+		sessions, total, err = cl.Sessions(rctx, f)
+		return map[string]any{"total": total, "sessions": sessions}, err
+	}, func() error { return review.WriteSessionTable(stdout, sessions, total) })
 }
 
 func runSessionsSearch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -281,20 +293,13 @@ func runSessionsSearch(ctx context.Context, args []string, stdout, stderr io.Wri
 	if f.Since, err = parseSince(since, time.Now()); err != nil {
 		return c.usageError("%v", err)
 	}
-	cl, code := c.client()
-	if code >= 0 {
-		return code
-	}
-	rctx, cancel := requestContext(ctx)
-	defer cancel()
-	events, total, err := cl.Events(rctx, f)
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.jsonOut {
-		return c.writeJSON(map[string]any{"total": total, "events": events})
-	}
-	return c.done(review.WriteSearchHits(stdout, events, total, f.Text))
+	var events []review.Event
+	var total int
+	return c.fetchAndWrite(ctx, func(rctx context.Context, cl *review.Client) (any, error) {
+		var err error
+		events, total, err = cl.Events(rctx, f)
+		return map[string]any{"total": total, "events": events}, err
+	}, func() error { return review.WriteSearchHits(stdout, events, total, f.Text) })
 }
 
 // runSessionsShow prints a session's document and its complete event log;
