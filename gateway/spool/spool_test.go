@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 )
 
@@ -45,22 +46,7 @@ func testRing(t testing.TB, n int) *keys.Ring {
 }
 
 // testLogger captures spool log output for assertions.
-type testLogger struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *testLogger) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *testLogger) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type testLogger = testenv.SyncBuffer
 
 func openT(t testing.TB, dir string, opts Options) *Spool {
 	t.Helper()

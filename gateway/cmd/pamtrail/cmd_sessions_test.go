@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -206,24 +205,6 @@ func TestSessionsErrors(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the live view's goroutine while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestSessionsLive follows an active session while the test appends events
 // and then ends it: each event is printed once, in seq order, and the view
 // stops by itself.
@@ -234,7 +215,7 @@ func TestSessionsLive(t *testing.T) {
 	f.PutSession(doc)
 	f.IndexEvents(m, events[:2]...)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- runSessions([]string{"show", id, "--follow", "--interval", "50ms", "--url", f.URL}, &stdout, &stderr)
