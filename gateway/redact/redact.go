@@ -120,7 +120,8 @@ func New(opts Options) *Redactor {
 // SQL redacts a statement; it returns the text and the number of redactions.
 func (r *Redactor) SQL(text string) (string, int) {
 	out, n := apply(r.sql, text)
-	if r.sensitiveFuncs != nil && containsAnyFold(out, r.funcHints) {
+	// A function call needs "(": most statements skip the per-name scan.
+	if r.sensitiveFuncs != nil && strings.IndexByte(out, '(') >= 0 && containsAnyFold(out, r.funcHints) {
 		var m int
 		out, m = r.redactFunctionArgs(out)
 		n += m
