@@ -66,7 +66,7 @@ bench: build
 	@mkdir -p $(PAMTRAIL_HOME)
 	$(GO) test -run '^$$' -bench 'Pgbench|IdleSession|LargeResult' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
 	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
-	$(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
+	PAMTRAIL_BENCH_BACKLOG_MB=1024 $(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 
 soak: build services
 	PAMTRAIL_SOAK=1 $(GO) test -v -count=1 -timeout 85m -run 'Campaign' ./gateway/e2e/... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|campaign'
