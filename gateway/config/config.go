@@ -113,6 +113,9 @@ type Recording struct {
 	MaxParamBytes ByteSize `yaml:"max_param_bytes"`
 	MaxTextBytes  ByteSize `yaml:"max_text_bytes"`
 	Enabled       *bool    `yaml:"enabled"` // false only for benchmarks
+	// SensitiveFunctions are SQL functions whose literal arguments are
+	// secrets, added to the built-in pgcrypto list (redacted before spooling).
+	SensitiveFunctions []string `yaml:"sensitive_functions"`
 }
 
 // RecordingEnabled reports whether events are recorded at all.

@@ -76,7 +76,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		Sink:         spool.RecordSink{Spool: g.spool},
 		GatewayID:    cfg.Gateway.ID,
 		Logger:       log.With("component", "recorder"),
-		Redactor:     buildRedactor(cfg.Redaction),
+		Redactor:     buildRedactor(cfg.Redaction, cfg.Recording.SensitiveFunctions),
 		PolicyFor:    policyFor(cfg),
 		MaxTextBytes: int(cfg.Recording.MaxTextBytes),
 		OnSessionEnd: func(string) { g.kickUpload() },
@@ -210,7 +210,7 @@ func loadKeys(s config.Spool) (*keys.Ring, error) {
 	return ring, nil
 }
 
-func buildRedactor(rules []config.RedactionRule) *redact.Redactor {
+func buildRedactor(rules []config.RedactionRule, sensitiveFuncs []string) *redact.Redactor {
 	var extra []redact.Rule
 	for _, r := range rules {
 		rule, err := redact.NewRule(r.Name, r.Pattern)
@@ -218,7 +218,8 @@ func buildRedactor(rules []config.RedactionRule) *redact.Redactor {
 			extra = append(extra, rule)
 		}
 	}
-	return redact.New(redact.Options{ExtraSQL: extra, ExtraShell: extra})
+	funcs := append(append([]string(nil), redact.DefaultSensitiveFunctions...), sensitiveFuncs...)
+	return redact.New(redact.Options{ExtraSQL: extra, ExtraShell: extra, SensitiveFunctions: funcs})
 }
 
 func policyFor(cfg *config.Config) func(string) recorder.Policy {
