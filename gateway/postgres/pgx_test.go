@@ -229,8 +229,8 @@ func TestPgxCopyInAndOut(t *testing.T) {
 		t.Fatalf("copy in: %v %v", tag, err)
 	}
 	q := p.g.lastQueries(t, 1)[0]
-	if q.CommandTag != "COPY 1000" || q.RowsAffected != 1000 || !strings.Contains(q.Preview, fmt.Sprintf("moved %d bytes", inLen)) {
-		t.Errorf("copy in event: tag %q affected %d preview %q", q.CommandTag, q.RowsAffected, q.Preview)
+	if q.CommandTag != "COPY 1000" || q.RowsAffected != 1000 || q.CopyBytes != inLen || !strings.Contains(q.Preview, fmt.Sprintf("moved %d bytes", inLen)) {
+		t.Errorf("copy in event: tag %q affected %d copy bytes %d (want %d) preview %q", q.CommandTag, q.RowsAffected, q.CopyBytes, inLen, q.Preview)
 	}
 	var out bytes.Buffer
 	if _, err := p.gw.PgConn().CopyTo(ctx, &out, "copy c to stdout"); err != nil {
@@ -240,8 +240,8 @@ func TestPgxCopyInAndOut(t *testing.T) {
 		t.Errorf("copied out %d bytes, want %d", out.Len(), inLen)
 	}
 	q = p.g.lastQueries(t, 1)[0]
-	if q.CommandTag != "COPY 1000" || q.ReturnedRows != 1000 || !strings.HasPrefix(q.Preview, fmt.Sprintf("-- COPY moved %d bytes\n0\trow 0\n", inLen)) {
-		t.Errorf("copy out event: tag %q rows %d preview %q", q.CommandTag, q.ReturnedRows, q.Preview)
+	if q.CommandTag != "COPY 1000" || q.ReturnedRows != 1000 || q.CopyBytes != inLen || !strings.HasPrefix(q.Preview, fmt.Sprintf("-- COPY moved %d bytes\n0\trow 0\n", inLen)) {
+		t.Errorf("copy out event: tag %q rows %d copy bytes %d (want %d) preview %q", q.CommandTag, q.ReturnedRows, q.CopyBytes, inLen, q.Preview)
 	}
 	// pgx's CopyFrom uses the binary format through the extended protocol.
 	n, err := p.gw.CopyFrom(ctx, pgx.Identifier{"c"}, []string{"a", "b"}, pgx.CopyFromRows([][]any{{1, "x"}, {2, "y"}}))
@@ -249,8 +249,12 @@ func TestPgxCopyInAndOut(t *testing.T) {
 		t.Fatalf("binary copy: %d %v", n, err)
 	}
 	q = p.g.lastQueries(t, 1)[0]
-	if q.CommandTag != "COPY 2" || !strings.HasPrefix(q.Text, "copy \"c\"") {
-		t.Errorf("binary copy event %+v", q)
+	// Binary COPY bytes: the 19-byte header (11-byte signature, flags,
+	// extension length) and per row a 2-byte field count, int4 (4+4) and a
+	// 1-byte text (4+1); pgx sends no trailer.
+	const binaryCopyBytes = 19 + 2*(2+8+5)
+	if q.CommandTag != "COPY 2" || !strings.HasPrefix(q.Text, "copy \"c\"") || q.CopyBytes != binaryCopyBytes {
+		t.Errorf("binary copy event (want %d copy bytes) %+v", binaryCopyBytes, q)
 	}
 }
 

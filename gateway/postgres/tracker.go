@@ -278,10 +278,12 @@ func (t *tracker) finish(q recorder.Query) {
 	}
 	switch {
 	case t.cur.copyIn:
+		q.CopyBytes = t.copyInBytes
 		t.copyInPreview.header(t.copyInBytes)
 		q.Preview, q.PreviewTrunc = t.copyInPreview.result()
 		t.resetCopyIn()
 	case t.cur.copyOut:
+		q.CopyBytes = t.cur.copyData
 		t.cur.preview.header(t.cur.copyData)
 		q.Preview, q.PreviewTrunc = t.cur.preview.result()
 	default:

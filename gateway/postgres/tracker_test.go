@@ -89,6 +89,7 @@ type brief struct {
 	NotExecuted bool
 	Tx          byte
 	Params      string
+	CopyBytes   int64
 }
 
 func briefs(qs []recorder.Query) []brief {
@@ -96,7 +97,7 @@ func briefs(qs []recorder.Query) []brief {
 	for i, q := range qs {
 		out[i] = brief{Text: q.Text, Protocol: q.Protocol, Tag: q.CommandTag, Rows: q.ReturnedRows,
 			Affected: q.RowsAffected, Code: q.ErrorCode, NotExecuted: q.NotExecuted, Tx: q.TxStatus,
-			Params: strings.Join(q.Params, ",")}
+			Params: strings.Join(q.Params, ","), CopyBytes: q.CopyBytes}
 	}
 	return out
 }
@@ -189,7 +190,14 @@ func TestTrackerSimpleQuery(t *testing.T) {
 			server: []pgproto3.BackendMessage{&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}},
 				&pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyData{Data: []byte("2\n")},
 				&pgproto3.CopyDone{}, &pgproto3.CommandComplete{CommandTag: []byte("COPY 2")}, &pgproto3.ReadyForQuery{TxStatus: 'I'}},
-			want: []brief{{Text: "copy t to stdout", Protocol: "simple", Tag: "COPY 2", Rows: 2, Tx: 'I'}},
+			want: []brief{{Text: "copy t to stdout", Protocol: "simple", Tag: "COPY 2", Rows: 2, Tx: 'I', CopyBytes: 4}},
+		},
+		{
+			name:  "empty copy out",
+			query: "copy t to stdout",
+			server: []pgproto3.BackendMessage{&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}},
+				&pgproto3.CopyDone{}, &pgproto3.CommandComplete{CommandTag: []byte("COPY 0")}, &pgproto3.ReadyForQuery{TxStatus: 'I'}},
+			want: []brief{{Text: "copy t to stdout", Protocol: "simple", Tag: "COPY 0", Tx: 'I'}},
 		},
 	}
 	for _, tt := range tests {
@@ -203,14 +211,53 @@ func TestTrackerSimpleQuery(t *testing.T) {
 }
 
 func TestTrackerCopyIn(t *testing.T) {
-	w := newWireScript(t)
-	w.client(&pgproto3.Query{String: "copy t from stdin"})
-	w.server(&pgproto3.CopyInResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}})
-	w.client(&pgproto3.CopyData{Data: []byte("1\n2\n")}, &pgproto3.CopyData{Data: []byte("3\n")}, &pgproto3.CopyDone{})
-	w.server(&pgproto3.CommandComplete{CommandTag: []byte("COPY 3")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
-	w.expect(brief{Text: "copy t from stdin", Protocol: "simple", Tag: "COPY 3", Affected: 3, Tx: 'I'})
-	if p := w.got[0].Preview; !strings.Contains(p, "6 bytes") || !strings.Contains(p, "1\n2\n") {
-		t.Fatalf("preview %q lacks the bytes moved or the data", p)
+	copyIn := &pgproto3.CopyInResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}}
+	data := []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte("1\n2\n")}, &pgproto3.CopyData{Data: []byte("3\n")}, &pgproto3.CopyDone{}}
+	tests := []struct {
+		name string
+		run  func(w *wireScript)
+		want brief
+	}{
+		{
+			name: "data after CopyInResponse",
+			run: func(w *wireScript) {
+				w.client(&pgproto3.Query{String: "copy t from stdin"})
+				w.server(copyIn)
+				w.client(data...)
+				w.server(&pgproto3.CommandComplete{CommandTag: []byte("COPY 3")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			},
+			want: brief{Text: "copy t from stdin", Protocol: "simple", Tag: "COPY 3", Affected: 3, Tx: 'I', CopyBytes: 6},
+		},
+		{
+			// pgx sends its data without waiting for CopyInResponse.
+			name: "data before CopyInResponse",
+			run: func(w *wireScript) {
+				w.client(append([]pgproto3.FrontendMessage{&pgproto3.Query{String: "copy t from stdin"}}, data...)...)
+				w.server(copyIn, &pgproto3.CommandComplete{CommandTag: []byte("COPY 3")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			},
+			want: brief{Text: "copy t from stdin", Protocol: "simple", Tag: "COPY 3", Affected: 3, Tx: 'I', CopyBytes: 6},
+		},
+		{
+			// The bytes sent before the server refused the data still moved.
+			name: "rejected data",
+			run: func(w *wireScript) {
+				w.client(&pgproto3.Query{String: "copy t from stdin"})
+				w.server(copyIn)
+				w.client(data...)
+				w.server(errResp("22P02", "invalid input syntax for type integer"), &pgproto3.ReadyForQuery{TxStatus: 'I'})
+			},
+			want: brief{Text: "copy t from stdin", Protocol: "simple", Code: "22P02", Tx: 'I', CopyBytes: 6},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWireScript(t)
+			tt.run(w)
+			w.expect(tt.want)
+			if p := w.got[0].Preview; !strings.Contains(p, "6 bytes") || !strings.Contains(p, "1\n2\n") {
+				t.Fatalf("preview %q lacks the bytes moved or the data", p)
+			}
+		})
 	}
 }
 

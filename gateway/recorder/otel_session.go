@@ -85,11 +85,17 @@ func (s *otelSession) Query(q Query) error {
 	rec.str(schema.AttrDBSystem, "postgresql")
 	rec.str(schema.AttrDBNamespace, s.info.Database)
 	rec.str(schema.AttrDBQueryText, text)
-	rec.str(schema.AttrDBOperation, operationName(text))
+	op := operationName(text)
+	rec.str(schema.AttrDBOperation, op)
 	rec.str(schema.AttrStartTime, q.Start.UTC().Format(time.RFC3339Nano))
 	rec.float(schema.AttrDurationMs, durationMs(q.Duration))
 	rec.int(schema.AttrDBReturnedRows, q.ReturnedRows)
 	rec.int(schema.AttrDBRowsAffected, q.RowsAffected)
+	// A zero is meaningful for a COPY (an empty table was copied), so the
+	// attribute is kept for every COPY statement and left off all others.
+	if q.CopyBytes > 0 || op == "COPY" {
+		rec.int(schema.AttrDBCopyBytes, q.CopyBytes)
+	}
 	if q.Protocol != "" {
 		rec.str(schema.AttrDBProtocol, q.Protocol)
 	}

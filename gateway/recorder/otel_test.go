@@ -137,6 +137,47 @@ func TestQueryRecordCarriesSessionAndResponse(t *testing.T) {
 	}
 }
 
+// TestCopyBytesOnlyOnCopy checks pam.db.copy.bytes is present, with its
+// value, on every COPY statement (zero included: an empty table was copied)
+// and absent from any other statement.
+func TestCopyBytesOnlyOnCopy(t *testing.T) {
+	tests := []struct {
+		name     string
+		q        Query
+		want     int64
+		wantAttr bool
+	}{
+		{"copy from stdin", Query{Text: "COPY t FROM STDIN", CommandTag: "COPY 3", CopyBytes: 18}, 18, true},
+		{"copy to stdout", Query{Text: "copy (select 1) to stdout", CommandTag: "COPY 1", CopyBytes: 2}, 2, true},
+		{"empty copy", Query{Text: "COPY t TO STDOUT", CommandTag: "COPY 0"}, 0, true},
+		{"failed copy", Query{Text: "COPY t FROM STDIN", ErrorCode: "22P02", ErrorMessage: "invalid input syntax", CopyBytes: 7}, 7, true},
+		{"select", Query{Text: "select 1", CommandTag: "SELECT 1", ReturnedRows: 1}, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &memSink{}
+			r := newTestRecorder(t, sink, Policy{})
+			s, err := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: schema.ResourcePostgres})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Query(tt.q); err != nil {
+				t.Fatal(err)
+			}
+			recs := sink.decoded(t)
+			v, ok := attrs(recs[len(recs)-1])[schema.AttrDBCopyBytes]
+			if ok != tt.wantAttr {
+				t.Fatalf("%s present = %v, want %v", schema.AttrDBCopyBytes, ok, tt.wantAttr)
+			}
+			if ok {
+				if _, isInt := v.Value.(*commonpb.AnyValue_IntValue); !isInt || v.GetIntValue() != tt.want {
+					t.Fatalf("%s = %v, want int %d", schema.AttrDBCopyBytes, v, tt.want)
+				}
+			}
+		})
+	}
+}
+
 func TestFailurePolicy(t *testing.T) {
 	diskFull := errors.New("spool full")
 	tests := []struct {

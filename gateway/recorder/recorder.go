@@ -51,6 +51,10 @@ type Query struct {
 	CommandTag   string // e.g. "SELECT 3"; empty on error
 	ReturnedRows int64  // DataRows sent to the client
 	RowsAffected int64  // parsed from the tag for INSERT/UPDATE/DELETE/...
+	// CopyBytes is the COPY data a COPY statement moved through the
+	// gateway (CopyData payloads, either direction); the rows moved are
+	// the tag's count. Recorded for COPY statements only.
+	CopyBytes    int64
 	Columns      []string
 	Preview      string // bounded text preview of the result rows
 	PreviewTrunc bool

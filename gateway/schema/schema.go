@@ -58,6 +58,7 @@ const (
 	AttrDBUpstreamUser   = "pam.db.upstream_user"
 	AttrDBCommandTag     = "pam.db.command_tag"   // e.g. "INSERT 0 1"
 	AttrDBRowsAffected   = "pam.db.rows_affected" // from the command tag
+	AttrDBCopyBytes      = "pam.db.copy.bytes"    // COPY data bytes relayed (either direction); COPY statements only
 	AttrDBProtocol       = "pam.db.protocol"      // "simple" or "extended"
 	AttrDBParams         = "pam.db.params"        // rendered bind parameters
 	AttrDBParamsTrunc    = "pam.db.params_truncated"
@@ -122,6 +123,9 @@ const (
 	AuthUpstreamFailed  = "upstream_failed"
 	AuthHostKeyMismatch = "host_key_mismatch"
 	AuthBadKey          = "bad_key"
+	// AuthBadClientCert: postgres.tls.client_ca_file refused the client (no
+	// certificate, one the CA did not sign, or plaintext).
+	AuthBadClientCert = "bad_client_cert"
 )
 
 // Risk attributes, set on an event by the collector's session processor.
