@@ -129,6 +129,9 @@ func (c *clientConn) startupMessage(version uint32, rest []byte) error {
 			return quiet("writing to client: %v", err)
 		}
 	}
+	if clientCertRequired(c.e.serverTLS) && !c.tls {
+		return c.plaintextWithoutCert()
+	}
 	if c.e.cfg.Postgres.RequireTLS && !c.tls {
 		return &wireError{code: codeInvalidAuthorization,
 			message: "pamtrail requires an encrypted connection: connect with sslmode=require or stronger"}
@@ -139,6 +142,11 @@ func (c *clientConn) startupMessage(version uint32, rest []byte) error {
 func (c *clientConn) startTLS(conn net.Conn, direct bool) error {
 	tc := tls.Server(conn, c.e.serverTLS)
 	if err := tc.Handshake(); err != nil {
+		if af := clientCertRefusal(c.e.serverTLS, err); af != nil {
+			// Recorded here, not by fail: the TLS alert already answered
+			// the client, and a plaintext ErrorResponse would be garbage.
+			c.e.recordAuthFailure(c, af)
+		}
 		return quiet("TLS handshake: %v", err)
 	}
 	if direct && tc.ConnectionState().NegotiatedProtocol != alpnPostgres {

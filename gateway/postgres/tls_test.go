@@ -26,20 +26,27 @@ import (
 func mintServerTLS(t *testing.T, pg pgServer) *config.ServerTLS {
 	t.Helper()
 	caCert, caKey := loadCA(t, pg)
+	certFile, keyFile := issueCert(t, caCert, caKey, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "pamtrail gateway test"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	})
+	return &config.ServerTLS{CertFile: certFile, KeyFile: keyFile}
+}
+
+// issueCert signs a fresh P-256 key with the CA for the leaf template
+// (validity, serial and key usage are filled in) and writes the
+// certificate and key as PEM files, mode 0600, in a temporary directory.
+func issueCert(t *testing.T, caCert *x509.Certificate, caKey any, tmpl *x509.Certificate) (certFile, keyFile string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "pamtrail gateway test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +56,10 @@ func mintServerTLS(t *testing.T, pg pgServer) *config.ServerTLS {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "gateway.crt"), filepath.Join(dir, "gateway.key")
+	certFile, keyFile = filepath.Join(dir, "leaf.crt"), filepath.Join(dir, "leaf.key")
 	writePEM(t, certFile, "CERTIFICATE", der)
 	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	return &config.ServerTLS{CertFile: certFile, KeyFile: keyFile}
+	return certFile, keyFile
 }
 
 func loadCA(t *testing.T, pg pgServer) (*x509.Certificate, any) {
@@ -118,17 +125,28 @@ func TestClientTLSVerifyFullWithChannelBinding(t *testing.T) {
 }
 
 func selfSignedCA(t *testing.T) []byte {
+	cert, _ := newCA(t, "other")
+	return cert.Raw
+}
+
+// newCA makes a self-signed CA valid for an hour.
+func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other"}, IsCA: true,
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true,
 		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return der
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
 
 // The gateway reaches the account's server over TLS, verifying it against
