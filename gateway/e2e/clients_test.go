@@ -46,14 +46,19 @@ func TestOtherLanguageClientsInElasticsearch(t *testing.T) {
 				if e.EventName != schema.EventDBQuery {
 					continue
 				}
-				got = append(got, clienttests.Recorded{
-					Text: e.Str(schema.AttrDBQueryText), Tag: e.Str(schema.AttrDBCommandTag), Code: e.Str(schema.AttrDBStatusCode),
-					Rows: e.Int(schema.AttrDBReturnedRows), NotExecuted: e.Attributes[schema.AttrDBNotExecuted] == true,
-					Params: strSlice(e.Attributes[schema.AttrDBParams]),
-				})
+				got = append(got, recordedStatement(e))
 			}
 			clienttests.Check(t, clienttests.Expectations(lang), got)
 		})
+	}
+}
+
+// recordedStatement is what a pam.db.query document says of its statement.
+func recordedStatement(e review.Event) clienttests.Recorded {
+	return clienttests.Recorded{
+		Text: e.Str(schema.AttrDBQueryText), Tag: e.Str(schema.AttrDBCommandTag), Code: e.Str(schema.AttrDBStatusCode),
+		Rows: e.Int(schema.AttrDBReturnedRows), NotExecuted: e.Attributes[schema.AttrDBNotExecuted] == true,
+		Params: strSlice(e.Attributes[schema.AttrDBParams]),
 	}
 }
 

@@ -1,0 +1,2 @@
+create temp table pc(a int);
+copy pc from stdin;

@@ -1,0 +1,1 @@
+copy (select g from generate_series(1, 3) g) to stdout;
