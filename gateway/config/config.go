@@ -65,6 +65,10 @@ type PostgresListen struct {
 	RequireTLS      bool       `yaml:"require_tls"`
 	MaxMessageBytes ByteSize   `yaml:"max_message_bytes"`
 	AuthTimeout     Duration   `yaml:"auth_timeout"`
+	// EventLoops is how many epoll event loops (Linux) relay plaintext,
+	// non-strict sessions; 0 relays every session with two goroutines.
+	// Unset means one loop per four CPUs, at least one.
+	EventLoops *int `yaml:"event_loops"`
 }
 
 // SSHListen is the client-facing SSH listener.

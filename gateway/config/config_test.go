@@ -65,6 +65,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"missing database", [2]string{"database: demo", ""}, "", "accounts[0].database"},
 		{"bad type", [2]string{"type: postgres", "type: mysql"}, "", "accounts[0].type"},
 		{"bad address", [2]string{"address: 127.0.0.1:6432", "address: localhost"}, "", "postgres.address"},
+		{"negative event loops", [2]string{"address: 127.0.0.1:6432", "address: 127.0.0.1:6432\n  event_loops: -1"}, "", "postgres.event_loops"},
 		{"unknown key", [2]string{}, "bogus: 1\n", "bogus"},
 		{"ssh account without known_hosts", [2]string{}, "ssh:\n  address: 127.0.0.1:2222\n", ""},
 		{"both secret sources", [2]string{"secret: {env: DEMO_PW}", "secret: {env: A, file: /x}"}, "", "accounts[0].secret"},

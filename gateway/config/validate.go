@@ -49,6 +49,9 @@ func (c *Config) Validate() error {
 		if c.Postgres.MaxMessageBytes < 1024 {
 			v.add("postgres.max_message_bytes", "must be at least 1KiB")
 		}
+		if n := c.Postgres.EventLoops; n != nil && (*n < 0 || *n > 256) {
+			v.add("postgres.event_loops", fmt.Sprintf("%d is out of range: use 0 (goroutine relay) to 256, or leave it unset", *n))
+		}
 	}
 	if c.SSH != nil {
 		v.address("ssh.address", c.SSH.Address)

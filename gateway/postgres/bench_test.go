@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,22 +57,42 @@ func BenchmarkPgbench(b *testing.B) {
 		o.Recorder = recorder.Nop{}
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
+	// The same recording gateway with postgres.event_loops: 0, two
+	// goroutines per session, for comparison.
+	goroutineCfg := benchConfig(b, pg, true)
+	noLoops := 0
+	goroutineCfg.Postgres.EventLoops = &noLoops
+	goroutines := startGatewayWith(b, goroutineCfg, func(o *Options) {
+		o.Recorder = spoolRecorder(b)
+		o.Logger = slog.New(slog.DiscardHandler)
+	})
 	targets := []pgbenchTarget{
 		{name: "direct", host: pg.Host, port: pg.Port, user: pg.DemoUser, password: pg.DemoPassword},
-		{name: "pgbouncer", host: pg.Host, port: pg.PgBouncerPort, user: pg.DemoUser, password: pg.DemoPassword},
-		{name: "gateway", host: recording.host, port: recording.port, user: testUser, password: testPassword},
-		{name: "gateway_norec", host: off.host, port: off.port, user: testUser, password: testPassword},
+		{name: "pgbouncer", host: pg.Host, port: pg.PgBouncerPort, user: pg.DemoUser, password: pg.DemoPassword,
+			cpu: pgbouncerCPU(b)},
+		{name: "gateway", host: recording.host, port: recording.port, user: testUser, password: testPassword, cpu: selfCPU},
+		{name: "gateway_norec", host: off.host, port: off.port, user: testUser, password: testPassword, cpu: selfCPU},
+		{name: "gateway_goroutines", host: goroutines.host, port: goroutines.port, user: testUser, password: testPassword, cpu: selfCPU},
 	}
 	b.ResetTimer()
 	tps := map[string]float64{}
+	cpuPerTx := map[string]time.Duration{}
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, tg := range targets {
-			if mode == "prepared" && tg.name == "pgbouncer" {
-				continue // session pooling adds nothing new here
+			if mode == "prepared" && (tg.name == "pgbouncer" || tg.name == "gateway_goroutines") {
+				continue // nothing new to learn in this mode
 			}
 			key := tg.name + "_" + mode
+			var cpuBefore time.Duration
+			if tg.cpu != nil {
+				cpuBefore = tg.cpu()
+			}
 			tps[key] = tg.tps(b, mode, 8, seconds)
 			b.ReportMetric(tps[key], "tps_"+key)
+			if tg.cpu != nil && tps[key] > 0 {
+				cpuPerTx[key] = (tg.cpu() - cpuBefore) / time.Duration(tps[key]*float64(seconds))
+				b.ReportMetric(float64(cpuPerTx[key].Nanoseconds())/1000, "cpu_us_per_tx_"+key)
+			}
 		}
 	}
 	latencySeconds := max(3, seconds/4)
@@ -93,8 +114,16 @@ func BenchmarkPgbench(b *testing.B) {
 	fmt.Fprintf(&sb, "\npgbench -S, 8 clients, %ds per run, %d CPUs\n", seconds, runtime.NumCPU())
 	for _, mode := range []string{"simple", "prepared"} {
 		for _, tg := range targets {
-			if v, ok := tps[tg.name+"_"+mode]; ok {
-				fmt.Fprintf(&sb, "  %-9s %-14s %10.0f tps\n", mode, tg.name, v)
+			key := tg.name + "_" + mode
+			if v, ok := tps[key]; ok {
+				fmt.Fprintf(&sb, "  %-9s %-18s %10.0f tps", mode, tg.name, v)
+				if c, ok := cpuPerTx[key]; ok {
+					// The proxy's own CPU (user+system) per transaction: on
+					// a machine where client, proxy and server share the
+					// cores, this is what the proxy takes from the others.
+					fmt.Fprintf(&sb, "   proxy CPU %5.1f µs/tx", float64(c.Nanoseconds())/1000)
+				}
+				sb.WriteString("\n")
 			}
 		}
 	}
@@ -113,6 +142,9 @@ func BenchmarkPgbench(b *testing.B) {
 type pgbenchTarget struct {
 	name, host, user, password string
 	port                       int
+	// cpu returns the CPU time the proxy process has used so far; nil for
+	// direct, where there is no proxy.
+	cpu func() time.Duration
 }
 
 var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
@@ -168,6 +200,44 @@ func (tg pgbenchTarget) p50(b *testing.B, seconds int) time.Duration {
 	}
 	slices.Sort(us)
 	return time.Duration(us[len(us)/2]) * time.Microsecond
+}
+
+// selfCPU is this process's CPU time; the in-process gateway is the only
+// thing using CPU here while pgbench (a child process) runs.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pgbouncerCPU returns a reader of the running pgbouncer's CPU time, from
+// /proc/<pid>/stat (utime and stime, in clock ticks of 10 ms), or nil when
+// its pid is not known (a pgbouncer run by the user elsewhere).
+func pgbouncerCPU(b *testing.B) func() time.Duration {
+	home := os.Getenv("PAMTRAIL_HOME")
+	pidText, err := os.ReadFile(filepath.Join(home, "pgbouncer", "pgbouncer.pid"))
+	if home == "" || err != nil {
+		b.Logf("pgbouncer pid unknown (%v): its CPU per transaction is not reported", err)
+		return nil
+	}
+	stat := filepath.Join("/proc", strings.TrimSpace(string(pidText)), "stat")
+	return func() time.Duration {
+		raw, err := os.ReadFile(stat)
+		if err != nil {
+			return 0
+		}
+		// Fields after the parenthesised command name; utime and stime
+		// are fields 14 and 15 of the whole line.
+		rest := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(rest) < 13 {
+			return 0
+		}
+		ut, _ := strconv.ParseInt(rest[11], 10, 64)
+		st, _ := strconv.ParseInt(rest[12], 10, 64)
+		return time.Duration(ut+st) * 10 * time.Millisecond
+	}
 }
 
 // initPgbench creates pgbench's tables in the demo database once (scale 10).

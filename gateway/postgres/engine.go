@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ type Engine struct {
 	authTimeout time.Duration
 	connTimeout time.Duration
 	maxMessage  int
+	loops       *eventLoops // nil when postgres.event_loop is off
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -114,6 +116,9 @@ func New(opts Options) (*Engine, error) {
 	if e.dial == nil {
 		d := &net.Dialer{KeepAlive: 30 * time.Second}
 		e.dial = d.DialContext
+	}
+	if n := eventLoopCount(cfg.Postgres.EventLoops); n > 0 {
+		e.loops = &eventLoops{count: n}
 	}
 	if e.authTimeout <= 0 {
 		e.authTimeout = 30 * time.Second
@@ -234,6 +239,7 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		e.closeLoops()
 		return nil
 	case <-ctx.Done():
 		e.mu.Lock()
@@ -241,8 +247,27 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 			_ = c.Close()
 		}
 		e.mu.Unlock()
+		// Sessions in an event loop hold their own sockets: closing the
+		// loops ends them.
+		e.closeLoops()
 		<-done
 		return ctx.Err()
+	}
+}
+
+// eventLoopCount is postgres.event_loops, or when unset one loop per four
+// CPUs: a loop relays many sessions at a time, and on a small machine the
+// client and the server want the other CPUs.
+func eventLoopCount(configured *int) int {
+	if configured != nil {
+		return max(0, *configured)
+	}
+	return max(1, runtime.GOMAXPROCS(0)/4)
+}
+
+func (e *Engine) closeLoops() {
+	if e.loops != nil {
+		e.loops.close()
 	}
 }
 

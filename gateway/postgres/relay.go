@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,33 +27,15 @@ type pumpResult struct {
 // statement's event is recorded before the client sees its ReadyForQuery.
 func (s *session) pump(src, dst net.Conn, sc *frameScanner, fromClient bool) pumpResult {
 	size := serverBufSize
-	counter := &s.bytesOut
 	if fromClient {
-		size, counter = clientBufSize, &s.bytesIn
+		size = clientBufSize
 	}
+	counter := s.counter(fromClient)
 	buf := make([]byte, size)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			var now time.Time
-			if s.tr != nil || s.idle > 0 {
-				now = time.Now()
-			}
-			if s.idle > 0 {
-				s.activity.Store(now.UnixNano())
-			}
-			var scanErr error
-			if s.tr != nil {
-				s.tr.begin(now)
-				scanErr = sc.feed(buf[:n])
-				if fromClient && s.tr.terminated {
-					s.terminated.Store(true)
-				}
-				s.tr.end()
-			} else {
-				scanErr = sc.feed(buf[:n])
-			}
-			if scanErr != nil {
+			if scanErr := s.observe(buf[:n], sc, fromClient); scanErr != nil {
 				return pumpResult{err: scanErr}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -67,6 +50,36 @@ func (s *session) pump(src, dst net.Conn, sc *frameScanner, fromClient bool) pum
 			return pumpResult{err: err}
 		}
 	}
+}
+
+// observe shows one chunk read from one side to the scanner, and through
+// it to the tracker, before the chunk is forwarded.
+func (s *session) observe(chunk []byte, sc *frameScanner, fromClient bool) error {
+	var now time.Time
+	if s.tr != nil || s.idle > 0 {
+		now = time.Now()
+	}
+	if s.idle > 0 {
+		s.activity.Store(now.UnixNano())
+	}
+	if s.tr == nil {
+		return sc.feed(chunk)
+	}
+	s.tr.begin(now)
+	err := sc.feed(chunk)
+	if fromClient && s.tr.terminated {
+		s.terminated.Store(true)
+	}
+	s.tr.end()
+	return err
+}
+
+// counter is the byte count of one direction.
+func (s *session) counter(fromClient bool) *atomic.Int64 {
+	if fromClient {
+		return &s.bytesIn
+	}
+	return &s.bytesOut
 }
 
 // clientChecker validates client messages when nothing is recorded: the

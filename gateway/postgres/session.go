@@ -26,7 +26,10 @@ type session struct {
 	key      cancelKey
 	idle     time.Duration
 	maxDur   time.Duration
-	start    time.Time
+	// strict recording waits for each event's fsync, which must not hold
+	// up an event loop shared with other sessions.
+	strict bool
+	start  time.Time
 
 	// activity is the UnixNano time of the last read on either side, kept
 	// only when an idle timeout applies.
@@ -96,6 +99,7 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		rec:      rs,
 		idle:     acct.IdleTimeout.D(),
 		maxDur:   acct.MaxDuration.D(),
+		strict:   acct.Mode == "strict",
 		start:    now,
 	}
 	if e.recordOn {
@@ -142,35 +146,32 @@ func (s *session) run() {
 	}
 	clientDone := make(chan pumpResult, 1)
 	serverDone := make(chan pumpResult, 1)
-	go func() { clientDone <- s.pump(s.client, s.upstream, cs, true) }()
-	go func() { serverDone <- s.pump(s.upstream, s.client, ss, false) }()
+	loop, inLoop := s.startLoopRelay(cs, ss, clientDone, serverDone)
+	if !inLoop {
+		go func() { clientDone <- s.pump(s.client, s.upstream, cs, true) }()
+		go func() { serverDone <- s.pump(s.upstream, s.client, ss, false) }()
+	}
 
 	end, gotClient, gotServer := s.supervise(clientDone, serverDone)
 	s.cancelAbandoned(end)
 
-	// Stop both pumps: closing upstream ends the server pump's read and
-	// the client pump's write; a past read deadline ends the client pump's
-	// read while keeping the client writable for the final message.
-	_ = s.upstream.Close()
-	_ = s.client.SetReadDeadline(time.Unix(1, 0))
 	var serverRes pumpResult
-	if !gotServer {
-		select {
-		case serverRes = <-serverDone:
-		case <-time.After(2 * time.Second):
-			// The client is not reading what we write to it.
-			_ = s.client.SetWriteDeadline(time.Unix(1, 0))
-			serverRes = <-serverDone
-		}
+	clientUsable := true
+	if inLoop {
+		serverRes, clientUsable = s.stopLoopRelay(loop, gotServer, serverDone)
+	} else {
+		serverRes = s.stopPumps(gotServer, serverDone)
 	}
 	if !gotClient {
 		<-clientDone
 	}
-	if end.wire != nil && !ss.midMessage() && !serverRes.writeFailed {
+	if clientUsable && end.wire != nil && !ss.midMessage() && !serverRes.writeFailed {
 		_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		_, _ = s.client.Write(appendErrorResponse(nil, end.wire))
 	}
-	_ = s.client.Close()
+	if clientUsable {
+		_ = s.client.Close()
+	}
 
 	if s.tr != nil {
 		if err := s.tr.close(time.Now()); err != nil && end.reason != schema.EndRecordingError {
@@ -180,6 +181,49 @@ func (s *session) run() {
 	s.recordEnd(end.reason, end.message, s.bytesIn.Load(), s.bytesOut.Load())
 	s.log.Info("postgres: session ended", "reason", end.reason, "message", end.message,
 		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
+}
+
+// stopPumps stops the goroutine relay: closing upstream ends the server
+// pump's read and the client pump's write; a past read deadline ends the
+// client pump's read while keeping the client writable for the final
+// message. It returns the server pump's result.
+func (s *session) stopPumps(gotServer bool, serverDone chan pumpResult) pumpResult {
+	_ = s.upstream.Close()
+	_ = s.client.SetReadDeadline(time.Unix(1, 0))
+	if gotServer {
+		return pumpResult{}
+	}
+	select {
+	case r := <-serverDone:
+		return r
+	case <-time.After(2 * time.Second):
+		// The client is not reading what we write to it.
+		_ = s.client.SetWriteDeadline(time.Unix(1, 0))
+		return <-serverDone
+	}
+}
+
+// stopLoopRelay takes the session out of its event loop and gets the
+// client socket back for the final message, after writing any server
+// bytes still on their way to the client. clientUsable is false when the
+// socket could not be taken back (it is closed then).
+func (s *session) stopLoopRelay(loop *loopRelay, gotServer bool, serverDone chan pumpResult) (serverRes pumpResult, clientUsable bool) {
+	client, unsent, err := loop.stop()
+	if !gotServer {
+		serverRes = <-serverDone
+	}
+	if err != nil {
+		s.log.Warn("postgres: taking the client socket back from the event loop failed", "error", err)
+		return serverRes, false
+	}
+	s.client = client
+	if len(unsent) > 0 && !serverRes.writeFailed {
+		_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		if _, err := s.client.Write(unsent); err != nil {
+			serverRes.writeFailed = true // the final message would land mid-message
+		}
+	}
+	return serverRes, true
 }
 
 // cancelAbandoned cancels a statement still running upstream when the

@@ -129,13 +129,22 @@ func TestClientProtocolViolations(t *testing.T) {
 	}
 }
 
+// The limits hold in both relays.
 func TestSessionLimits(t *testing.T) {
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) { testSessionLimits(t, mode.loops) })
+	}
+}
+
+func testSessionLimits(t *testing.T, loops int) {
 	pg := postgresServer(t)
 	idle := pg.demoAccount(t)
 	idle.Name, idle.IdleTimeout = "idle", config.Duration(300*time.Millisecond)
 	short := pg.demoAccount(t)
 	short.Name, short.MaxDuration = "short", config.Duration(700*time.Millisecond)
-	g := startGateway(t, baseConfig(t, idle, short))
+	cfg := baseConfig(t, idle, short)
+	cfg.Postgres.EventLoops = &loops
+	g := startGateway(t, cfg)
 	ctx := context.Background()
 
 	t.Run("idle timeout spares running statements", func(t *testing.T) {
@@ -191,7 +200,7 @@ func TestFailClosedRecordingEndsSession(t *testing.T) {
 	pg := postgresServer(t)
 	g := startGateway(t, baseConfig(t, pg.demoAccount(t)))
 	c := connectPgx(t, g.connString(testUser, testPassword, "demo"))
-	g.rec.FailWith = errors.New("spool is full")
+	g.rec.SetFailWith(errors.New("spool is full"))
 	_, err := c.Exec(context.Background(), "select 1")
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "XX000" || !strings.Contains(pe.Message, "could not record") {

@@ -25,12 +25,21 @@ type Event struct {
 }
 
 // Memory records everything in memory. FailWith, when set, makes every
-// session method return that error, to exercise fail-closed handling.
+// session method return that error, to exercise fail-closed handling; set
+// it with SetFailWith once sessions run, since the sessions read it
+// concurrently.
 type Memory struct {
 	mu       sync.Mutex
 	events   []Event
 	changed  chan struct{}
 	FailWith error
+}
+
+// SetFailWith makes every later session method return err (nil: succeed).
+func (m *Memory) SetFailWith(err error) {
+	m.mu.Lock()
+	m.FailWith = err
+	m.mu.Unlock()
 }
 
 // New returns an empty Memory recorder.
