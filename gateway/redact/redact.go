@@ -139,12 +139,16 @@ func (r *Redactor) SQLParams(text string, params []string) ([]string, int) {
 		return params, 0
 	}
 	var idx []int
-	for _, m := range paramAfterPassword.FindAllStringSubmatch(text, -1) {
-		if i, err := strconv.Atoi(m[1]); err == nil {
-			idx = append(idx, i)
+	// The regexp only runs on statements that can match it: this is on
+	// the path of every prepared-statement execution.
+	if indexFold(text, "password") >= 0 {
+		for _, m := range paramAfterPassword.FindAllStringSubmatch(text, -1) {
+			if i, err := strconv.Atoi(m[1]); err == nil {
+				idx = append(idx, i)
+			}
 		}
 	}
-	if r.sensitiveFuncs != nil && containsAnyFold(text, r.funcHints) {
+	if r.sensitiveFuncs != nil && strings.IndexByte(text, '(') >= 0 && containsAnyFold(text, r.funcHints) {
 		for _, loc := range r.sensitiveFuncs.FindAllStringIndex(text, -1) {
 			args := text[loc[1]:closingParen(text, loc[1])]
 			for _, m := range paramRef.FindAllStringSubmatch(args, -1) {

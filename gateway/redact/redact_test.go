@@ -73,6 +73,7 @@ func TestSQLParams(t *testing.T) {
 		{"password param", `ALTER ROLE bob PASSWORD $1`, []string{"s3cret"}, []string{Mask}},
 		{"function param", `SELECT pgp_sym_decrypt(data, $2) FROM t WHERE id = $1`, []string{"7", "key!"}, []string{"7", Mask}},
 		{"ordinary", `SELECT * FROM t WHERE id = $1`, []string{"7"}, []string{"7"}},
+		{"lower-case password param", "create user eve with password\n\t$2", []string{"x", "pw"}, []string{"x", Mask}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,6 +117,17 @@ func FuzzRedact(f *testing.F) {
 			t.Fatalf("changed without counting: %q -> %q", s, out)
 		}
 	})
+}
+
+// BenchmarkSQLParamsNoSecret is the cost on every prepared-statement
+// execution without a secret (pgbench -M prepared).
+func BenchmarkSQLParamsNoSecret(b *testing.B) {
+	r := New(Options{})
+	q := "SELECT abalance FROM pgbench_accounts WHERE aid = $1;"
+	params := []string{"48213"}
+	for b.Loop() {
+		r.SQLParams(q, params)
+	}
 }
 
 func BenchmarkSQLNoSecret(b *testing.B) {
