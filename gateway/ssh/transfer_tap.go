@@ -1,12 +1,12 @@
 package ssh
 
 import (
-	"path"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/ssh/rsyncparse"
 	"github.com/pamtrail/pamtrail/gateway/ssh/scpparse"
 	"github.com/pamtrail/pamtrail/gateway/ssh/sftpparse"
 )
@@ -18,8 +18,8 @@ func newTransferTap(s *session, command string) (fileTap, string) {
 	if cmd, ok := scpparse.ParseCommand(command); ok {
 		return &scpTap{s: s, cmd: cmd, tracker: scpparse.New(cmd)}, channelSCP
 	}
-	if t := newRsyncTap(s, command); t != nil {
-		return t, channelRsync
+	if cmd, ok := rsyncparse.ParseCommand(command); ok {
+		return newRsyncTap(s, cmd), channelRsync
 	}
 	return nil, ""
 }
@@ -76,78 +76,83 @@ func (t *scpTap) record(ops []scpparse.Op) {
 	}
 }
 
-// rsyncTap records an rsync transfer as one file operation: the paths on
-// the rsync server's command line and the bytes moved toward the receiver.
-// The rsync protocol (a multiplexed, delta-compressed stream whose layout
-// depends on the negotiated version) is not parsed, so per-file names are
-// not reported; the bytes include the protocol's own overhead.
+// rsyncTap records each regular file an rsync exec channel moves, with
+// the bytes of it sent as literal data (the whole file when it is new, the
+// changed parts when the receiver had an older version): see package
+// rsyncparse. If the stream is not understood, the files recorded so far
+// stand and one more operation covers the channel, as before per-file
+// parsing: the paths on the server's command line and every byte that went
+// toward the receiver, protocol overhead included.
 type rsyncTap struct {
-	s         *session
-	operation string
-	paths     string
-	mu        sync.Mutex
-	bytes     int64
+	s       *session
+	cmd     rsyncparse.Command
+	mu      sync.Mutex
+	tracker *rsyncparse.Tracker
+	bytes   int64 // toward the receiver, for the fallback
 }
 
-func newRsyncTap(s *session, command string) *rsyncTap {
-	args, ok := scpparse.ShellFields(command)
-	if !ok || len(args) < 2 || path.Base(args[0]) != "rsync" {
-		return nil
+func newRsyncTap(s *session, cmd rsyncparse.Command) *rsyncTap {
+	return &rsyncTap{s: s, cmd: cmd, tracker: rsyncparse.New(cmd)}
+}
+
+// operation is the direction from the client's point of view.
+func (t *rsyncTap) operation() string {
+	if t.cmd.Sender {
+		return rsyncparse.OpDownload
 	}
-	server, sender := false, false
-	var paths []string
-	afterDot := false
-	for _, a := range args[1:] {
-		switch {
-		case a == "--server":
-			server = true
-		case a == "--sender":
-			sender = true
-		case afterDot:
-			paths = append(paths, a)
-		case a == ".":
-			// The server's argument list: ".", then the paths.
-			afterDot = true
-		}
-	}
-	if !server {
-		return nil
-	}
-	op := scpparse.OpUpload
-	if sender {
-		op = scpparse.OpDownload
-	}
-	return &rsyncTap{s: s, operation: op, paths: strings.Join(paths, " ")}
+	return rsyncparse.OpUpload
 }
 
 func (t *rsyncTap) clientData(p []byte) {
-	if t.operation == scpparse.OpUpload {
-		t.count(len(p))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.cmd.Sender {
+		t.bytes += int64(len(p))
 	}
+	t.record(t.tracker.ClientData(p), "")
 }
 
 func (t *rsyncTap) serverData(p []byte) {
-	if t.operation == scpparse.OpDownload {
-		t.count(len(p))
-	}
-}
-
-func (t *rsyncTap) count(n int) {
 	t.mu.Lock()
-	t.bytes += int64(n)
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	if t.cmd.Sender {
+		t.bytes += int64(len(p))
+	}
+	t.record(t.tracker.ServerData(p), "")
 }
 
 func (t *rsyncTap) close(end time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if op, ok := t.tracker.InProgress(); ok {
+		t.record([]rsyncparse.Op{op}, "transfer interrupted")
+	}
+	err := t.tracker.Err()
+	if err == nil {
+		return
+	}
+	t.s.log.Warn("rsync stream not understood; the rest of the transfer is recorded as one operation", "error", err)
 	t.s.record(t.s.rec.File(recorder.FileOp{
 		Time:      end,
 		Channel:   channelRsync,
-		Operation: t.operation,
-		Path:      t.s.boundedText(t.paths),
+		Operation: t.operation(),
+		Path:      t.s.boundedText(strings.Join(t.tracker.Command().Paths, " ")),
 		Bytes:     t.bytes,
 	}))
+}
+
+func (t *rsyncTap) record(ops []rsyncparse.Op, failure string) {
+	now := time.Now()
+	for _, op := range ops {
+		t.s.record(t.s.rec.File(recorder.FileOp{
+			Time:      now,
+			Channel:   channelRsync,
+			Operation: op.Operation,
+			Path:      t.s.boundedText(op.Path),
+			Bytes:     op.Literal,
+			Error:     failure,
+		}))
+	}
 }
 
 // sftpTap records the file operations of an SFTP subsystem channel.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
@@ -119,26 +120,126 @@ func TestFileTransfers(t *testing.T) {
 
 	t.Run("rsync tree", func(t *testing.T) {
 		tree := filepath.Join(local, "tree")
-		var total int64
-		for i, rel := range []string{"a.txt", "sub/b.bin", "sub/deeper/c.bin", "sub/deeper/empty"} {
+		sizes := map[string]int{
+			"a.txt": 70001, "top.bin": 200000, "sub/b.bin": 140002, "sub/deeper/empty": 0,
+			"sub/dir with space/é ü.txt": 5000,
+		}
+		for rel, n := range sizes {
 			p := filepath.Join(tree, rel)
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			n := (i * 70001) % 200000
 			writeRandom(t, p, n)
-			total += int64(n)
 		}
 		rsh := "ssh " + strings.Join(g.sshArgs(g.aliceKey), " ") + " -p " + fmt.Sprint(g.port)
-		dst := remote + "/tree/"
-		ops := transfer("rsync", "-r", "-e", rsh, tree+"/", target(dst))
-		if len(ops) != 1 || ops[0].Channel != "rsync" || ops[0].Operation != "upload" || ops[0].Path != dst || ops[0].Bytes < total {
-			t.Errorf("rsync recorded %+v; want one upload to %s of at least %d bytes", ops, dst, total)
+		dst := remote + "/tree"
+		back := filepath.Join(local, "tree.back")
+		// every lists each file of the tree as a recorded operation
+		// moving its whole content.
+		every := func(op, dir string) []string {
+			var w []string
+			for rel, n := range sizes {
+				w = append(w, fmt.Sprintf("%s %s/%s %d", op, dir, rel, n))
+			}
+			return w
 		}
-		localSums := treeSums(t, tree)
-		remoteSums, stderr, code := g.ssh(g.aliceKey, accountKey, "cd "+dst+" && find . -type f -exec sha256sum {} + | sort -k2")
-		if code != 0 || strings.TrimSpace(remoteSums) != localSums {
-			t.Errorf("remote tree differs (exit %d, %s):\n got %s\nwant %s", code, stderr, remoteSums, localSums)
+		for _, step := range []struct {
+			name string
+			args []string
+			prep func()
+			want []string
+			// literal: the recorded bytes are the changed part only.
+			literal bool
+			// fallback: one operation with at least the tree's bytes.
+			fallback bool
+			check    func()
+		}{{
+			name: "push",
+			args: []string{"-a", tree + "/", target(dst + "/")},
+			want: every("upload", dst),
+			check: func() {
+				remoteSums, stderr, code := g.ssh(g.aliceKey, accountKey, "cd "+dst+" && find . -type f -exec sha256sum {} + | sort -k2")
+				if code != 0 || strings.TrimSpace(remoteSums) != treeSums(t, tree) {
+					t.Errorf("remote tree differs (exit %d, %s):\n got %s\nwant %s", code, stderr, remoteSums, treeSums(t, tree))
+				}
+			},
+		}, {
+			name: "pull",
+			args: []string{"-a", target(dst), back + "/"},
+			want: every("download", dst),
+			check: func() {
+				if got, want := treeSums(t, filepath.Join(back, "tree")), treeSums(t, tree); got != want {
+					t.Errorf("pulled tree differs:\n got %s\nwant %s", got, want)
+				}
+			},
+		}, {
+			name: "push of one changed file",
+			prep: func() {
+				f, err := os.OpenFile(filepath.Join(tree, "top.bin"), os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if _, err := f.WriteAt([]byte("changed in the middle"), 100000); err != nil {
+					t.Fatal(err)
+				}
+				// A new modification time: rsync's quick check compares
+				// size and time, and the write may fall in the second
+				// the file was created.
+				when := time.Unix(1_600_000_000, 0)
+				if err := os.Chtimes(f.Name(), when, when); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args:    []string{"-a", tree + "/", target(dst + "/")},
+			want:    []string{"upload " + dst + "/top.bin"},
+			literal: true,
+		}, {
+			// xattrs change the file list's format, which is not decoded:
+			// the transfer is recorded as one operation, as a whole.
+			name:     "push with xattrs",
+			args:     []string{"-rX", tree + "/", target(dst + ".x/")},
+			fallback: true,
+			want:     []string{"upload " + dst + ".x/"},
+		}} {
+			if step.prep != nil {
+				step.prep()
+			}
+			var got []string
+			for _, op := range transfer("rsync", append([]string{"-e", rsh}, step.args...)...) {
+				if op.Channel != "rsync" || op.Error != "" {
+					t.Errorf("%s: recorded %+v", step.name, op)
+				}
+				if step.fallback {
+					total := 0
+					for _, n := range sizes {
+						total += n
+					}
+					if op.Bytes < int64(total) {
+						t.Errorf("%s: %d bytes recorded, want at least the tree's %d", step.name, op.Bytes, total)
+					}
+					got = append(got, op.Operation+" "+op.Path)
+					continue
+				}
+				if step.literal {
+					// The block size is about the square root of the file
+					// size: a small change moves one or two blocks.
+					if op.Bytes <= 0 || op.Bytes >= int64(sizes["top.bin"])/10 {
+						t.Errorf("%s: %s moved %d bytes, want a few blocks", step.name, op.Path, op.Bytes)
+					}
+					got = append(got, op.Operation+" "+op.Path)
+					continue
+				}
+				got = append(got, fmt.Sprintf("%s %s %d", op.Operation, op.Path, op.Bytes))
+			}
+			sort.Strings(got)
+			sort.Strings(step.want)
+			if strings.Join(got, "\n") != strings.Join(step.want, "\n") {
+				t.Errorf("%s recorded:\n%s\nwant:\n%s", step.name, strings.Join(got, "\n"), strings.Join(step.want, "\n"))
+			}
+			if step.check != nil {
+				step.check()
+			}
 		}
 	})
 }

@@ -1,0 +1,1 @@
+rsync --server --sender -logDtpre.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/src

@@ -1,0 +1,1 @@
+rsync --server --sender -lHogDtpre.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/src/

@@ -1,0 +1,1 @@
+rsync --server --sender -sre.iLsfxCIvu

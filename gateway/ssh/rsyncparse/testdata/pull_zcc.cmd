@@ -1,0 +1,1 @@
+rsync --server --sender -rze.iLsfxCIvu --checksum-choice=md5 --old-compress . /tmp/tmp.49ukSLIzL3/src/sub\ dir/

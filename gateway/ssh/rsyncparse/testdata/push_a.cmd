@@ -1,0 +1,1 @@
+rsync --server -logDtpre.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/push_a/

@@ -1,0 +1,1 @@
+rsync --server -logDtprze.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/push_az/

@@ -1,0 +1,1 @@
+rsync --server -nlogDtpre.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/push_dry/

@@ -1,0 +1,1 @@
+rsync --server -lHogDtprce.LsfxCIvu --delete . /tmp/tmp.49ukSLIzL3/push_noinc/

@@ -1,0 +1,1 @@
+rsync --server -te.LsfxCIvu . /tmp/tmp.49ukSLIzL3/one.txt

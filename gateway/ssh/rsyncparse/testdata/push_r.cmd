@@ -1,0 +1,1 @@
+rsync --server -re.iLsfxCIvu . /tmp/tmp.49ukSLIzL3/push_r/

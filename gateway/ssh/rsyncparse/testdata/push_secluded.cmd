@@ -1,0 +1,1 @@
+rsync --server -sre.iLsfxCIvu
