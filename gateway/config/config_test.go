@@ -65,6 +65,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"missing database", [2]string{"database: demo", ""}, "", "accounts[0].database"},
 		{"bad type", [2]string{"type: postgres", "type: mysql"}, "", "accounts[0].type"},
 		{"bad address", [2]string{"address: 127.0.0.1:6432", "address: localhost"}, "", "postgres.address"},
+		{"gc percent too low", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\ngateway:\n  gc_percent: 5"}, "", "gateway.gc_percent"},
 		{"negative event loops", [2]string{"address: 127.0.0.1:6432", "address: 127.0.0.1:6432\n  event_loops: -1"}, "", "postgres.event_loops"},
 		{"unknown key", [2]string{}, "bogus: 1\n", "bogus"},
 		{"ssh account without known_hosts", [2]string{}, "ssh:\n  address: 127.0.0.1:2222\n", ""},

@@ -56,6 +56,9 @@ func (c *Config) Validate() error {
 	if c.SSH != nil {
 		v.address("ssh.address", c.SSH.Address)
 	}
+	if p := c.Gateway.GCPercent; p != 0 && (p < 25 || p > 10000) {
+		v.add("gateway.gc_percent", fmt.Sprintf("%d is out of range 25..10000", c.Gateway.GCPercent))
+	}
 	v.oneOf("spool.fsync", c.Spool.Fsync, "always", "interval", "none")
 	v.oneOf("spool.overflow", c.Spool.Overflow, "refuse", "drop-oldest")
 	if c.Spool.Dir == "" {

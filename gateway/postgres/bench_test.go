@@ -22,6 +22,7 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/server"
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
 
@@ -48,6 +49,7 @@ func BenchmarkPgbench(b *testing.B) {
 		}
 	}
 	initPgbench(b, pg)
+	server.ApplyGCPercent(0) // as the gateway binary runs
 
 	recording := startGatewayWith(b, benchConfig(b, pg, true), func(o *Options) {
 		o.Recorder = spoolRecorder(b)

@@ -59,7 +59,7 @@ type Options struct {
 // chacha20 was offered, 0.65 with AES-CTR only, 0.81 with AES-GCM only.
 // Every OpenSSH since 6.2, PuTTY since 0.76 and the common SSH libraries
 // speak AES-GCM.
-var DefaultCiphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com"}
+var DefaultCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM}
 
 // Engine is the SSH engine; it implements engine.Engine.
 type Engine struct {

@@ -41,6 +41,16 @@ type session struct {
 	wg      sync.WaitGroup
 }
 
+// negotiatedCipher is the cipher a connection sends with. Both hops are
+// logged because the slower cipher of the two sets the session's
+// throughput (see README, Throughput).
+func negotiatedCipher(c gossh.Conn) string {
+	if m, ok := c.(gossh.AlgorithmsConnMetadata); ok {
+		return m.Algorithms().Write.Cipher
+	}
+	return ""
+}
+
 // endCause is why a session ended (schema.End*) and a human message.
 type endCause struct{ reason, message string }
 
@@ -92,7 +102,8 @@ func (s *session) run(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request)
 		return
 	}
 	s.rec = rec
-	s.log.Info("ssh session started", "client", s.conn.RemoteAddr().String(), "target", fmt.Sprintf("%s:%d", s.acct.Host, s.acct.Port))
+	s.log.Info("ssh session started", "client", s.conn.RemoteAddr().String(), "target", fmt.Sprintf("%s:%d", s.acct.Host, s.acct.Port),
+		"client_cipher", negotiatedCipher(s.conn.Conn), "target_cipher", negotiatedCipher(s.up.conn))
 
 	s.spawn(func() { refuseGlobalRequests(reqs) })
 	s.spawn(func() { refuseGlobalRequests(s.up.reqs) })

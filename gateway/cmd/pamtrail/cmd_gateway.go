@@ -48,6 +48,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, cfg.Gateway.LogLevel).With("gateway.id", cfg.Gateway.ID)
+	gcPercent, gcSource := server.ApplyGCPercent(cfg.Gateway.GCPercent)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	gw, err := server.Start(ctx, cfg, log, engines)
@@ -55,7 +56,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 		log.Error("gateway failed to start", "error", err)
 		return 1
 	}
-	log.Info("gateway started", "config", *path)
+	log.Info("gateway started", "config", *path, "gc_percent", gcPercent, "gc_percent_from", gcSource)
 	<-ctx.Done()
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
