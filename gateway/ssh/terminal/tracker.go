@@ -115,6 +115,7 @@ func New(opts Options) *Tracker {
 	}
 	emu := vt.NewEmulator(opts.Width, opts.Height)
 	emu.SetScrollbackSize(opts.Height)
+	shrinkParserBuffer(emu)
 	t := &Tracker{
 		opts:      opts,
 		emu:       emu,
