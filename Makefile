@@ -64,7 +64,7 @@ test-integration:
 bench: build
 	$(SERVICES) up postgres pgbouncer sshd
 	@mkdir -p $(PAMTRAIL_HOME)
-	$(GO) test -run '^$$' -bench 'Pgbench|IdleSession|LargeResult' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Pgbench|IdleSessionMemory|LargeResultMemory)$$' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
 	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
 	PAMTRAIL_BENCH_BACKLOG_MB=1024 $(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 
