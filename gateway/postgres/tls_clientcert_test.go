@@ -72,10 +72,7 @@ func TestClientCertificates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := baseConfig(t, pg.demoAccount(t))
-			cfg.Postgres.TLS = mintServerTLS(t, pg)
-			cfg.Postgres.TLS.ClientCAFile = clientCAFile
-			g := startGateway(t, cfg)
+			g := clientCertGateway(t, pg, clientCAFile)
 			dsn := g.tlsConnString(testUser, testPassword, "demo", tt.sslmode, pg.CAFile) + tt.files.params()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -136,10 +133,7 @@ func TestClientCertificates(t *testing.T) {
 	}
 	for _, tt := range psqlTests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := baseConfig(t, pg.demoAccount(t))
-			cfg.Postgres.TLS = mintServerTLS(t, pg)
-			cfg.Postgres.TLS.ClientCAFile = clientCAFile
-			g := startGateway(t, cfg)
+			g := clientCertGateway(t, pg, clientCAFile)
 			dsn := g.tlsConnString(testUser, testPassword, "demo", "verify-full", pg.CAFile) + tt.files.params()
 			cmd := exec.Command("psql", dsn, "-X", "-A", "-t", "-c", "select 'admitted'")
 			cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
@@ -190,4 +184,13 @@ func TestClientCAFileErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clientCertGateway is a gateway with TLS that requires client
+// certificates signed by the CA in caFile.
+func clientCertGateway(t *testing.T, pg pgServer, caFile string) *gateway {
+	cfg := baseConfig(t, pg.demoAccount(t))
+	cfg.Postgres.TLS = mintServerTLS(t, pg)
+	cfg.Postgres.TLS.ClientCAFile = caFile
+	return startGateway(t, cfg)
 }
