@@ -1,14 +1,18 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -69,6 +73,53 @@ func TestStuckClientDoesNotStallOtherSessions(t *testing.T) {
 			}
 			if end != schema.EndNetworkError {
 				t.Fatalf("stuck session ended with %q, want %q", end, schema.EndNetworkError)
+			}
+		})
+	}
+}
+
+// A large COPY FROM STDIN outruns the server, so the relay must hold the
+// client back (the other direction of backpressure) without losing or
+// reordering a byte; the recorded event has the exact rows and bytes.
+func TestLargeCopyInBothRelays(t *testing.T) {
+	pg := postgresServer(t)
+	const rows = 300000
+	var data bytes.Buffer
+	for i := range rows {
+		fmt.Fprintf(&data, "%d\t%s\n", i, strings.Repeat("y", 100))
+	}
+	size := int64(data.Len())
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := baseConfig(t, pg.demoAccount(t))
+			cfg.Postgres.EventLoops = &mode.loops
+			g := startGateway(t, cfg)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := connectPgx(t, g.connString(testUser, testPassword, "demo"))
+			if _, err := c.Exec(ctx, "create temp table big (n int, s text)"); err != nil {
+				t.Fatal(err)
+			}
+			tag, err := c.PgConn().CopyFrom(ctx, bytes.NewReader(data.Bytes()), "copy big from stdin")
+			if err != nil || tag.RowsAffected() != rows {
+				t.Fatalf("COPY through the gateway: %v, %v", tag, err)
+			}
+			var n, sum int64
+			if err := c.QueryRow(ctx, "select count(*), sum(n) from big").Scan(&n, &sum); err != nil {
+				t.Fatal(err)
+			}
+			if n != rows || sum != rows*(rows-1)/2 {
+				t.Fatalf("server has %d rows summing to %d, want %d summing to %d", n, sum, rows, rows*(rows-1)/2)
+			}
+			_ = c.Close(ctx)
+			var copyEvent *recorder.Query
+			for _, q := range queries(g.waitEnds(1)) {
+				if strings.HasPrefix(q.Text, "copy big") {
+					copyEvent = &q
+				}
+			}
+			if copyEvent == nil || copyEvent.RowsAffected != rows || copyEvent.CopyBytes != size {
+				t.Fatalf("recorded COPY %+v, want %d rows and %d bytes", copyEvent, rows, size)
 			}
 		})
 	}
