@@ -54,8 +54,15 @@ func (ls *eventLoops) pick() (*eventLoop, error) {
 	if ls.err != nil {
 		return nil, ls.err
 	}
+	if len(ls.loops) == 0 {
+		// close ran before any session needed a loop: the engine is
+		// shutting down.
+		return nil, errLoopsClosed
+	}
 	return ls.loops[ls.next.Add(1)%uint32(len(ls.loops))], nil
 }
+
+var errLoopsClosed = errors.New("postgres: event loops are closed")
 
 // close stops every loop; sessions must have ended first.
 func (ls *eventLoops) close() {
