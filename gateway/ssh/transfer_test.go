@@ -44,6 +44,9 @@ func TestFileTransfers(t *testing.T) {
 	// time, so the next session to end is the client's.
 	transfer := func(name string, args ...string) []recorder.FileOp {
 		t.Helper()
+		// Sessions of earlier steps (a check's ssh included) must have
+		// recorded their end first, or the next end may not be ours.
+		g.settle()
 		before := len(ofKind(g.rec.Events(), "end"))
 		out, stderr, code := run(t, exec.Command(name, args...))
 		if code != 0 {
