@@ -66,6 +66,13 @@ func (s *session) boundedText(text string) string {
 	return h.text()
 }
 
+// recordFile records a file operation of any transfer tap, with its
+// free-text fields (paths, error) bounded like every recorded text.
+func (s *session) recordFile(op recorder.FileOp) {
+	op.Path, op.Target, op.Error = s.boundedText(op.Path), s.boundedText(op.Target), s.boundedText(op.Error)
+	s.record(s.rec.File(op))
+}
+
 // execTap records an exec request: one command event at the end with a
 // bounded preview of stdout and stderr, the exit status and the duration.
 // File transfers run over exec (scp, rsync) add a file tap, and their
