@@ -364,7 +364,6 @@ func (l *eventLoop) abandonAll(err error) {
 type loopRelay struct {
 	loop           *eventLoop
 	client, server *loopEnd
-	clientFD       int
 }
 
 // startLoopRelay moves the session's sockets into an event loop. It
@@ -400,7 +399,7 @@ func (s *session) startLoopRelay(cs, ss *frameScanner, clientDone, serverDone ch
 	client := &loopEnd{s: s, fd: cdup, sc: cs, fromClient: true, result: clientDone, buf: make([]byte, clientBufSize)}
 	server := &loopEnd{s: s, fd: udup, sc: ss, result: serverDone, buf: make([]byte, serverBufSize)}
 	client.peer, server.peer = server, client
-	r := &loopRelay{loop: l, client: client, server: server, clientFD: cdup}
+	r := &loopRelay{loop: l, client: client, server: server}
 	registered := l.submit(func() {
 		l.ends[cdup], l.ends[udup] = client, server
 		l.update(client)
@@ -429,7 +428,7 @@ func (r *loopRelay) stop() (client net.Conn, unsent []byte, err error) {
 		<-done
 	}
 	_ = unix.Close(r.server.fd)
-	f := os.NewFile(uintptr(r.clientFD), "postgres-client")
+	f := os.NewFile(uintptr(r.client.fd), "postgres-client")
 	client, err = net.FileConn(f) // duplicates the socket into the runtime's poller
 	_ = f.Close()
 	return client, unsent, err
