@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/elastic/go-elasticsearch/v8"
 	"io"
 	"os"
 	"os/signal"
@@ -14,8 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/elastic/go-elasticsearch/v8"
+
 	"github.com/pamtrail/pamtrail/gateway/review"
-	"github.com/pamtrail/pamtrail/gateway/schema"
 	"github.com/pamtrail/pamtrail/gateway/setup"
 )
 
@@ -28,7 +28,23 @@ const (
 	defaultFollowInterval = 2 * time.Second
 )
 
-// runSessions reviews recorded sessions: list, search, show, live.
+// sessionsSubcommand is one `pamtrail sessions` subcommand; each lives in
+// its own cmd_sessions_<name>.go file.
+type sessionsSubcommand struct {
+	name  string
+	usage string // the arguments and flags, after the name
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// sessionsSubcommands in the order the usage lists them.
+var sessionsSubcommands = []sessionsSubcommand{
+	{"list", "[--status S] [--user U] [--account A] [--risk LEVEL] [--since 1h] [--limit N] [--json]", runSessionsList},
+	{"search", "TEXT [--since 24h] [--user U] [--limit N] [--json]", runSessionsSearch},
+	{"show", "SESSION_ID [--grep TEXT] [--follow] [--json]", runSessionsShow},
+	{"live", "SESSION_ID            (same as show --follow)", runSessionsLive},
+}
+
+// runSessions reviews recorded sessions.
 func runSessions(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		sessionsUsage(stderr)
@@ -37,30 +53,29 @@ func runSessions(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	switch args[0] {
-	case "list":
-		return runSessionsList(ctx, args[1:], stdout, stderr)
-	case "search":
-		return runSessionsSearch(ctx, args[1:], stdout, stderr)
-	case "show":
-		return runSessionsShow(ctx, args[1:], false, stdout, stderr)
-	case "live":
-		return runSessionsShow(ctx, args[1:], true, stdout, stderr)
 	case "-h", "--help", "help":
 		sessionsUsage(stdout)
 		return 0
-	default:
-		fmt.Fprintf(stderr, "pamtrail sessions: unknown subcommand %q\n", args[0])
-		sessionsUsage(stderr)
-		return 2
 	}
+	for _, sub := range sessionsSubcommands {
+		if sub.name == args[0] {
+			return sub.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "pamtrail sessions: unknown subcommand %q\n", args[0])
+	sessionsUsage(stderr)
+	return 2
 }
 
 func sessionsUsage(w io.Writer) {
-	fmt.Fprintln(w, `usage: pamtrail sessions list [--status S] [--user U] [--account A] [--risk LEVEL] [--since 1h] [--limit N] [--json]
-       pamtrail sessions search TEXT [--since 24h] [--user U] [--limit N] [--json]
-       pamtrail sessions show SESSION_ID [--grep TEXT] [--follow] [--json]
-       pamtrail sessions live SESSION_ID            (same as show --follow)
-connection flags (every subcommand): --url URL --ca FILE --insecure-skip-verify --username USER --password-env VAR`)
+	for i, sub := range sessionsSubcommands {
+		prefix := "       "
+		if i == 0 {
+			prefix = "usage: "
+		}
+		fmt.Fprintf(w, "%spamtrail sessions %s %s\n", prefix, sub.name, sub.usage)
+	}
+	fmt.Fprintln(w, "connection flags (every subcommand): --url URL --ca FILE --insecure-skip-verify --username USER --password-env VAR")
 }
 
 // esFlags are the flags that say how to reach Elasticsearch.
@@ -241,170 +256,4 @@ func (c *sessionsCommand) done(err error) int {
 
 func requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, sessionsRequestTimeout)
-}
-
-func runSessionsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newSessionsCommand("list", stdout, stderr)
-	var f review.SessionFilter
-	var since string
-	c.fs.StringVar(&f.Status, "status", "", "only sessions in this status: active, ended, failed or lost")
-	c.fs.StringVar(&f.User, "user", "", "only sessions of this gateway user")
-	c.fs.StringVar(&f.Account, "account", "", "only sessions on this account")
-	c.fs.StringVar(&f.MinRisk, "risk", "", "only sessions of this risk level or higher: "+strings.Join(schema.RiskLevels, ", "))
-	c.fs.StringVar(&since, "since", "", "only sessions active in this window (1h, 7d) or since this RFC 3339 time")
-	c.fs.IntVar(&f.Limit, "limit", 50, "at most this many sessions")
-	if _, code := c.parse(args, 0, ""); code >= 0 {
-		return code
-	}
-	var err error
-	if f.Since, err = parseSince(since, time.Now()); err != nil {
-		return c.usageError("%v", err)
-	}
-	if err := f.Validate(); err != nil {
-		return c.usageError("%v", err)
-	}
-	var sessions []review.Session
-	var total int
-	return c.fetchAndWrite(ctx, func(rctx context.Context, cl *review.Client) (any, error) {
-		var err error
-		sessions, total, err = cl.Sessions(rctx, f)
-		return map[string]any{"total": total, "sessions": sessions}, err
-	}, func() error { return review.WriteSessionTable(stdout, sessions, total) })
-}
-
-func runSessionsSearch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	c := newSessionsCommand("search", stdout, stderr)
-	var since string
-	f := review.Filter{NewestFirst: true, ExcludeEventNames: []string{schema.EventHeartbeat}}
-	c.fs.StringVar(&since, "since", "", "only events in this window (1h, 7d) or since this RFC 3339 time")
-	c.fs.StringVar(&f.User, "user", "", "only events of this gateway user")
-	c.fs.IntVar(&f.Size, "limit", 100, "at most this many events, newest first")
-	pos, code := c.parse(args, 1, "search text")
-	if code >= 0 {
-		return code
-	}
-	if f.Text = strings.TrimSpace(pos[0]); f.Text == "" {
-		return c.usageError("search text: empty")
-	}
-	if f.Size <= 0 {
-		return c.usageError("limit: %d is not positive", f.Size)
-	}
-	var err error
-	if f.Since, err = parseSince(since, time.Now()); err != nil {
-		return c.usageError("%v", err)
-	}
-	var events []review.Event
-	var total int
-	return c.fetchAndWrite(ctx, func(rctx context.Context, cl *review.Client) (any, error) {
-		var err error
-		events, total, err = cl.Events(rctx, f)
-		return map[string]any{"total": total, "events": events}, err
-	}, func() error { return review.WriteSearchHits(stdout, events, total, f.Text) })
-}
-
-// runSessionsShow prints a session's document and its complete event log;
-// with --follow (or as "live") it keeps printing new events while the
-// session is active.
-func runSessionsShow(ctx context.Context, args []string, follow bool, stdout, stderr io.Writer) int {
-	name := "show"
-	if follow {
-		name = "live"
-	}
-	c := newSessionsCommand(name, stdout, stderr)
-	var grep string
-	interval := defaultFollowInterval
-	c.fs.StringVar(&grep, "grep", "", "only events whose statement, command or response contains this text")
-	c.fs.BoolVar(&follow, "follow", follow, "keep printing new events while the session is active (Ctrl-C stops)")
-	c.fs.DurationVar(&interval, "interval", interval, "how often --follow polls")
-	pos, code := c.parse(args, 1, "session id")
-	if code >= 0 {
-		return code
-	}
-	if interval <= 0 {
-		return c.usageError("interval: %s is not positive", interval)
-	}
-	id := pos[0]
-	cl, code := c.client()
-	if code >= 0 {
-		return code
-	}
-	if follow {
-		return c.follow(ctx, cl, id, grep, interval)
-	}
-	rctx, cancel := requestContext(ctx)
-	defer cancel()
-	sess, err := cl.Session(rctx, id)
-	if err != nil {
-		return c.fail(err)
-	}
-	events, err := cl.SessionEvents(rctx, id, grep, 0)
-	if err != nil {
-		return c.fail(err)
-	}
-	if c.jsonOut {
-		return c.writeJSON(map[string]any{"session": sess, "events": events})
-	}
-	return c.done(writeShow(stdout, sess, events, grep))
-}
-
-func writeShow(w io.Writer, sess review.Session, events []review.Event, grep string) error {
-	if err := review.WriteSessionDetail(w, sess); err != nil {
-		return err
-	}
-	header := fmt.Sprintf("\nEvents (%d)", len(events))
-	if grep != "" {
-		header = fmt.Sprintf("\nEvents containing %q (%d)", review.Sanitize(grep, false), len(events))
-	}
-	fmt.Fprintln(w, header)
-	return review.WriteEvents(w, events)
-}
-
-// follow prints the session, then its events as they arrive. With --json it
-// prints one event per line (NDJSON) and the final session document last.
-func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, id, grep string, interval time.Duration) int {
-	first := true
-	rctx, cancel := requestContext(ctx)
-	sess, err := cl.Session(rctx, id)
-	cancel()
-	if err != nil {
-		return c.fail(err)
-	}
-	if !c.jsonOut {
-		if err := review.WriteSessionDetail(c.stdout, sess); err != nil {
-			return c.done(err)
-		}
-	}
-	final, err := cl.Follow(ctx, id, review.FollowOptions{
-		Grep:     grep,
-		Interval: interval,
-		OnEvents: func(evs []review.Event) error {
-			if c.jsonOut {
-				for _, e := range evs {
-					if code := c.writeJSON(e); code != 0 {
-						return errors.New("writing output failed")
-					}
-				}
-				return nil
-			}
-			if first {
-				fmt.Fprintln(c.stdout, "\nEvents")
-				first = false
-			}
-			return review.WriteEvents(c.stdout, evs)
-		},
-		OnPollError: func(err error) {
-			fmt.Fprintf(c.stderr, "%s: Elasticsearch at %s: %v (retrying every %s)\n", c.name, c.es.url, err, interval)
-		},
-	})
-	switch {
-	case errors.Is(err, context.Canceled):
-		return 0 // Ctrl-C: the reviewer is done watching
-	case err != nil:
-		return c.fail(err)
-	}
-	if c.jsonOut {
-		return c.writeJSON(map[string]any{"session": final})
-	}
-	fmt.Fprintf(c.stdout, "\nSession %s is %s; no longer following.\n", review.Sanitize(id, false), review.Sanitize(final.Status, false))
-	return 0
 }

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/review"
+)
+
+// runSessionsShow prints a session's document and its complete event log;
+// with --follow (or as "live") it keeps printing new events while the
+// session is active.
+func runSessionsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return showSession(ctx, args, false, stdout, stderr)
+}
+
+// runSessionsLive is show --follow.
+func runSessionsLive(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return showSession(ctx, args, true, stdout, stderr)
+}
+
+func showSession(ctx context.Context, args []string, follow bool, stdout, stderr io.Writer) int {
+	name := "show"
+	if follow {
+		name = "live"
+	}
+	c := newSessionsCommand(name, stdout, stderr)
+	var grep string
+	interval := defaultFollowInterval
+	c.fs.StringVar(&grep, "grep", "", "only events whose statement, command or response contains this text")
+	c.fs.BoolVar(&follow, "follow", follow, "keep printing new events while the session is active (Ctrl-C stops)")
+	c.fs.DurationVar(&interval, "interval", interval, "how often --follow polls")
+	pos, code := c.parse(args, 1, "session id")
+	if code >= 0 {
+		return code
+	}
+	if interval <= 0 {
+		return c.usageError("interval: %s is not positive", interval)
+	}
+	id := pos[0]
+	cl, code := c.client()
+	if code >= 0 {
+		return code
+	}
+	if follow {
+		return c.follow(ctx, cl, id, grep, interval)
+	}
+	rctx, cancel := requestContext(ctx)
+	defer cancel()
+	sess, err := cl.Session(rctx, id)
+	if err != nil {
+		return c.fail(err)
+	}
+	events, err := cl.SessionEvents(rctx, id, grep, 0)
+	if err != nil {
+		return c.fail(err)
+	}
+	if c.jsonOut {
+		return c.writeJSON(map[string]any{"session": sess, "events": events})
+	}
+	return c.done(writeShow(stdout, sess, events, grep))
+}
+
+func writeShow(w io.Writer, sess review.Session, events []review.Event, grep string) error {
+	if err := review.WriteSessionDetail(w, sess); err != nil {
+		return err
+	}
+	header := fmt.Sprintf("\nEvents (%d)", len(events))
+	if grep != "" {
+		header = fmt.Sprintf("\nEvents containing %q (%d)", review.Sanitize(grep, false), len(events))
+	}
+	fmt.Fprintln(w, header)
+	return review.WriteEvents(w, events)
+}
+
+// follow prints the session, then its events as they arrive. With --json it
+// prints one event per line (NDJSON) and the final session document last.
+func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, id, grep string, interval time.Duration) int {
+	first := true
+	rctx, cancel := requestContext(ctx)
+	sess, err := cl.Session(rctx, id)
+	cancel()
+	if err != nil {
+		return c.fail(err)
+	}
+	if !c.jsonOut {
+		if err := review.WriteSessionDetail(c.stdout, sess); err != nil {
+			return c.done(err)
+		}
+	}
+	final, err := cl.Follow(ctx, id, review.FollowOptions{
+		Grep:     grep,
+		Interval: interval,
+		OnEvents: func(evs []review.Event) error {
+			if c.jsonOut {
+				for _, e := range evs {
+					if code := c.writeJSON(e); code != 0 {
+						return errors.New("writing output failed")
+					}
+				}
+				return nil
+			}
+			if first {
+				fmt.Fprintln(c.stdout, "\nEvents")
+				first = false
+			}
+			return review.WriteEvents(c.stdout, evs)
+		},
+		OnPollError: func(err error) {
+			fmt.Fprintf(c.stderr, "%s: Elasticsearch at %s: %v (retrying every %s)\n", c.name, c.es.url, err, interval)
+		},
+	})
+	switch {
+	case errors.Is(err, context.Canceled):
+		return 0 // Ctrl-C: the reviewer is done watching
+	case err != nil:
+		return c.fail(err)
+	}
+	if c.jsonOut {
+		return c.writeJSON(map[string]any{"session": final})
+	}
+	fmt.Fprintf(c.stdout, "\nSession %s is %s; no longer following.\n", review.Sanitize(id, false), review.Sanitize(final.Status, false))
+	return 0
+}
