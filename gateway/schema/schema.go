@@ -160,7 +160,8 @@ const (
 	SessionStatus        = "status"
 	SessionStart         = "start_time"
 	SessionEnd           = "end_time"
-	SessionLastSeen      = "last_seen"
+	SessionLastSeen      = "last_seen"     // latest record, heartbeats included: how current the document is
+	SessionLastActivity  = "last_activity" // latest record of what the person did (heartbeats excluded)
 	SessionDurationMs    = "duration_ms"
 	SessionEndReason     = "end_reason"
 	SessionQueries       = "count_queries"

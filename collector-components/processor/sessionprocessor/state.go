@@ -21,11 +21,15 @@ type sessionState struct {
 	ServerAddress string `json:"server_address,omitempty"`
 	GatewayID     string `json:"gateway_id,omitempty"`
 
-	Status    string    `json:"status"`
-	Start     time.Time `json:"start,omitzero"`
-	End       time.Time `json:"end,omitzero"`
-	LastSeen  time.Time `json:"last_seen,omitzero"` // latest record timestamp
-	EndReason string    `json:"end_reason,omitempty"`
+	Status   string    `json:"status"`
+	Start    time.Time `json:"start,omitzero"`
+	End      time.Time `json:"end,omitzero"`
+	LastSeen time.Time `json:"last_seen,omitzero"` // latest record timestamp
+	// LastActivity is the latest timestamp of what the person did (not a
+	// heartbeat): an idle live session keeps its last activity while its
+	// last_seen moves on.
+	LastActivity time.Time `json:"last_activity,omitzero"`
+	EndReason    string    `json:"end_reason,omitempty"`
 	// DurationMs is the gateway's own figure from the end event, preferred
 	// over End-Start because it uses the gateway's monotonic clock.
 	DurationMs float64 `json:"duration_ms,omitempty"`
@@ -143,6 +147,9 @@ func (s *sessionState) document(now time.Time) map[string]any {
 	}
 	if !s.LastSeen.IsZero() {
 		doc[schema.SessionLastSeen] = formatTime(s.LastSeen)
+	}
+	if !s.LastActivity.IsZero() {
+		doc[schema.SessionLastActivity] = formatTime(s.LastActivity)
 	}
 	if !s.End.IsZero() {
 		doc[schema.SessionEnd] = formatTime(s.End)

@@ -168,6 +168,9 @@ func (t *tracker) apply(v *recordView) {
 		t.reactivate(s)
 	default:
 		t.reactivate(s)
+		if v.ts.After(s.LastActivity) {
+			s.LastActivity = v.ts
+		}
 		if fresh {
 			countEvent(s, v.event, v.attrs)
 		}
@@ -217,8 +220,6 @@ func (t *tracker) applyEnd(s *sessionState, v *recordView) {
 			s.Start, _ = time.Parse(time.RFC3339Nano, st)
 		}
 	}
-	s.BytesIn = max(s.BytesIn, intAttr(v.attrs, schema.AttrBytesIn))
-	s.BytesOut = max(s.BytesOut, intAttr(v.attrs, schema.AttrBytesOut))
 	status := statusForEndReason(s.EndReason)
 	if s.Status != status || s.Summary == nil {
 		s.Status = status
@@ -226,10 +227,14 @@ func (t *tracker) applyEnd(s *sessionState, v *recordView) {
 	}
 }
 
+// reportedCounts takes the gateway's running figures from a heartbeat or the
+// end event; bytes only ever grow, so a late heartbeat cannot lower them.
 func reportedCounts(s *sessionState, attrs pcommon.Map) {
 	s.ReportedQueries = max(s.ReportedQueries, intAttr(attrs, schema.AttrQueryCount))
 	s.ReportedCmds = max(s.ReportedCmds, intAttr(attrs, schema.AttrCommandCount))
 	s.ReportedErrs = max(s.ReportedErrs, intAttr(attrs, schema.AttrErrorCount))
+	s.BytesIn = max(s.BytesIn, intAttr(attrs, schema.AttrBytesIn))
+	s.BytesOut = max(s.BytesOut, intAttr(attrs, schema.AttrBytesOut))
 }
 
 // countEvent counts a query, a command and errors the way the gateway does.

@@ -38,7 +38,7 @@ const sessionsMapping = `{"mappings": {"properties": {
   "session_id": {"type": "keyword"}, "user": {"type": "keyword"}, "account": {"type": "keyword"},
   "resource_type": {"type": "keyword"}, "client_address": {"type": "keyword"}, "gateway_id": {"type": "keyword"},
   "status": {"type": "keyword"}, "end_reason": {"type": "keyword"}, "risk_level": {"type": "keyword"},
-  "start_time": {"type": "date"}, "end_time": {"type": "date"}, "last_seen": {"type": "date"}, "updated_at": {"type": "date"},
+  "start_time": {"type": "date"}, "end_time": {"type": "date"}, "last_seen": {"type": "date"}, "last_activity": {"type": "date"}, "updated_at": {"type": "date"},
   "duration_ms": {"type": "double"},
   "count_queries": {"type": "long"}, "count_commands": {"type": "long"}, "count_errors": {"type": "long"},
   "bytes_in": {"type": "long"}, "bytes_out": {"type": "long"},
