@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local services for pamtrail development, tests and benchmarks, without
-# Docker: PostgreSQL, Elasticsearch, an OpenSSH target and pgbouncer, all on
+# Docker: PostgreSQL, MariaDB, Elasticsearch, an OpenSSH target and pgbouncer, all on
 # 127.0.0.1 with state under ${PAMTRAIL_HOME:-<repo>/.pamtrail}. See README.md.
 set -euo pipefail
 # Run the last element of a pipeline in this shell, so `die` inside it really
@@ -18,12 +18,14 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPT_DIR/pgbouncer.sh"
 # shellcheck source=deploy/local/sshd.sh
 . "$SCRIPT_DIR/sshd.sh"
+# shellcheck source=deploy/local/mariadb.sh
+. "$SCRIPT_DIR/mariadb.sh"
 # shellcheck source=deploy/local/elasticsearch.sh
 . "$SCRIPT_DIR/elasticsearch.sh"
 
 # Start order: pgbouncer needs postgres; Elasticsearch is last because it is
 # the slowest and the others are then usable while waiting for it.
-ALL_SERVICES=(postgres pgbouncer sshd elasticsearch)
+ALL_SERVICES=(postgres pgbouncer mariadb sshd elasticsearch)
 DEFAULT_UP=(postgres elasticsearch)
 
 usage() {
@@ -50,13 +52,13 @@ resolve_services() {
 	for name in "$@"; do
 		case $name in
 		all) for n in "${ALL_SERVICES[@]}"; do wanted[$n]=1; done ;;
-		postgres | pgbouncer | sshd | elasticsearch) wanted[$name]=1 ;;
+		postgres | pgbouncer | mariadb | sshd | elasticsearch) wanted[$name]=1 ;;
 		*) die "unknown service '$name' (want one of: ${ALL_SERVICES[*]} all)" ;;
 		esac
 	done
 	local ordered=("${ALL_SERVICES[@]}")
 	if [[ $direction == stop ]]; then
-		ordered=(elasticsearch sshd pgbouncer postgres)
+		ordered=(elasticsearch sshd mariadb pgbouncer postgres)
 	fi
 	for name in "${ordered[@]}"; do
 		[[ -n ${wanted[$name]:-} ]] && echo "$name"
