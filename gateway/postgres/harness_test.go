@@ -96,7 +96,7 @@ func startGatewayWith(t testing.TB, cfg *config.Config, adjust func(*Options)) *
 	t.Helper()
 	mem := recordertest.New()
 	logs := &testLogWriter{t: t}
-	opts := Options{Config: cfg, Recorder: mem, GatewayID: "test-gateway",
+	opts := Options{Config: cfg, Recorder: mem,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if adjust != nil {
 		adjust(&opts)

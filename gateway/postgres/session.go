@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -26,10 +28,19 @@ type session struct {
 	key      cancelKey
 	idle     time.Duration
 	maxDur   time.Duration
+	start    time.Time
 	// strict recording waits for each event's fsync, which must not hold
 	// up an event loop shared with other sessions.
 	strict bool
-	start  time.Time
+
+	// unregister takes the session out of the engine's registry.
+	unregister func()
+
+	// endOnce guards the end asked for from outside the session (engine
+	// shutdown, live control): requested is closed once asked is set.
+	endOnce   sync.Once
+	asked     endState
+	requested chan struct{}
 
 	// activity is the UnixNano time of the last read on either side, kept
 	// only when an idle timeout applies.
@@ -92,16 +103,19 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		return nil, &wireError{code: codeCannotConnectNow, message: "pamtrail cannot record this session, so it is refused"}
 	}
 	s := &session{
-		e:        e,
-		log:      e.log.With("session", info.ID, "user", c.user, "account", acct.Name),
-		client:   c.conn,
-		upstream: up.conn,
-		rec:      rs,
-		idle:     acct.IdleTimeout.D(),
-		maxDur:   acct.MaxDuration.D(),
-		strict:   acct.Mode == "strict",
-		start:    now,
+		e:         e,
+		log:       e.log.With("session", info.ID, "user", c.user, "account", acct.Name),
+		client:    c.conn,
+		upstream:  up.conn,
+		rec:       rs,
+		idle:      acct.IdleTimeout.D(),
+		maxDur:    acct.MaxDuration.D(),
+		start:     now,
+		strict:    acct.Mode == "strict",
+		requested: make(chan struct{}),
 	}
+	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,
+		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
 	if e.recordOn {
 		s.tr = newTracker(e.lim, rs.Query, s.log)
 	}
@@ -115,6 +129,7 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 	msg = appendMessage(msg, 'Z', []byte{up.txStatus})
 	if _, err := c.conn.Write(msg); err != nil {
 		e.cancels.unregister(s.key)
+		s.unregister()
 		s.recordEnd(schema.EndNetworkError, "client went away before the session started", 0, 0)
 		return nil, quiet("writing to client: %v", err)
 	}
@@ -134,6 +149,7 @@ type endState struct {
 // engine shuts down, then records the end.
 func (s *session) run() {
 	defer s.e.cancels.unregister(s.key)
+	defer s.unregister()
 	if s.idle > 0 {
 		s.activity.Store(time.Now().UnixNano())
 	}
@@ -281,8 +297,8 @@ func (s *session) supervise(clientDone, serverDone chan pumpResult) (end endStat
 				wire:    &wireError{code: codeIdleSessionTimeout, message: "terminating connection due to idle-session timeout"}}, false, false
 		case <-maxC:
 			return s.maxDurationEnd(), false, false
-		case <-s.e.stop:
-			return shutdownEnd(), false, false
+		case <-s.requested:
+			return s.asked, false, false
 		}
 	}
 }
@@ -294,9 +310,18 @@ func (s *session) maxDurationEnd() endState {
 			message: fmt.Sprintf("terminating connection: maximum session duration of %s reached", s.maxDur)}}
 }
 
-func shutdownEnd() endState {
-	return endState{reason: schema.EndShutdown, message: "gateway is shutting down",
-		wire: &wireError{code: codeAdminShutdown, message: "terminating connection because the pamtrail gateway is shutting down"}}
+// requestEnd implements engine.EndFunc: the session's supervisor ends it
+// with reason and tells the client as PostgreSQL's own admin shutdown does
+// (57P01).
+func (s *session) requestEnd(reason, message string) {
+	s.endOnce.Do(func() {
+		wire := "terminating connection: " + message
+		if reason == schema.EndShutdown {
+			wire = "terminating connection because the pamtrail gateway is shutting down"
+		}
+		s.asked = endState{reason: reason, message: message, wire: &wireError{code: codeAdminShutdown, message: wire}}
+		close(s.requested)
+	})
 }
 
 // classify turns the first pump to stop into the session's end.

@@ -181,7 +181,13 @@ func TestShutdownEndsSessions(t *testing.T) {
 	pg := postgresServer(t)
 	g := startGateway(t, baseConfig(t, pg.demoAccount(t)))
 	c := rawSession(t, g, "demo")
-	g.shutdown()
+	// An expired deadline ends live sessions at once (the drain itself is
+	// in gateway/engine's shared contract test).
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.engine.Shutdown(expired); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 	e := lastError(t, readUntilClosed(t, c))
 	if e.Code != "57P01" {
 		t.Errorf("client got %s %q, want 57P01", e.Code, e.Message)

@@ -10,6 +10,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/engine"
 )
 
 // clientConn is a client connection before its session starts.
@@ -60,7 +62,7 @@ func (c *clientConn) negotiate() error {
 			if c.e.serverTLS == nil {
 				return quiet("client started TLS directly but postgres.tls is not configured")
 			}
-			if err := c.startTLS(&prefixConn{Conn: c.conn, prefix: hdr[:]}, true); err != nil {
+			if err := c.startTLS(engine.PrefixedConn(c.conn, hdr[:]), true); err != nil {
 				return err
 			}
 			continue
@@ -158,21 +160,6 @@ func (c *clientConn) startTLS(conn net.Conn, direct bool) error {
 	return nil
 }
 
-// prefixConn replays bytes already read before reading from Conn.
-type prefixConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (p *prefixConn) Read(b []byte) (int, error) {
-	if len(p.prefix) > 0 {
-		n := copy(b, p.prefix)
-		p.prefix = p.prefix[n:]
-		return n, nil
-	}
-	return p.Conn.Read(b)
-}
-
 // handleCancel forwards a client's CancelRequest for a gateway key to the
 // upstream server with the upstream key. Unknown keys are ignored, as
 // PostgreSQL does, so the sender learns nothing.
@@ -228,14 +215,14 @@ func (c *clientConn) fail(err error) {
 		c.writeFatal(we)
 	case errors.As(err, &qe):
 		c.e.log.Debug("postgres: connection closed", "client", c.remoteAddr, "reason", qe.reason)
-		if c.e.isClosing() {
+		if c.e.Stopping() {
 			c.writeFatal(&wireError{code: codeAdminShutdown, message: "the pamtrail gateway is shutting down"})
 		}
 	default:
 		c.e.log.Info("postgres: connection failed", "client", c.remoteAddr, "error", err)
 		var ne net.Error
 		switch {
-		case c.e.isClosing():
+		case c.e.Stopping():
 			c.writeFatal(&wireError{code: codeAdminShutdown, message: "the pamtrail gateway is shutting down"})
 		case errors.As(err, &ne) && ne.Timeout():
 			c.writeFatal(&wireError{code: codeConnectionFailure, message: "canceling authentication due to timeout"})

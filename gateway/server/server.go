@@ -67,7 +67,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		Overflow:      spool.OverflowPolicy(cfg.Spool.Overflow),
 		Fsync:         spool.FsyncPolicy(cfg.Spool.Fsync),
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
-		Logger:        log.With("component", "spool"),
+		Logger:        log, // the spool names itself
 	})
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Dir, err)
@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		Timeout:         up.Timeout.D(),
 		GatewayID:       cfg.Gateway.ID,
 		BeforeCycle:     g.rec.Heartbeat,
-		Logger:          log.With("component", "uploader"),
+		Logger:          log, // the uploader names itself
 	})
 	if err != nil {
 		return nil, err
@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		if !ok {
 			return nil, fmt.Errorf("%s: no engine for this protocol in this build", proto)
 		}
-		eng, err := factory(cfg, rec, log.With("engine", proto))
+		eng, err := factory(cfg, rec, log) // engines name themselves
 		if err != nil {
 			return nil, fmt.Errorf("%s engine: %w", proto, err)
 		}
@@ -156,16 +156,28 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 	return g, nil
 }
 
-// Shutdown stops accepting, ends live sessions, makes a last bounded upload
-// attempt and closes the spool. Whatever is not uploaded stays in the spool
-// for the next start. It is safe on a partly started gateway.
+// Shutdown stops every engine at once under the engine shutdown contract
+// (see engine.Lifecycle.Shutdown), makes a last bounded upload attempt and
+// closes the spool. Live sessions get two thirds of the time left before
+// ctx's deadline, so the final upload has the rest to ship their ends.
+// Whatever is not uploaded stays in the spool for the next start. It is
+// safe on a partly started gateway.
 func (g *Gateway) Shutdown(ctx context.Context) {
-	for _, e := range g.engines {
-		if err := e.Shutdown(ctx); err != nil {
-			g.log.Warn("engine shutdown", "engine", e.Protocol(), "error", err)
-		}
-		_ = e.ln.Close()
+	drain, cancel := ctx, context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		drain, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/3))
 	}
+	defer cancel()
+	var engines sync.WaitGroup
+	for _, e := range g.engines {
+		engines.Go(func() {
+			if err := e.Shutdown(drain); err != nil {
+				g.log.Warn("engine shutdown", "engine", e.Protocol(), "error", err)
+			}
+			_ = e.ln.Close()
+		})
+	}
+	engines.Wait()
 	if g.stopKick != nil {
 		g.stopOnce.Do(func() { close(g.stopKick) })
 	}

@@ -13,11 +13,7 @@ package ssh
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -27,14 +23,14 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
-// Options configures the engine. Config, Recorder and GatewayID come from
-// the gateway process; the timing fields exist for tests and default to
+// Options configures the engine. Config and Recorder come from the gateway
+// process; the timing fields exist for tests and default to
 // production values when zero.
 type Options struct {
-	Config    *config.Config
-	Recorder  recorder.Recorder
-	Logger    *slog.Logger
-	GatewayID string
+	Config   *config.Config
+	Recorder recorder.Recorder
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
 
 	// KeepaliveInterval is how often each side is probed; a side that
 	// misses KeepaliveMax probes in a row is dropped. Default 15s and 3.
@@ -61,24 +57,19 @@ type Options struct {
 // speak AES-GCM.
 var DefaultCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM}
 
-// Engine is the SSH engine; it implements engine.Engine.
+// Engine is the SSH engine. Its embedded Lifecycle serves, tracks and
+// shuts it down (engine.Engine).
 type Engine struct {
+	*engine.Lifecycle
 	cfg     *config.Config
 	rec     recorder.Recorder
 	log     *slog.Logger
 	hostKey gossh.Signer
 	keys    *userKeys
 	opts    Options // with defaults applied
-	// ctx is cancelled at Shutdown; it bounds upstream dials and recording.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	pending   map[net.Conn]struct{} // connections still in the handshake
-	sessions  map[*session]struct{}
-	closing   bool
-	conns     sync.WaitGroup // connection handlers
+	// ctx is cancelled when Shutdown starts; it bounds upstream dials and
+	// handshakes still in progress.
+	ctx context.Context
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -93,9 +84,6 @@ func New(opts Options) (*Engine, error) {
 		return nil, errors.New("ssh engine: the config has no ssh listener section")
 	case opts.Recorder == nil:
 		return nil, errors.New("ssh engine: Options.Recorder is required")
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.KeepaliveInterval <= 0 {
 		opts.KeepaliveInterval = 15 * time.Second
@@ -120,126 +108,18 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Engine{
-		ctx:       ctx,
-		cancel:    cancel,
-		cfg:       opts.Config,
-		rec:       opts.Recorder,
-		log:       opts.Logger.With("engine", "ssh", "gateway", opts.GatewayID),
-		hostKey:   hostKey,
-		keys:      keys,
-		opts:      opts,
-		listeners: map[net.Listener]struct{}{},
-		pending:   map[net.Conn]struct{}{},
-		sessions:  map[*session]struct{}{},
-	}, nil
+	e := &Engine{
+		cfg:     opts.Config,
+		rec:     opts.Recorder,
+		log:     engine.Logger(opts.Logger, "ssh"),
+		hostKey: hostKey,
+		keys:    keys,
+		opts:    opts,
+	}
+	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: e.log, Handle: e.handleConn})
+	e.ctx = e.Context()
+	return e, nil
 }
-
-// Protocol implements engine.Engine.
-func (e *Engine) Protocol() string { return "ssh" }
 
 // HostKey is the gateway's public host key, for clients' known_hosts.
 func (e *Engine) HostKey() gossh.PublicKey { return e.hostKey.PublicKey() }
-
-// Serve implements engine.Engine.
-func (e *Engine) Serve(ln net.Listener) error {
-	e.mu.Lock()
-	if e.closing {
-		e.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	e.listeners[ln] = struct{}{}
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.listeners, ln)
-		e.mu.Unlock()
-	}()
-	for {
-		nc, err := engine.Accept(ln, e.isClosing, e.log)
-		if err != nil {
-			if e.isClosing() {
-				return nil
-			}
-			return fmt.Errorf("ssh: accept: %w", err)
-		}
-		e.mu.Lock()
-		if e.closing {
-			e.mu.Unlock()
-			nc.Close()
-			return nil
-		}
-		e.conns.Add(1)
-		e.pending[nc] = struct{}{}
-		e.mu.Unlock()
-		go func() {
-			defer e.conns.Done()
-			e.handleConn(nc)
-		}()
-	}
-}
-
-// Shutdown implements engine.Engine.
-func (e *Engine) Shutdown(ctx context.Context) error {
-	e.mu.Lock()
-	e.closing = true
-	e.cancel()
-	for ln := range e.listeners {
-		ln.Close()
-	}
-	for nc := range e.pending {
-		nc.Close()
-	}
-	live := make([]*session, 0, len(e.sessions))
-	for s := range e.sessions {
-		live = append(live, s)
-	}
-	e.mu.Unlock()
-	for _, s := range live {
-		s.terminate(endShutdown())
-	}
-	done := make(chan struct{})
-	go func() {
-		e.conns.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("ssh: shutdown: %w", ctx.Err())
-	}
-}
-
-// handshakeDone stops tracking a connection as in the handshake.
-func (e *Engine) handshakeDone(nc net.Conn) {
-	e.mu.Lock()
-	delete(e.pending, nc)
-	e.mu.Unlock()
-}
-
-// track registers a live session so Shutdown can end it. It reports false
-// when the engine is already shutting down.
-func (e *Engine) track(s *session) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closing {
-		return false
-	}
-	e.sessions[s] = struct{}{}
-	return true
-}
-
-func (e *Engine) untrack(s *session) {
-	e.mu.Lock()
-	delete(e.sessions, s)
-	e.mu.Unlock()
-}
-
-func (e *Engine) isClosing() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closing
-}

@@ -10,6 +10,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -52,13 +53,10 @@ func (e *Engine) handleConn(nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	sniffed, err := sniffSSH(nc)
 	if err != nil {
-		e.handshakeDone(nc)
-		nc.Close()
 		e.log.Debug("not an SSH client; connection closed", "client", hs.remote.String(), "error", err)
 		return
 	}
 	conn, chans, reqs, err := gossh.NewServerConn(sniffed, hs.serverConfig())
-	e.handshakeDone(nc)
 	if err != nil {
 		nc.Close()
 		if hs.up != nil {
@@ -69,10 +67,8 @@ func (e *Engine) handleConn(nc net.Conn) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	s := newSession(e, conn, hs)
-	if !e.track(s) {
-		s.terminate(endShutdown())
-	}
-	defer e.untrack(s)
+	defer e.Register(nc, engine.SessionInfo{ID: s.info.ID, User: s.info.User, Account: s.info.Account,
+		ClientAddr: s.info.ClientAddr, Start: s.info.Start}, s.endFunc)()
 	s.run(chans, reqs)
 }
 
@@ -159,7 +155,7 @@ func (hs *handshake) refused(err error) {
 	f.Time = time.Now()
 	f.Account = hs.login
 	f.ResourceType = schema.ResourceSSH
-	f.ClientAddr, f.ClientPort = splitAddr(hs.remote)
+	f.ClientAddr, f.ClientPort = engine.SplitAddr(hs.remote)
 	if rerr := hs.e.rec.AuthFailure(hs.e.ctx, f); rerr != nil {
 		hs.e.log.Error("recording an ssh authentication failure failed", "error", rerr)
 	}
@@ -177,28 +173,5 @@ func sniffSSH(nc net.Conn) (net.Conn, error) {
 	if string(prefix) != "SSH-" {
 		return nil, fmt.Errorf("the client sent %q instead of an SSH identification string", prefix)
 	}
-	return &prefixedConn{Conn: nc, prefix: prefix}, nil
-}
-
-// prefixedConn returns the sniffed bytes before reading on.
-type prefixedConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixedConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// splitAddr returns the host and port of a TCP address.
-func splitAddr(a net.Addr) (string, int) {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.String(), tcp.Port
-	}
-	return a.String(), 0
+	return engine.PrefixedConn(nc, prefix), nil
 }

@@ -145,10 +145,9 @@ grants:
 	}
 	g.cfg = cfg
 	eo := sshgw.Options{
-		Config:    cfg,
-		Recorder:  g.rec,
-		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel(t)})),
-		GatewayID: "test-gateway",
+		Config:   cfg,
+		Recorder: g.rec,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel(t)})),
 	}
 	if opts.engine != nil {
 		opts.engine(&eo)

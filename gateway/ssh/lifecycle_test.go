@@ -2,7 +2,6 @@ package ssh_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -252,28 +251,5 @@ func TestFailClosedRecording(t *testing.T) {
 	evs := g.waitSessionEnds(1)
 	if end := ofKind(evs, "end")[0].End; end.Reason != schema.EndRecordingError || !strings.Contains(end.Message, "spool is full") {
 		t.Fatalf("end = %+v", end)
-	}
-}
-
-// TestShutdownEndsSessions: Shutdown ends live sessions with
-// gateway_shutdown and returns once they are recorded.
-func TestShutdownEndsSessions(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
-	cmd := startCommand(t, append(g.sshArgs(g.aliceKey), "-p", strconv.Itoa(g.port), accountKey+"@127.0.0.1", "echo started; sleep 60"), "started")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := g.engine.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	evs := g.rec.Events()
-	ends := ofKind(evs, "end")
-	if len(ends) != 1 || ends[0].End.Reason != schema.EndShutdown {
-		t.Fatalf("after Shutdown:\n%s", dumpEvents(evs))
-	}
-	if err := cmd.Wait(); err == nil {
-		t.Fatal("the client exited 0")
-	}
-	if _, _, code := g.ssh(g.aliceKey, accountKey, "true"); code != 255 {
-		t.Fatalf("a login after Shutdown: exit %d", code)
 	}
 }

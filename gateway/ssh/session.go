@@ -12,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -54,9 +55,8 @@ func negotiatedCipher(c gossh.Conn) string {
 // endCause is why a session ended (schema.End*) and a human message.
 type endCause struct{ reason, message string }
 
-func endShutdown() endCause {
-	return endCause{schema.EndShutdown, "the gateway is shutting down"}
-}
+// endFunc implements engine.EndFunc.
+func (s *session) endFunc(reason, message string) { s.terminate(endCause{reason, message}) }
 
 func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 	s := &session{
@@ -67,7 +67,7 @@ func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 		ident: hs.ident,
 		done:  make(chan struct{}),
 	}
-	addr, port := splitAddr(conn.RemoteAddr())
+	addr, port := engine.SplitAddr(conn.RemoteAddr())
 	s.info = recorder.SessionInfo{
 		ID:           recorder.NewSessionID(),
 		User:         hs.ident.user,

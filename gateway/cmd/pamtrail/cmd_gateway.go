@@ -22,10 +22,10 @@ import (
 // engines are the protocols this build serves.
 var engines = map[string]server.EngineFactory{
 	"postgres": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
-		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log, GatewayID: cfg.Gateway.ID})
+		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log})
 	},
 	"ssh": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
-		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Logger: log, GatewayID: cfg.Gateway.ID})
+		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Logger: log})
 	},
 }
 
@@ -34,7 +34,7 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "gateway config file (YAML)")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful stop may take")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful stop may take: live sessions go on for two thirds of it, then end with gateway_shutdown, and the last upload gets the rest")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
