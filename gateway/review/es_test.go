@@ -139,7 +139,7 @@ func TestSessionEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			review.SetSessionEventsPage(t, tt.page)
-			got, err := c.SessionEvents(testContext(t), id, tt.grep, tt.minSeq)
+			got, err := c.SessionEvents(testContext(t), id, review.TranscriptSelection(tt.grep, false), tt.minSeq)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -77,6 +77,8 @@ type Filter struct {
 	OrderBySeq bool
 	// NewestFirst sorts by @timestamp descending (cross-session search).
 	NewestFirst bool
+	// EventNames keeps only these events (nil: every event).
+	EventNames []string
 	// ExcludeEventNames drops these events (heartbeats are noise in a log).
 	ExcludeEventNames []string
 }
@@ -92,6 +94,9 @@ func (f Filter) query() map[string]any {
 	term(Attr(schema.AttrGatewayID), f.GatewayID)
 	term(Attr(schema.AttrUserName), f.User)
 	term(FieldEventName, f.EventName)
+	if len(f.EventNames) > 0 {
+		must = append(must, map[string]any{"terms": map[string]any{FieldEventName: f.EventNames}})
+	}
 	if f.Text != "" {
 		must = append(must, map[string]any{"multi_match": map[string]any{
 			"query": f.Text, "fields": TextFields, "type": "phrase", "lenient": true}})
@@ -156,17 +161,41 @@ func (c *Client) Events(ctx context.Context, f Filter) ([]Event, int, error) {
 // a variable so that tests can exercise paging with a small session.
 var sessionEventsPage = 1000
 
-// SessionEvents returns every event of one session from seq minSeq on, in
-// seq order, paging through sessions larger than one search response. grep,
-// when set, keeps only events whose statement, command or response contains
-// it. Heartbeats are left out: they carry no activity.
-func (c *Client) SessionEvents(ctx context.Context, sessionID, grep string, minSeq int64) ([]Event, error) {
+// Selection says which of a session's events to read.
+type Selection struct {
+	// Grep keeps only events whose statement, command or response
+	// contains this text.
+	Grep string
+	// Only keeps these events (nil: every event but those in Exclude).
+	Only []string
+	// Exclude drops these events.
+	Exclude []string
+}
+
+// TranscriptSelection is what a reviewer reads: what the person did and
+// what answered, without heartbeats (no activity) and, unless raw, without
+// the raw terminal chunks kept for replay (the command events already hold
+// their output as text).
+func TranscriptSelection(grep string, raw bool) Selection {
+	sel := Selection{Grep: grep, Exclude: []string{schema.EventHeartbeat}}
+	if !raw {
+		sel.Exclude = append(sel.Exclude, schema.EventSSHOutput)
+	}
+	return sel
+}
+
+// TerminalSelection is the raw terminal stream: output chunks and resizes.
+func TerminalSelection() Selection { return Selection{Only: []string{schema.EventSSHOutput}} }
+
+// SessionEvents returns the selected events of one session from seq minSeq
+// on, in seq order, paging through sessions larger than one search response.
+func (c *Client) SessionEvents(ctx context.Context, sessionID string, sel Selection, minSeq int64) ([]Event, error) {
 	page := sessionEventsPage
 	var out []Event
 	for {
 		evs, _, err := c.Events(ctx, Filter{
-			SessionID: sessionID, Text: grep, MinSeq: minSeq, OrderBySeq: true, Size: page,
-			ExcludeEventNames: []string{schema.EventHeartbeat},
+			SessionID: sessionID, Text: sel.Grep, MinSeq: minSeq, OrderBySeq: true, Size: page,
+			EventNames: sel.Only, ExcludeEventNames: sel.Exclude,
 		})
 		if err != nil {
 			return nil, err

@@ -9,8 +9,8 @@ import (
 
 // FollowOptions tunes Follow.
 type FollowOptions struct {
-	// Grep keeps only events containing this text (as SessionEvents).
-	Grep string
+	// Selection says which events to deliver (as SessionEvents).
+	Selection Selection
 	// Interval between polls; the CLI uses 2 s.
 	Interval time.Duration
 	// OnEvents receives each batch of events not delivered before, in seq
@@ -37,7 +37,7 @@ func (c *Client) Follow(ctx context.Context, sessionID string, opts FollowOption
 	next := int64(0)
 	var outputErr error // from OnEvents: stops Follow, unlike a failed poll
 	deliver := func() error {
-		evs, err := c.SessionEvents(ctx, sessionID, opts.Grep, next)
+		evs, err := c.SessionEvents(ctx, sessionID, opts.Selection, next)
 		if err != nil || len(evs) == 0 {
 			return err
 		}

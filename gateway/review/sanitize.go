@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/charmbracelet/x/ansi"
 )
 
 // Sanitize makes untrusted recorded text (user-typed SQL and commands,
@@ -63,4 +65,26 @@ func needsEscape(r rune, keepNewlines bool) bool {
 		return true
 	}
 	return false
+}
+
+// PlainText renders recorded terminal output as text: escape sequences
+// (colours, cursor moves, titles) are dropped, CRLF line ends become LF, a
+// lone carriage return starts its line over (a progress bar leaves its last
+// state), and whatever control character is left is made visible by
+// Sanitize. The result never holds an ESC byte.
+func PlainText(s string) string {
+	if strings.ContainsRune(s, 0x1b) || strings.ContainsAny(s, "\u009b\u009d\u0090") {
+		s = ansi.Strip(s)
+	}
+	if strings.ContainsRune(s, '\r') {
+		lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
+		for i, line := range lines {
+			if j := strings.LastIndexByte(strings.TrimRight(line, "\r"), '\r'); j >= 0 {
+				line = line[j+1:]
+			}
+			lines[i] = strings.TrimRight(line, "\r")
+		}
+		s = strings.Join(lines, "\n")
+	}
+	return Sanitize(s, true)
 }

@@ -60,3 +60,39 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+func TestPlainText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain\nlines", "plain\nlines"},
+		{"\x1b[01;34mdir\x1b[0m  file.txt\r\n", "dir  file.txt\n"},
+		{"10%\r50%\r100%\r\ndone", "100%\ndone"},
+		{"title\x1b]0;owned\x07 kept", "title kept"},
+		{"clip\x1b]52;c;ZXZpbA==\x07board", "clipboard"},
+		{"unterminated \x1b]0;title", "unterminated "},
+		{"bell\x07 and c1 \u009b31m", `bell\x07 and c1 \x9b31m`},
+	}
+	for _, tt := range tests {
+		if got := PlainText(tt.in); got != tt.want {
+			t.Errorf("PlainText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzPlainText: no recorded output can put an ESC (or any control but tab
+// and newline) into what show prints.
+func FuzzPlainText(f *testing.F) {
+	for _, seed := range []string{"", "ls\r\n", "\x1b[31mred\x1b[0m", "\x1b]0;t\x07", "\x1bP+q\x1b\\", "a\rb\r\nc", "\u009b2J"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := PlainText(in)
+		if !utf8.ValidString(out) {
+			t.Fatalf("PlainText(%q) = %q: invalid UTF-8", in, out)
+		}
+		for _, r := range out {
+			if r != '\t' && r != '\n' && (unicode.IsControl(r) || needsEscape(r, true)) {
+				t.Fatalf("PlainText(%q) = %q keeps control %U", in, out, r)
+			}
+		}
+	})
+}

@@ -28,6 +28,7 @@ type Session struct {
 	Start         Time          `json:"start_time,omitzero"`
 	End           Time          `json:"end_time,omitzero"`
 	LastSeen      Time          `json:"last_seen,omitzero"`
+	LastActivity  Time          `json:"last_activity,omitzero"`
 	DurationMs    float64       `json:"duration_ms,omitempty"`
 	EndReason     string        `json:"end_reason,omitempty"`
 	Queries       int64         `json:"count_queries"`

@@ -39,8 +39,8 @@ type sessionsSubcommand struct {
 // sessionsSubcommands in the order the usage lists them.
 var sessionsSubcommands = []sessionsSubcommand{
 	{"list", "[--status S] [--user U] [--account A] [--risk LEVEL] [--since 1h] [--limit N] [--json]", runSessionsList},
-	{"search", "TEXT [--since 24h] [--user U] [--limit N] [--json]", runSessionsSearch},
-	{"show", "SESSION_ID [--grep TEXT] [--follow] [--json]", runSessionsShow},
+	{"search", "TEXT [--raw] [--since 24h] [--user U] [--limit N] [--json]", runSessionsSearch},
+	{"show", "SESSION_ID [--grep TEXT] [--raw] [--follow] [--json]", runSessionsShow},
 	{"live", "SESSION_ID            (same as show --follow)", runSessionsLive},
 }
 

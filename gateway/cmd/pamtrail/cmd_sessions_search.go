@@ -7,23 +7,27 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/review"
-	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 func runSessionsSearch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newSessionsCommand("search", stdout, stderr)
-	var since string
-	f := review.Filter{NewestFirst: true, ExcludeEventNames: []string{schema.EventHeartbeat}}
+	var since, user string
+	var raw bool
+	limit := 100
 	c.fs.StringVar(&since, "since", "", "only events in this window (1h, 7d) or since this RFC 3339 time")
-	c.fs.StringVar(&f.User, "user", "", "only events of this gateway user")
-	c.fs.IntVar(&f.Size, "limit", 100, "at most this many events, newest first")
+	c.fs.StringVar(&user, "user", "", "only events of this gateway user")
+	c.fs.IntVar(&limit, "limit", limit, "at most this many hits, newest first")
+	c.fs.BoolVar(&raw, "raw", false, "also search the raw terminal chunks kept for replay")
 	pos, code := c.parse(args, 1, "search text")
 	if code >= 0 {
 		return code
 	}
-	if f.Text = strings.TrimSpace(pos[0]); f.Text == "" {
+	text := strings.TrimSpace(pos[0])
+	if text == "" {
 		return c.usageError("search text: empty")
 	}
+	f := review.SearchFilter(text, raw)
+	f.User, f.Size = user, limit
 	if f.Size <= 0 {
 		return c.usageError("limit: %d is not positive", f.Size)
 	}

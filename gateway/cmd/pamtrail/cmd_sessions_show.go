@@ -10,9 +10,9 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/review"
 )
 
-// runSessionsShow prints a session's document and its complete event log;
-// with --follow (or as "live") it keeps printing new events while the
-// session is active.
+// runSessionsShow prints a session's detail and its transcript; with
+// --follow (or as "live") it keeps printing new events while the session is
+// active.
 func runSessionsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return showSession(ctx, args, false, stdout, stderr)
 }
@@ -22,78 +22,89 @@ func runSessionsLive(ctx context.Context, args []string, stdout, stderr io.Write
 	return showSession(ctx, args, true, stdout, stderr)
 }
 
+// showOptions are the flags of show and live.
+type showOptions struct {
+	id       string
+	grep     string
+	raw      bool
+	interval time.Duration
+}
+
+func (o showOptions) selection() review.Selection { return review.TranscriptSelection(o.grep, o.raw) }
+
 func showSession(ctx context.Context, args []string, follow bool, stdout, stderr io.Writer) int {
 	name := "show"
 	if follow {
 		name = "live"
 	}
 	c := newSessionsCommand(name, stdout, stderr)
-	var grep string
-	interval := defaultFollowInterval
-	c.fs.StringVar(&grep, "grep", "", "only events whose statement, command or response contains this text")
+	opts := showOptions{interval: defaultFollowInterval}
+	c.fs.StringVar(&opts.grep, "grep", "", "only events whose statement, command or response contains this text")
+	c.fs.BoolVar(&opts.raw, "raw", false, "also print the raw terminal chunks kept for replay (escape sequences shown, never sent)")
 	c.fs.BoolVar(&follow, "follow", follow, "keep printing new events while the session is active (Ctrl-C stops)")
-	c.fs.DurationVar(&interval, "interval", interval, "how often --follow polls")
+	c.fs.DurationVar(&opts.interval, "interval", opts.interval, "how often --follow polls")
 	pos, code := c.parse(args, 1, "session id")
 	if code >= 0 {
 		return code
 	}
-	if interval <= 0 {
-		return c.usageError("interval: %s is not positive", interval)
+	if opts.interval <= 0 {
+		return c.usageError("interval: %s is not positive", opts.interval)
 	}
-	id := pos[0]
+	opts.id = pos[0]
 	cl, code := c.client()
 	if code >= 0 {
 		return code
 	}
 	if follow {
-		return c.follow(ctx, cl, id, grep, interval)
+		return c.follow(ctx, cl, opts)
 	}
 	rctx, cancel := requestContext(ctx)
 	defer cancel()
-	sess, err := cl.Session(rctx, id)
+	sess, err := cl.Session(rctx, opts.id)
 	if err != nil {
 		return c.fail(err)
 	}
-	events, err := cl.SessionEvents(rctx, id, grep, 0)
+	events, err := cl.SessionEvents(rctx, opts.id, opts.selection(), 0)
 	if err != nil {
 		return c.fail(err)
 	}
+	conn := review.ConnectionOf(sess, events, time.Now())
 	if c.jsonOut {
-		return c.writeJSON(map[string]any{"session": sess, "events": events})
+		return c.writeJSON(map[string]any{"session": sess, "connection": conn, "events": events})
 	}
-	return c.done(writeShow(stdout, sess, events, grep))
+	return c.done(writeShow(stdout, sess, conn, events, opts.grep))
 }
 
-func writeShow(w io.Writer, sess review.Session, events []review.Event, grep string) error {
-	if err := review.WriteSessionDetail(w, sess); err != nil {
+func writeShow(w io.Writer, sess review.Session, conn review.Connection, events []review.Event, grep string) error {
+	if err := review.WriteSessionDetail(w, sess, conn); err != nil {
 		return err
 	}
-	header := fmt.Sprintf("\nEvents (%d)", len(events))
+	header := fmt.Sprintf("\nTranscript (%d events)", len(events))
 	if grep != "" {
 		header = fmt.Sprintf("\nEvents containing %q (%d)", review.Sanitize(grep, false), len(events))
 	}
 	fmt.Fprintln(w, header)
-	return review.WriteEvents(w, events)
+	return review.WriteTranscript(w, events)
 }
 
 // follow prints the session, then its events as they arrive. With --json it
 // prints one event per line (NDJSON) and the final session document last.
-func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, id, grep string, interval time.Duration) int {
+func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, opts showOptions) int {
 	first := true
 	rctx, cancel := requestContext(ctx)
-	sess, err := cl.Session(rctx, id)
+	sess, err := cl.Session(rctx, opts.id)
 	cancel()
 	if err != nil {
 		return c.fail(err)
 	}
 	if !c.jsonOut {
-		if err := review.WriteSessionDetail(c.stdout, sess); err != nil {
+		if err := review.WriteSessionDetail(c.stdout, sess, review.ConnectionOf(sess, nil, time.Now())); err != nil {
 			return c.done(err)
 		}
 	}
-	final, err := cl.Follow(ctx, id, review.FollowOptions{
-		Grep:     grep,
-		Interval: interval,
+	final, err := cl.Follow(ctx, opts.id, review.FollowOptions{
+		Selection: opts.selection(),
+		Interval:  opts.interval,
 		OnEvents: func(evs []review.Event) error {
 			if c.jsonOut {
 				for _, e := range evs {
@@ -104,13 +115,13 @@ func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, id, gre
 				return nil
 			}
 			if first {
-				fmt.Fprintln(c.stdout, "\nEvents")
+				fmt.Fprintln(c.stdout, "\nTranscript")
 				first = false
 			}
-			return review.WriteEvents(c.stdout, evs)
+			return review.WriteTranscript(c.stdout, evs)
 		},
 		OnPollError: func(err error) {
-			fmt.Fprintf(c.stderr, "%s: Elasticsearch at %s: %v (retrying every %s)\n", c.name, c.es.url, err, interval)
+			fmt.Fprintf(c.stderr, "%s: Elasticsearch at %s: %v (retrying every %s)\n", c.name, c.es.url, err, opts.interval)
 		},
 	})
 	switch {
@@ -122,6 +133,6 @@ func (c *sessionsCommand) follow(ctx context.Context, cl *review.Client, id, gre
 	if c.jsonOut {
 		return c.writeJSON(map[string]any{"session": final})
 	}
-	fmt.Fprintf(c.stdout, "\nSession %s is %s; no longer following.\n", review.Sanitize(id, false), review.Sanitize(final.Status, false))
+	fmt.Fprintf(c.stdout, "\nSession %s is %s; no longer following.\n", review.Sanitize(opts.id, false), review.Sanitize(final.Status, false))
 	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,16 +107,20 @@ func golden(t *testing.T, name, got string, replace ...string) {
 	}
 }
 
-// TestSessionsCLIGolden renders the sample session, indexed as the
-// collector writes it, through every read-only subcommand.
+// TestSessionsCLIGolden renders the sample sessions, indexed as the
+// collector writes them, through every read-only subcommand.
 func TestSessionsCLIGolden(t *testing.T) {
 	f := reviewtest.New(t)
-	id, user := reviewtest.UniqueID("s-"), reviewtest.UniqueID("u")
+	id, sshID, user := reviewtest.UniqueID("s-"), reviewtest.UniqueID("s-"), reviewtest.UniqueID("u")
 	m, events, doc := reviewtest.SampleSession(id, user, schema.StatusEnded)
 	f.PutSession(doc)
 	f.IndexEvents(m, events...)
+	m, events, doc = reviewtest.SampleSSHSession(sshID, user, schema.StatusEnded)
+	f.PutSession(doc)
+	f.IndexEvents(m, events...)
 	// Placeholders as long as the random ids keep the tables aligned.
-	replace := []string{id, placeholder("SESSION", len(id)), user, placeholder("USER", len(user))}
+	replace := []string{id, placeholder("SESSION", len(id)), sshID, placeholder("SSH_SESSION", len(sshID)),
+		user, placeholder("USER", len(user))}
 
 	tests := []struct {
 		name string
@@ -123,8 +128,12 @@ func TestSessionsCLIGolden(t *testing.T) {
 	}{
 		{"list", []string{"list", "--user", user}},
 		{"search", []string{"search", "payroll_archive", "--user", user}},
+		{"search_output", []string{"search", "secret plan", "--user", user}},
+		{"search_raw", []string{"search", "secret plan", "--user", user, "--raw"}},
 		{"show", []string{"show", id}},
 		{"show_grep", []string{"show", id, "--grep", "division by zero"}},
+		{"show_ssh", []string{"show", sshID}},
+		{"show_ssh_raw", []string{"show", sshID, "--raw"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +145,49 @@ func TestSessionsCLIGolden(t *testing.T) {
 				t.Errorf("terminal control characters reached the output: %q", stdout)
 			}
 			golden(t, "sessions_"+tt.name, stdout, replace...)
+		})
+	}
+}
+
+// TestSessionsSearchOneHitPerAction: a command echoed by the terminal is
+// found once (its command event), not once more per raw chunk that
+// displayed it; --raw adds the chunks.
+func TestSessionsSearchOneHitPerAction(t *testing.T) {
+	f := reviewtest.New(t)
+	id, user := reviewtest.UniqueID("s-"), reviewtest.UniqueID("u")
+	m, events, doc := reviewtest.SampleSSHSession(id, user, schema.StatusEnded)
+	f.PutSession(doc)
+	f.IndexEvents(m, events...)
+	tests := []struct {
+		text     string
+		raw      bool
+		wantSeqs []float64
+	}{
+		{"rm -rf", false, []float64{7}},
+		{"rm -rf", true, []float64{7, 6}},
+		{"secret plan", false, []float64{10}},
+		{"payroll.csv", false, []float64{11}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s raw=%v", tt.text, tt.raw), func(t *testing.T) {
+			args := []string{"search", tt.text, "--user", user, "--json"}
+			if tt.raw {
+				args = append(args, "--raw")
+			}
+			stdout, stderr, code := sessionsCLI(t, f.URL, args...)
+			var out struct {
+				Events []struct{ Attributes map[string]any }
+			}
+			if code != 0 || json.Unmarshal([]byte(stdout), &out) != nil {
+				t.Fatalf("exit %d, stderr %q, stdout %s", code, stderr, stdout)
+			}
+			var seqs []float64
+			for _, e := range out.Events {
+				seqs = append(seqs, e.Attributes[schema.AttrSeq].(float64))
+			}
+			if !slices.Equal(seqs, tt.wantSeqs) {
+				t.Errorf("hits at seq %v, want %v", seqs, tt.wantSeqs)
+			}
 		})
 	}
 }
