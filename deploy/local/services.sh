@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Local services for pamtrail development, tests and benchmarks, without
-# Docker: PostgreSQL, MariaDB, Elasticsearch, an OpenSSH target and pgbouncer, all on
-# 127.0.0.1 with state under ${PAMTRAIL_HOME:-<repo>/.pamtrail}. See README.md.
+# Local services for pamtrail development, tests and benchmarks: PostgreSQL,
+# MariaDB, Elasticsearch, an OpenSSH target and pgbouncer run without Docker,
+# all on 127.0.0.1 with state under ${PAMTRAIL_HOME:-<repo>/.pamtrail}; the
+# Docker engine is there for the images and deploy/compose/. See README.md.
 set -euo pipefail
 # Run the last element of a pipeline in this shell, so `die` inside it really
 # aborts the script instead of only a subshell.
@@ -22,10 +23,13 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SCRIPT_DIR/mariadb.sh"
 # shellcheck source=deploy/local/elasticsearch.sh
 . "$SCRIPT_DIR/elasticsearch.sh"
+# shellcheck source=deploy/local/docker.sh
+. "$SCRIPT_DIR/docker.sh"
 
 # Start order: pgbouncer needs postgres; Elasticsearch is last because it is
-# the slowest and the others are then usable while waiting for it.
-ALL_SERVICES=(postgres pgbouncer mariadb sshd elasticsearch)
+# the slowest of the native ones and the others are then usable while waiting
+# for it; docker (the image builds and the compose test) comes after.
+ALL_SERVICES=(postgres pgbouncer mariadb sshd elasticsearch docker)
 DEFAULT_UP=(postgres elasticsearch)
 
 usage() {
@@ -52,13 +56,13 @@ resolve_services() {
 	for name in "$@"; do
 		case $name in
 		all) for n in "${ALL_SERVICES[@]}"; do wanted[$n]=1; done ;;
-		postgres | pgbouncer | mariadb | sshd | elasticsearch) wanted[$name]=1 ;;
+		postgres | pgbouncer | mariadb | sshd | elasticsearch | docker) wanted[$name]=1 ;;
 		*) die "unknown service '$name' (want one of: ${ALL_SERVICES[*]} all)" ;;
 		esac
 	done
 	local ordered=("${ALL_SERVICES[@]}")
 	if [[ $direction == stop ]]; then
-		ordered=(elasticsearch sshd mariadb pgbouncer postgres)
+		ordered=(docker elasticsearch sshd mariadb pgbouncer postgres)
 	fi
 	for name in "${ordered[@]}"; do
 		[[ -n ${wanted[$name]:-} ]] && echo "$name"

@@ -133,10 +133,19 @@ type Recording struct {
 // RecordingEnabled reports whether events are recorded at all.
 func (r Recording) RecordingEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
-// MetricsEndpoint exposes gateway metrics.
+// MetricsEndpoint exposes gateway metrics and the readiness check.
 type MetricsEndpoint struct {
 	Address string `yaml:"address"` // Prometheus text endpoint, e.g. 127.0.0.1:9464
+	// MaxUploadLag bounds the age of the oldest record not yet acknowledged
+	// by the collector; beyond it /healthz reports the gateway not ready.
+	// Unset means DefaultMaxUploadLag; 0 turns the check off.
+	MaxUploadLag *Duration `yaml:"max_upload_lag"`
 }
+
+// DefaultMaxUploadLag is metrics.max_upload_lag's default: long enough for
+// an upload cycle, the collector's batching and a few retries, short enough
+// that a gateway cut off from its collector leaves the load balancer soon.
+const DefaultMaxUploadLag = Duration(5 * time.Minute)
 
 // User is a gateway identity.
 type User struct {
@@ -274,6 +283,10 @@ func (c *Config) applyDefaults() {
 		if c.Postgres.AuthTimeout == 0 {
 			c.Postgres.AuthTimeout = Duration(30 * time.Second)
 		}
+	}
+	if c.Metrics != nil && c.Metrics.MaxUploadLag == nil {
+		lag := DefaultMaxUploadLag
+		c.Metrics.MaxUploadLag = &lag
 	}
 	if c.SSH != nil && c.SSH.HostKeyFile == "" {
 		c.SSH.HostKeyFile = "ssh_host_ed25519_key"

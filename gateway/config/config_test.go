@@ -44,6 +44,13 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if cfg.Accounts[0].FailurePolicy != "fail-open" || cfg.Accounts[0].Mode != "async" {
 		t.Fatalf("account policy defaults: %+v", cfg.Accounts[0])
 	}
+	withMetrics, err := Parse([]byte(validBase+"metrics:\n  address: 127.0.0.1:9464\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag := withMetrics.Metrics.MaxUploadLag; lag == nil || *lag != DefaultMaxUploadLag {
+		t.Fatalf("metrics.max_upload_lag default: %v", lag)
+	}
 	if _, ok := cfg.PostgresVerifier("alice"); !ok {
 		t.Fatal("alice has no verifier")
 	}
@@ -67,6 +74,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"bad address", [2]string{"address: 127.0.0.1:6432", "address: localhost"}, "", "postgres.address"},
 		{"gc percent too low", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\ngateway:\n  gc_percent: 5"}, "", "gateway.gc_percent"},
 		{"negative event loops", [2]string{"address: 127.0.0.1:6432", "address: 127.0.0.1:6432\n  event_loops: -1"}, "", "postgres.event_loops"},
+		{"upload lag bound shorter than two uploads", [2]string{}, "metrics:\n  address: 127.0.0.1:9464\n  max_upload_lag: 15s\n", "metrics.max_upload_lag"},
+		{"upload lag bound off", [2]string{}, "metrics:\n  address: 127.0.0.1:9464\n  max_upload_lag: 0s\n", ""},
 		{"unknown key", [2]string{}, "bogus: 1\n", "bogus"},
 		{"ssh account without known_hosts", [2]string{}, "ssh:\n  address: 127.0.0.1:2222\n", ""},
 		{"both secret sources", [2]string{"secret: {env: DEMO_PW}", "secret: {env: A, file: /x}"}, "", "accounts[0].secret"},

@@ -56,6 +56,11 @@ func (c *Config) Validate() error {
 	if c.SSH != nil {
 		v.address("ssh.address", c.SSH.Address)
 	}
+	if m := c.Metrics; m != nil && m.MaxUploadLag != nil {
+		if lag := *m.MaxUploadLag; lag != 0 && lag < 2*c.Upload.Interval {
+			v.add("metrics.max_upload_lag", fmt.Sprintf("%s would report a healthy gateway not ready between two uploads: use 0 (no bound) or at least twice upload.interval (%s)", lag.D(), (2*c.Upload.Interval).D()))
+		}
+	}
 	if p := c.Gateway.GCPercent; p != 0 && (p < 25 || p > 10000) {
 		v.add("gateway.gc_percent", fmt.Sprintf("%d is out of range 25..10000", c.Gateway.GCPercent))
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // serveMetrics exposes the gateway's OTel metrics on a Prometheus endpoint
-// (/metrics). All instruments are observable: they read the spool, uploader
+// (/metrics) and its readiness on /healthz (health.go). All instruments are observable: they read the spool, uploader
 // and recorder counters at scrape time, so nothing is added to the data path.
 func (g *Gateway) serveMetrics(addr string) error {
 	reg := prometheus.NewRegistry()
@@ -33,7 +33,7 @@ func (g *Gateway) serveMetrics(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { g.readiness().ServeHTTP(w, r) })
 	g.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := g.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

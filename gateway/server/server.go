@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
@@ -39,11 +40,13 @@ type Gateway struct {
 	kick     chan struct{}
 	stopKick chan struct{}
 	stopOnce sync.Once
+	keyID    string // the spool keyring's current key, for /healthz
 }
 
 type runningEngine struct {
 	engine.Engine
-	ln net.Listener
+	ln      net.Listener
+	serving *atomic.Bool // false once Serve has returned
 }
 
 // Start opens the spool, starts the uploader and the engines' listeners.
@@ -60,6 +63,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 	if err != nil {
 		return nil, err
 	}
+	g.keyID = ring.Current().ID
 	g.spool, err = spool.Open(cfg.Spool.Dir, spool.Options{
 		Keys:          ring,
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
@@ -137,11 +141,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		if err != nil {
 			return nil, fmt.Errorf("%s.address: %w", proto, err)
 		}
-		re := runningEngine{Engine: eng, ln: ln}
+		re := runningEngine{Engine: eng, ln: ln, serving: new(atomic.Bool)}
+		re.serving.Store(true)
 		g.engines = append(g.engines, re)
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
+			defer re.serving.Store(false)
 			if err := re.Serve(re.ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				log.Error("engine stopped", "engine", re.Protocol(), "error", err)
 			}
