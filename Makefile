@@ -14,6 +14,8 @@ BUILDER     := $(GOBIN)/builder
 export GONOSUMDB := go.opentelemetry.io/ebpf-profiler
 export GOFLAGS   := -buildvcs=false
 export PAMTRAIL_HOME ?= $(CURDIR)/.pamtrail
+# One version for the binaries and the images: the collector distribution's.
+VERSION     := $(shell sed -n 's/^  version: *//p' builder-config.yaml)
 
 SERVICES    := deploy/local/services.sh
 GO_SOURCES  := $(shell find gateway collector-components dashboards -name '*.go' -not -path '*/testdata/*' 2>/dev/null) go.mod go.sum
@@ -23,12 +25,12 @@ TEST_TIMEOUT ?= 18m
 # end to end; every other package runs with -race.
 INTEGRATION_PKGS := ./gateway/e2e/... ./collector-components/e2e/...
 
-.PHONY: build run test test-unit test-integration bench soak fuzz services services-down tools clean
+.PHONY: build run test test-unit test-integration bench soak fuzz services services-down tools clean images
 
 build: bin/pamtrail bin/otelcol-pamtrail
 
 bin/pamtrail: $(GO_SOURCES)
-	$(GO) build -trimpath -o $@ ./gateway/cmd/pamtrail
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./gateway/cmd/pamtrail
 
 $(BUILDER):
 	$(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
@@ -41,6 +43,11 @@ bin/otelcol-pamtrail: $(BUILDER) builder-config.yaml $(GO_SOURCES)
 
 services:
 	$(SERVICES) up all
+
+# pamtrail:$(VERSION) and otelcol-pamtrail:$(VERSION), FROM scratch (deploy/images/).
+images: bin/otelcol-pamtrail
+	$(SERVICES) up docker
+	deploy/images/build.sh $(VERSION)
 
 services-down:
 	$(SERVICES) down all
