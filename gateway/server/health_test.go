@@ -22,21 +22,6 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
-// acceptEngine accepts and closes connections: enough for the listeners check.
-type acceptEngine struct{}
-
-func (acceptEngine) Protocol() string { return "ssh" }
-func (acceptEngine) Serve(ln net.Listener) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		_ = c.Close()
-	}
-}
-func (acceptEngine) Shutdown(context.Context) error { return nil }
-
 // startHealthGateway runs a gateway with one listener and an uploader aimed at
 // a port nobody listens on, so every spooled record stays pending.
 func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
@@ -67,7 +52,8 @@ func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg.Metrics = &config.MetricsEndpoint{Address: metricsAddr, MaxUploadLag: &lag}
 	factories := map[string]EngineFactory{"ssh": func(*config.Config, recorder.Recorder, *slog.Logger) (engine.Engine, error) {
-		return acceptEngine{}, nil
+		// A lifecycle that closes what it accepts: enough for the listeners check.
+		return engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: slog.New(slog.DiscardHandler), Handle: func(net.Conn) {}}), nil
 	}}
 	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), factories)
 	if err != nil {
