@@ -177,6 +177,15 @@ const (
 	// SessionFindingsDropped counts findings beyond the processor's
 	// risk.max_findings, so a capped list never hides that more matched.
 	SessionFindingsDropped = "risk_findings_dropped"
+	// SessionLastReceived is the latest collector clock at which any
+	// collector took a record of the session; lost detection reads it.
+	SessionLastReceived = "last_received"
+	// SessionSummaryPending is true while a finished session waits for its
+	// summary.
+	SessionSummaryPending = "summary_pending"
+	// SessionState is the processor's mergeable state of the session (seqs
+	// merged, objects, reported counts); stored, not indexed.
+	SessionState = "state"
 )
 
 // Elasticsearch names.

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/pamtrail/pamtrail/collector-components/internal/esenv"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/sessionsindex"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -37,7 +39,7 @@ var benchStatements = []struct {
 
 // benchBatch builds one upload's worth of records over a few sessions, like
 // a gateway's request: the session attributes, seq, and a statement each.
-func benchBatch(batch, size int) plog.Logs {
+func benchBatch(prefix string, batch, size int) plog.Logs {
 	ld := plog.NewLogs()
 	rl := ld.ResourceLogs().AppendEmpty()
 	rl.Resource().Attributes().PutStr("service.name", "pamtrail-gateway")
@@ -50,8 +52,9 @@ func benchBatch(batch, size int) plog.Logs {
 		rec.Body().SetStr(st.text)
 		rec.SetTimestamp(pcommon.NewTimestampFromTime(now))
 		a := rec.Attributes()
-		a.PutStr(schema.AttrSessionID, fmt.Sprintf("bench-%d", i%8))
-		a.PutInt(schema.AttrSeq, int64(batch*size+i))
+		// Eight sessions, each with consecutive seqs, as a gateway sends them.
+		a.PutStr(schema.AttrSessionID, fmt.Sprintf("%s-%d", prefix, i%8))
+		a.PutInt(schema.AttrSeq, int64((batch*size+i)/8))
 		a.PutStr(schema.AttrUserName, "alice")
 		a.PutStr(schema.AttrAccount, "demo-postgres")
 		a.PutStr(schema.AttrResourceType, schema.ResourcePostgres)
@@ -66,28 +69,50 @@ func benchBatch(batch, size int) plog.Logs {
 }
 
 // BenchmarkProcessor measures the whole per-record path (document ids, risk
-// rules with the built-in set, session state) and the hand-off, on one
-// goroutine, with flushes triggered by send_batch_size. Run with -cpu 1 for
-// the single-core figure; it reports records/s.
+// rules with the built-in set, the hand-off, and the merge into the session
+// state) on one goroutine, in requests of 1,000 records over 8 sessions.
+// state=memory keeps the state in this process (one collector);
+// state=elasticsearch merges it into a real sessions index with optimistic
+// concurrency, as every collector of a tier does. Run with -cpu 1 for the
+// single-core figure; it reports records/s.
 func BenchmarkProcessor(b *testing.B) {
-	const batchSize = 1000
-	cfg := createDefaultConfig().(*Config)
-	cfg.SendBatchSize, cfg.MaxPendingRecords = batchSize, batchSize
-	p := newTestProcessor(b, cfg, consumertest.NewNop())
-	require.NoError(b, p.Start(context.Background(), componenttest.NewNopHost()))
-	b.Cleanup(func() { require.NoError(b, p.Shutdown(context.Background())) })
+	const requestSize = 1000
+	stores := []struct {
+		name string
+		open func(b *testing.B) sessionsindex.Store
+	}{
+		{"memory", func(*testing.B) sessionsindex.Store { return sessionsindex.NewMemory(time.Hour, time.Now) }},
+		{"elasticsearch", func(b *testing.B) sessionsindex.Store {
+			url := esenv.URL(b)
+			store, err := sessionsindex.NewElasticsearch(sessionsindex.ClientConfig{
+				Endpoints: []string{url}, Timeout: 30 * time.Second,
+				Index: esenv.SessionsIndex(b, url), EventsIndex: schema.EventsIndexPattern,
+			}, time.Now)
+			require.NoError(b, err)
+			return store
+		}},
+	}
+	for _, st := range stores {
+		b.Run("state="+st.name, func(b *testing.B) {
+			p := newTestProcessor(b, createDefaultConfig().(*Config), consumertest.NewNop())
+			p.store = st.open(b)
+			require.NoError(b, p.Start(context.Background(), componenttest.NewNopHost()))
+			b.Cleanup(func() { require.NoError(b, p.Shutdown(context.Background())) })
 
-	// Build the input outside the timer: the receiver's decoding is not ours.
-	batches := make([]plog.Logs, b.N)
-	for i := range batches {
-		batches[i] = benchBatch(i, batchSize)
+			// Build the input outside the timer: the receiver's decoding is not ours.
+			prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+			requests := make([]plog.Logs, b.N)
+			for i := range requests {
+				requests[i] = benchBatch(prefix, i, requestSize)
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := p.ConsumeLogs(context.Background(), requests[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*requestSize)/b.Elapsed().Seconds(), "records/s")
+		})
 	}
-	b.ResetTimer()
-	for i := range b.N {
-		if err := p.ConsumeLogs(context.Background(), batches[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N*batchSize)/b.Elapsed().Seconds(), "records/s")
 }

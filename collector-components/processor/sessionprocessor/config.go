@@ -9,28 +9,17 @@ import (
 	"net/url"
 	"time"
 
-	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configtls"
+
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/rules"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/summary"
 )
 
-// Config is the session processor's configuration.
+// Config is the session processor's configuration. There is no batching
+// setting: every request is handed on at once, and the exporter batches for
+// Elasticsearch.
 type Config struct {
-	// FlushInterval is the longest a record waits in the processor's buffer
-	// before it is handed to the next consumer. ConsumeLogs returns only once
-	// that hand-off is done, so the sender's export timeout must exceed it.
-	FlushInterval time.Duration `mapstructure:"flush_interval"`
-
-	// SendBatchSize flushes the buffer early once this many records are
-	// pending, bounding the size of a single hand-off.
-	SendBatchSize int `mapstructure:"send_batch_size"`
-
-	// MaxPendingRecords caps the buffer. When it is full ConsumeLogs refuses
-	// new data with a retryable error: the gateway keeps the records in its
-	// encrypted spool and retries, instead of the collector growing without
-	// bound.
-	MaxPendingRecords int `mapstructure:"max_pending_records"`
-
 	// HeartbeatInterval is the gateway's heartbeat (upload) cadence.
 	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
 
@@ -39,17 +28,12 @@ type Config struct {
 	// live for ever, while one slow upload does not flap the status.
 	LostAfterHeartbeats int `mapstructure:"lost_after_heartbeats"`
 
-	// Retention is how long a finished (ended, failed or lost) session is kept
-	// in the processor's state after its last activity. Within it, replayed
-	// records merge into the finished session instead of re-opening it.
+	// Retention is how long a finished session stays in a collector's
+	// memory when there is no sessions index (state in memory only).
 	Retention time.Duration `mapstructure:"retention"`
 
-	// Storage is the storage extension (for example file_storage) that keeps
-	// session state across collector restarts. Without it, state is in memory
-	// only.
-	Storage *component.ID `mapstructure:"storage"`
-
-	// Sessions configures the writer of the sessions index.
+	// Sessions is the sessions index, where the state of every session is
+	// kept and shared by all collectors.
 	Sessions SessionsIndexConfig `mapstructure:"sessions_index"`
 
 	// Risk configures the risk rules.
@@ -64,32 +48,38 @@ type Config struct {
 
 // SessionsIndexConfig is where the one-document-per-session index lives.
 type SessionsIndexConfig struct {
-	// Endpoint is the Elasticsearch URL. Empty disables the writer: state and
-	// risk attributes still work, but no session documents are written.
-	Endpoint string `mapstructure:"endpoint"`
+	// Endpoints are the Elasticsearch URLs, tried in turn; list several
+	// nodes of a cluster. Endpoint is the single-URL form. Both empty: state
+	// is kept in this collector's memory and no document is written.
+	Endpoints []string `mapstructure:"endpoints"`
+	Endpoint  string   `mapstructure:"endpoint"`
 	// Index is the index name (not a data stream: documents are updated).
-	Index    string                 `mapstructure:"index"`
-	User     string                 `mapstructure:"user"`
-	Password configopaque.String    `mapstructure:"password"`
-	TLS      configtls.ClientConfig `mapstructure:"tls"`
-	// Timeout bounds one bulk request.
+	Index string `mapstructure:"index"`
+	// EventsIndex is read for the transcript of a model-backed summary.
+	EventsIndex string              `mapstructure:"events_index"`
+	User        string              `mapstructure:"user"`
+	Password    configopaque.String `mapstructure:"password"`
+	// APIKey is the base64 "id:key" credential of an Elasticsearch API key,
+	// sent as "Authorization: ApiKey ..."; use it or user/password.
+	APIKey configopaque.String    `mapstructure:"api_key"`
+	TLS    configtls.ClientConfig `mapstructure:"tls"`
+	// Timeout bounds one request.
 	Timeout time.Duration `mapstructure:"timeout"`
-	// MaxRetryInterval caps the backoff between failed writes. Writes are
-	// retried until they succeed; a newer state of a session replaces an
-	// older unwritten one.
-	MaxRetryInterval time.Duration `mapstructure:"max_retry_interval"`
 }
 
-// RiskConfig extends or overrides the built-in rule set (rules/builtin.yaml).
+// urls is the effective endpoint list.
+func (c *SessionsIndexConfig) urls() []string {
+	if c.Endpoint != "" {
+		return append([]string{c.Endpoint}, c.Endpoints...)
+	}
+	return c.Endpoints
+}
+
+// RiskConfig extends or overrides the built-in rule set (internal/rules/builtin.yaml).
 type RiskConfig struct {
-	// Builtin loads the embedded rule set; false starts from no rules.
-	Builtin bool `mapstructure:"builtin"`
-	// Rules are added, or, when the id exists, override the fields they set.
-	Rules []RuleConfig `mapstructure:"rules"`
-	// Disabled lists rule ids to switch off.
-	Disabled []string `mapstructure:"disabled"`
+	rules.Config `mapstructure:",squash"`
 	// MaxFindings caps the findings kept on a session document; the risk
-	// level still counts every finding.
+	// level still counts every finding and risk_findings_dropped the rest.
 	MaxFindings int `mapstructure:"max_findings"`
 }
 
@@ -114,13 +104,6 @@ type OpenAIConfig struct {
 	MaxInputChars int `mapstructure:"max_input_chars"`
 }
 
-// Summary providers.
-const (
-	providerRules  = "rules"
-	providerOpenAI = "openai"
-	providerNone   = "none"
-)
-
 // lostAfter is the silence after which an active session becomes lost.
 func (cfg *Config) lostAfter() time.Duration {
 	return time.Duration(cfg.LostAfterHeartbeats) * cfg.HeartbeatInterval
@@ -129,16 +112,6 @@ func (cfg *Config) lostAfter() time.Duration {
 // Validate checks the configuration and names the offending field.
 func (cfg *Config) Validate() error {
 	var errs error
-	if cfg.FlushInterval <= 0 {
-		errs = errors.Join(errs, fmt.Errorf("flush_interval: must be > 0, got %s", cfg.FlushInterval))
-	}
-	if cfg.SendBatchSize <= 0 {
-		errs = errors.Join(errs, fmt.Errorf("send_batch_size: must be > 0, got %d", cfg.SendBatchSize))
-	}
-	if cfg.MaxPendingRecords < cfg.SendBatchSize {
-		errs = errors.Join(errs, fmt.Errorf("max_pending_records: must be >= send_batch_size (%d), got %d",
-			cfg.SendBatchSize, cfg.MaxPendingRecords))
-	}
 	if cfg.HeartbeatInterval <= 0 {
 		errs = errors.Join(errs, fmt.Errorf("heartbeat_interval: must be > 0, got %s", cfg.HeartbeatInterval))
 	}
@@ -155,24 +128,33 @@ func (cfg *Config) Validate() error {
 }
 
 func (c *SessionsIndexConfig) validate() error {
-	if c.Endpoint == "" {
+	urls := c.urls()
+	if len(urls) == 0 {
 		return nil
 	}
 	var errs error
-	if u, err := url.Parse(c.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = errors.Join(errs, fmt.Errorf("sessions_index::endpoint: must be an http(s) URL, got %q", c.Endpoint))
+	for _, endpoint := range urls {
+		if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = errors.Join(errs, fmt.Errorf("sessions_index::endpoints: must be http(s) URLs, got %q", endpoint))
+		}
 	}
 	if c.Index == "" {
 		errs = errors.Join(errs, errors.New("sessions_index::index: must not be empty"))
 	}
+	if c.EventsIndex == "" {
+		errs = errors.Join(errs, errors.New("sessions_index::events_index: must not be empty"))
+	}
 	if c.Timeout <= 0 {
 		errs = errors.Join(errs, fmt.Errorf("sessions_index::timeout: must be > 0, got %s", c.Timeout))
 	}
-	if c.MaxRetryInterval <= 0 {
-		errs = errors.Join(errs, fmt.Errorf("sessions_index::max_retry_interval: must be > 0, got %s", c.MaxRetryInterval))
-	}
 	if c.Password != "" && c.User == "" {
 		errs = errors.Join(errs, errors.New("sessions_index::user: must be set when password is"))
+	}
+	if c.APIKey != "" && c.User != "" {
+		errs = errors.Join(errs, errors.New("sessions_index::api_key: use either api_key or user/password, not both"))
+	}
+	if err := c.TLS.Config.Validate(); err != nil {
+		errs = errors.Join(errs, fmt.Errorf("sessions_index::tls: %w", err))
 	}
 	return errs
 }
@@ -183,7 +165,7 @@ func (c *RiskConfig) validate() error {
 		errs = errors.Join(errs, fmt.Errorf("risk::max_findings: must be > 0, got %d", c.MaxFindings))
 	}
 	// Compiling catches bad patterns, severities and targets with the rule id.
-	if _, err := loadRuleSet(*c); err != nil {
+	if _, err := rules.Load(c.Config); err != nil {
 		errs = errors.Join(errs, fmt.Errorf("risk: %w", err))
 	}
 	return errs
@@ -192,12 +174,12 @@ func (c *RiskConfig) validate() error {
 func (c *SummaryConfig) validate() error {
 	var errs error
 	switch c.Provider {
-	case providerRules, providerNone:
-	case providerOpenAI:
+	case summary.ProviderRules, summary.ProviderNone:
+	case summary.ProviderOpenAI:
 		errs = errors.Join(errs, c.OpenAI.validate())
 	default:
 		errs = errors.Join(errs, fmt.Errorf("summary::provider: must be %q, %q or %q, got %q",
-			providerRules, providerOpenAI, providerNone, c.Provider))
+			summary.ProviderRules, summary.ProviderOpenAI, summary.ProviderNone, c.Provider))
 	}
 	return errs
 }

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/rules"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/summary"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -30,10 +32,12 @@ func TestLoadConfig(t *testing.T) {
 			expected: createDefaultConfig().(*Config),
 		},
 		{
-			id: component.NewIDWithName(metadata.Type, "custom"),
+			id: component.NewIDWithName(metadata.Type, "cluster"),
 			expected: func() *Config {
 				cfg := createDefaultConfig().(*Config)
-				cfg.FlushInterval, cfg.SendBatchSize, cfg.MaxPendingRecords = 2*time.Second, 100, 1000
+				cfg.Sessions.Endpoints = []string{"https://es-1:9200", "https://es-2:9200", "https://es-3:9200"}
+				cfg.Sessions.APIKey = "aWQ6a2V5"
+				cfg.Sessions.TLS.CAFile = "/etc/pamtrail/es-ca.pem"
 				return cfg
 			}(),
 		},
@@ -41,16 +45,14 @@ func TestLoadConfig(t *testing.T) {
 			id: component.NewIDWithName(metadata.Type, "full"),
 			expected: func() *Config {
 				cfg := createDefaultConfig().(*Config)
-				storage := component.MustNewIDWithName("file_storage", "sessions")
 				cfg.HeartbeatInterval, cfg.LostAfterHeartbeats, cfg.Retention = 5*time.Second, 4, 2*time.Hour
-				cfg.Storage = &storage
 				cfg.Sessions.Endpoint, cfg.Sessions.Index = "https://es.internal:9200", "pamtrail-sessions-prod"
 				cfg.Sessions.User, cfg.Sessions.Password = "writer", "secret"
-				cfg.Sessions.Timeout, cfg.Sessions.MaxRetryInterval = 10*time.Second, 30*time.Second
-				cfg.Risk.Rules = []RuleConfig{{ID: "sql.grant_revoke", Severity: "high"}}
+				cfg.Sessions.Timeout = 10 * time.Second
+				cfg.Risk.Rules = []rules.Rule{{ID: "sql.grant_revoke", Severity: "high"}}
 				cfg.Risk.Disabled = []string{"shell.privilege_escalation"}
 				cfg.Risk.MaxFindings = 50
-				cfg.Summary = SummaryConfig{Provider: providerOpenAI, OpenAI: OpenAIConfig{
+				cfg.Summary = SummaryConfig{Provider: summary.ProviderOpenAI, OpenAI: OpenAIConfig{
 					BaseURL: "http://127.0.0.1:11434/v1", Model: "llama3", APIKeyEnv: "LLM_KEY",
 					Timeout: 5 * time.Second, MaxInputChars: 1000,
 				}}
@@ -62,10 +64,17 @@ func TestLoadConfig(t *testing.T) {
 			errMsgs: []string{
 				"heartbeat_interval: must be > 0",
 				"lost_after_heartbeats: must be >= 2",
-				`sessions_index::endpoint: must be an http(s) URL, got "ftp://x"`,
+				`sessions_index::endpoints: must be http(s) URLs, got "ftp://x"`,
 				"sessions_index::index: must not be empty",
 				`risk: disabled: no rule with id "no.such.rule"`,
 				"risk::max_findings: must be > 0",
+			},
+		},
+		{
+			id: component.NewIDWithName(metadata.Type, "bad_credentials"),
+			errMsgs: []string{
+				"sessions_index::api_key: use either api_key or user/password, not both",
+				"sessions_index::tls: invalid TLS min_version",
 			},
 		},
 		{
@@ -79,20 +88,6 @@ func TestLoadConfig(t *testing.T) {
 				"summary::openai::model: must not be empty",
 				"summary::openai::timeout: must be > 0",
 			},
-		},
-		{
-			id:      component.NewIDWithName(metadata.Type, "zero_interval"),
-			errMsgs: []string{"flush_interval: must be > 0"},
-		},
-		{
-			id: component.NewIDWithName(metadata.Type, "negative_batch"),
-			errMsgs: []string{
-				"send_batch_size: must be > 0, got -1",
-			},
-		},
-		{
-			id:      component.NewIDWithName(metadata.Type, "small_cap"),
-			errMsgs: []string{"max_pending_records: must be >= send_batch_size (100), got 10"},
 		},
 	}
 	for _, tt := range tests {
@@ -119,7 +114,7 @@ func TestLoadConfig(t *testing.T) {
 func TestValidateReportsEveryField(t *testing.T) {
 	err := (&Config{}).Validate()
 	require.Error(t, err)
-	for _, field := range []string{"flush_interval:", "send_batch_size:"} {
+	for _, field := range []string{"heartbeat_interval:", "lost_after_heartbeats:", "risk::max_findings:", "summary::provider:"} {
 		assert.ErrorContains(t, err, field)
 	}
 }

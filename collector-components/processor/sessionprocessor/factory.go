@@ -12,20 +12,18 @@ import (
 	"go.opentelemetry.io/collector/processor"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/rules"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/summary"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 const (
-	defaultFlushInterval     = 10 * time.Second
-	defaultSendBatchSize     = 8192
-	defaultMaxPendingRecords = 4 * defaultSendBatchSize
 	// The gateway heartbeats once per 10 s upload cycle; three missed
 	// heartbeats (30 s) make a session lost.
 	defaultHeartbeatInterval   = 10 * time.Second
 	defaultLostAfterHeartbeats = 3
 	defaultRetention           = time.Hour
 	defaultSessionsTimeout     = 30 * time.Second
-	defaultMaxRetryInterval    = time.Minute
 	defaultMaxFindings         = 200
 	defaultOpenAITimeout       = 60 * time.Second
 	// The reference implementation caps model input at 200,000 characters.
@@ -43,20 +41,17 @@ func NewFactory() processor.Factory {
 
 func createDefaultConfig() component.Config {
 	return &Config{
-		FlushInterval:       defaultFlushInterval,
-		SendBatchSize:       defaultSendBatchSize,
-		MaxPendingRecords:   defaultMaxPendingRecords,
 		HeartbeatInterval:   defaultHeartbeatInterval,
 		LostAfterHeartbeats: defaultLostAfterHeartbeats,
 		Retention:           defaultRetention,
 		Sessions: SessionsIndexConfig{
-			Index:            schema.SessionsIndex,
-			Timeout:          defaultSessionsTimeout,
-			MaxRetryInterval: defaultMaxRetryInterval,
+			Index:       schema.SessionsIndex,
+			EventsIndex: schema.EventsIndex,
+			Timeout:     defaultSessionsTimeout,
 		},
-		Risk: RiskConfig{Builtin: true, MaxFindings: defaultMaxFindings},
+		Risk: RiskConfig{Config: rules.Config{Builtin: true}, MaxFindings: defaultMaxFindings},
 		Summary: SummaryConfig{
-			Provider: providerRules,
+			Provider: summary.ProviderRules,
 			OpenAI: OpenAIConfig{
 				APIKeyEnv:     "OPENAI_API_KEY",
 				Timeout:       defaultOpenAITimeout,

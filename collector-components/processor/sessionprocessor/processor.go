@@ -19,64 +19,57 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/rules"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/sessionsindex"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/summary"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
-
-// finalWriteTimeout bounds the last sessions-index write at shutdown.
-const finalWriteTimeout = 5 * time.Second
 
 var (
 	// errShutdown is returned to senders once the processor has been shut down.
 	errShutdown = errors.New("session processor is shut down")
-	// errNotStarted is returned before Start: nothing would flush the data.
+	// errNotStarted is returned before Start: there is no store to merge into.
 	errNotStarted = errors.New("session processor is not started")
 )
 
-// pendingBatch is the buffer of one flush. Every ConsumeLogs call whose
-// records are in it waits for done and returns err: the sender learns the
-// outcome of the hand-off that actually carried its records.
-type pendingBatch struct {
-	logs  plog.Logs
-	count int
-	done  chan struct{}
-	err   error
-}
-
-// sessionProcessor runs the record hooks (document ids, risk rules, session
-// state) over incoming logs, batches them and hands each batch to the next
-// consumer every flush_interval or when send_batch_size records are pending.
-// ConsumeLogs returns only after the batch holding its records was accepted
-// by the next consumer (the exporter's persistent queue) and the session
-// state it changed was persisted, so what the gateway treats as acknowledged
-// survives a collector crash.
+// sessionProcessor wires the parts together: for every request it sets the
+// document ids (record_hooks.go), runs the risk rules and extracts what each
+// record tells about its session (internal/state), hands the records to the
+// next consumer, and merges the observations into the shared session state
+// (internal/sessionsindex). ConsumeLogs returns only after both succeeded,
+// so nothing the gateway treats as acknowledged lives only in this
+// collector: any collector can take any record, and one may die at any time.
+// Background loops mark silent sessions lost and write summaries
+// (internal/summary) that could not be written inline.
 type sessionProcessor struct {
 	id        component.ID
 	cfg       *Config
 	next      consumer.Logs
 	logger    *zap.Logger
 	telemetry *metadata.TelemetryBuilder
-	hooks     []recordHook
-	tracker   *tracker
+	keyHook   *sessionKeyHook
+	rules     *rules.Set
 	now       func() time.Time
 
-	store      *stateStore // nil without a storage extension
-	writer     *sessionsWriter
-	summarizer *summarizer
+	store      sessionsindex.Store // set by Start
+	summarizer *summary.Summarizer
+	async      *asyncSummaries // nil when summaries are written inline
 	// openaiTransport is closed at shutdown so no keep-alive outlives us.
 	openaiTransport *http.Transport
 
 	mu      sync.Mutex
-	batch   *pendingBatch // nil when empty
 	stopped bool
 	started bool
+	// handingOn counts records between arrival and their acknowledgement;
+	// inFlight lets Shutdown wait for those requests.
+	handingOn int64
+	inFlight  sync.WaitGroup
 
-	flushNow   chan struct{} // capacity 1: a pending size-triggered flush
-	stopLoop   chan struct{} // closed by Shutdown
-	loops      sync.WaitGroup
-	cancelBg   context.CancelFunc // stops the background goroutines
-	bgLoops    sync.WaitGroup
-	startOnce  sync.Once
-	stopOnce   sync.Once
-	cancelLoop context.CancelFunc
+	cancelBg  context.CancelFunc // stops the background goroutines
+	bgLoops   sync.WaitGroup
+	startOnce sync.Once
+	stopOnce  sync.Once
 }
 
 func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs) (*sessionProcessor, error) {
@@ -84,7 +77,7 @@ func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs
 	if err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
-	rules, err := loadRuleSet(cfg.Risk)
+	ruleSet, err := rules.Load(cfg.Risk.Config)
 	if err != nil {
 		return nil, fmt.Errorf("risk: %w", err)
 	}
@@ -94,17 +87,15 @@ func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs
 		next:      next,
 		logger:    set.Logger,
 		telemetry: telemetry,
+		keyHook:   newSessionKeyHook(set.Logger, telemetry),
+		rules:     ruleSet,
 		now:       time.Now,
-		flushNow:  make(chan struct{}, 1),
-		stopLoop:  make(chan struct{}),
 	}
-	p.tracker = newTracker(cfg, rules, func() time.Time { return p.now() })
-	p.hooks = []recordHook{newSessionKeyHook(set.Logger, telemetry), p.tracker}
 	if err := telemetry.RegisterPendingRecordsCallback(p.pendingRecords); err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
 	set.Logger.Info("session processor risk rules loaded",
-		zap.Int("builtin_version", rules.version), zap.Int("rules", rules.ruleCount()))
+		zap.Int("builtin_version", ruleSet.Version), zap.Int("rules", ruleSet.Count()))
 	return p, nil
 }
 
@@ -114,69 +105,74 @@ func (p *sessionProcessor) Capabilities() consumer.Capabilities {
 	return consumer.Capabilities{MutatesData: true}
 }
 
-// Start restores persisted session state and launches the flush loop, lost
-// detection, the summarizer and the sessions writer.
+// Start opens the session store and launches lost detection and, for a
+// model-backed summary, the summarizer.
 func (p *sessionProcessor) Start(ctx context.Context, host component.Host) error {
 	var err error
 	p.startOnce.Do(func() { err = p.start(ctx, host) })
 	return err
 }
 
-func (p *sessionProcessor) start(ctx context.Context, host component.Host) error {
+func (p *sessionProcessor) start(ctx context.Context, _ component.Host) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped { // Shutdown came first: there is nothing to flush into
+	if p.stopped { // Shutdown came first
 		return nil
 	}
-	if p.cfg.Storage != nil {
-		store, err := openStateStore(ctx, host, *p.cfg.Storage, p.id)
-		if err != nil {
+	store := p.store // set in advance by tests sharing one store
+	if store == nil {
+		var err error
+		if store, err = p.openStore(ctx); err != nil {
 			return err
 		}
-		sessions, err := store.load(ctx)
-		if err != nil {
-			_ = store.close(ctx)
-			return fmt.Errorf("storage: %w", err)
-		}
-		p.store = store
-		p.tracker.restore(sessions)
 	}
-	var openai *openAIClient
-	if p.cfg.Summary.Provider == providerOpenAI {
+	var openai *summary.OpenAI
+	if p.cfg.Summary.Provider == summary.ProviderOpenAI {
+		transcripts, ok := store.(summary.Transcripts)
+		if !ok {
+			return errors.New("summary::provider: openai reads transcripts from the events index; set sessions_index::endpoints")
+		}
 		key := os.Getenv(p.cfg.Summary.OpenAI.APIKeyEnv)
 		if key == "" {
 			p.logger.Warn("the openai API key variable is empty; sending requests without a key",
 				zap.String("api_key_env", p.cfg.Summary.OpenAI.APIKeyEnv))
 		}
 		p.openaiTransport = http.DefaultTransport.(*http.Transport).Clone()
-		openai = newOpenAIClient(p.cfg.Summary.OpenAI, key, &http.Client{Transport: p.openaiTransport})
+		oc := p.cfg.Summary.OpenAI
+		openai = summary.NewOpenAI(summary.OpenAIConfig{
+			BaseURL: oc.BaseURL, Model: oc.Model, APIKey: key, Timeout: oc.Timeout, MaxInputChars: oc.MaxInputChars,
+		}, &http.Client{Transport: p.openaiTransport}, transcripts)
 	}
-	if p.cfg.Sessions.Endpoint != "" {
-		w, err := newSessionsWriter(p.cfg.Sessions, p.tracker, p.now, p.logger, func(ctx context.Context) {
-			p.telemetry.SessionWriteFailures.Add(ctx, 1)
-		})
-		if err != nil {
-			return err
-		}
-		p.writer = w
-	}
-	p.summarizer = newSummarizer(p.tracker, openai, p.now, p.logger, p.stateChanged)
+	p.store = store
+	p.summarizer = summary.New(p.cfg.Summary.Provider, openai, p.logger)
 
 	bgCtx, cancelBg := context.WithCancel(context.Background())
-	loopCtx, cancelLoop := context.WithCancel(context.Background())
-	p.started, p.cancelBg, p.cancelLoop = true, cancelBg, cancelLoop
-	p.loops.Add(1)
-	go p.flushLoop(loopCtx)
-	p.goBackground(func() { p.sweepLoop(bgCtx) })
-	p.goBackground(func() { p.summarizer.run(bgCtx) })
-	if p.writer != nil {
-		p.goBackground(func() { p.writer.run(bgCtx) })
+	p.started, p.cancelBg = true, cancelBg
+	if !p.summarizer.Inline() && p.summarizer.Enabled() {
+		p.async = newAsyncSummaries(p)
+		p.goBackground(func() { p.async.run(bgCtx) })
 	}
-	// Re-emit restored state: documents whose last write was lost in a crash
-	// are written again, summaries interrupted by it are produced again.
-	p.summarizer.notify()
-	p.notifyWriter()
+	p.goBackground(func() { p.sweepLoop(bgCtx) })
 	return nil
+}
+
+func (p *sessionProcessor) openStore(ctx context.Context) (sessionsindex.Store, error) {
+	c := p.cfg.Sessions
+	if len(c.urls()) == 0 {
+		return sessionsindex.NewMemory(p.cfg.Retention, p.now), nil
+	}
+	tlsCfg, err := c.TLS.LoadTLSConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sessions_index::tls: %w", err)
+	}
+	store, err := sessionsindex.NewElasticsearch(sessionsindex.ClientConfig{
+		Endpoints: c.urls(), User: c.User, Password: string(c.Password), APIKey: string(c.APIKey),
+		TLS: tlsCfg, Timeout: c.Timeout, Index: c.Index, EventsIndex: c.EventsIndex,
+	}, p.now)
+	if err != nil {
+		return nil, fmt.Errorf("sessions_index: %w", err)
+	}
+	return store, nil
 }
 
 func (p *sessionProcessor) goBackground(f func()) {
@@ -187,8 +183,11 @@ func (p *sessionProcessor) goBackground(f func()) {
 	}()
 }
 
-// ConsumeLogs applies the record hooks, adds ld to the pending batch and
-// waits until that batch has been handed on. It takes ownership of ld.
+// ConsumeLogs annotates ld, hands it to the next consumer and merges what
+// it tells about its sessions into their shared state, returning the first
+// failure. A failure goes back to the sender, which keeps the records and
+// retries; document ids and the once-per-seq merge make the retry
+// idempotent. Several requests run at once. It takes ownership of ld.
 func (p *sessionProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error {
 	count := ld.LogRecordCount()
 	if count == 0 {
@@ -202,49 +201,124 @@ func (p *sessionProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 	case !p.started:
 		p.mu.Unlock()
 		return errNotStarted
-	case p.batch != nil && p.batch.count+count > p.cfg.MaxPendingRecords:
-		// An empty buffer always accepts, so a request larger than the cap
-		// cannot be refused forever.
-		pending := p.batch.count
-		p.mu.Unlock()
-		return fmt.Errorf("session processor buffer is full (%d records pending, max_pending_records %d); retry later",
-			pending, p.cfg.MaxPendingRecords)
 	}
+	p.inFlight.Add(1)
+	p.handingOn += int64(count)
 	p.mu.Unlock()
-
-	applyHooks(ctx, p.hooks, ld)
-
-	p.mu.Lock()
-	if p.stopped {
+	defer func() {
+		p.mu.Lock()
+		p.handingOn -= int64(count)
 		p.mu.Unlock()
-		return errShutdown
+		p.inFlight.Done()
+	}()
+
+	observations := p.observe(ctx, ld)
+	dropHeartbeats(ld)
+	var err error
+	if ld.LogRecordCount() > 0 {
+		err = p.next.ConsumeLogs(ctx, ld)
 	}
-	if p.batch == nil {
-		p.batch = &pendingBatch{logs: plog.NewLogs(), done: make(chan struct{})}
+	if err == nil {
+		err = p.merge(ctx, observations)
 	}
-	b := p.batch
-	ld.ResourceLogs().MoveAndAppendTo(b.logs.ResourceLogs())
-	b.count += count
-	if b.count >= p.cfg.SendBatchSize {
-		select {
-		case p.flushNow <- struct{}{}:
-		default: // a flush is already requested
+	if err != nil {
+		p.telemetry.FlushFailures.Add(ctx, 1)
+		p.telemetry.RecordsRefused.Add(ctx, int64(count))
+		p.logger.Warn("handing logs on failed; the sender gets the error and retries",
+			zap.Int("records", count), zap.Error(err))
+	}
+	return err
+}
+
+// observe runs the record hooks over ld and groups what each record tells
+// by session.
+func (p *sessionProcessor) observe(ctx context.Context, ld plog.Logs) map[string][]state.Observation {
+	bySession := map[string][]state.Observation{}
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		rl := rls.At(i)
+		sls := rl.ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			records := sls.At(j).LogRecords()
+			for k := 0; k < records.Len(); k++ {
+				record := records.At(k)
+				p.keyHook.processRecord(ctx, rl.Resource(), record)
+				if o, id, ok := state.Observe(p.rules, record); ok {
+					bySession[id] = append(bySession[id], o)
+				}
+			}
 		}
 	}
-	p.mu.Unlock()
+	return bySession
+}
 
-	select {
-	case <-b.done:
-		return b.err
-	case <-ctx.Done():
-		// The records may still be delivered; the sender retries and the
-		// document ids make the retry idempotent.
-		return fmt.Errorf("waiting for the session processor's flush: %w", ctx.Err())
+// dropHeartbeats removes pam.session.heartbeat records once they are
+// observed: they keep the session's liveness and reported counts current,
+// and one events-index document per live session per upload cycle would
+// only bury the real events.
+func dropHeartbeats(ld plog.Logs) {
+	rls := ld.ResourceLogs()
+	for i := 0; i < rls.Len(); i++ {
+		sls := rls.At(i).ScopeLogs()
+		for j := 0; j < sls.Len(); j++ {
+			sls.At(j).LogRecords().RemoveIf(func(r plog.LogRecord) bool {
+				return r.EventName() == schema.EventHeartbeat
+			})
+		}
 	}
 }
 
-// Shutdown flushes what is pending, stops the background work and persists
-// the final state. It is safe to call before Start and more than once.
+// merge applies the observations to the shared state of their sessions.
+func (p *sessionProcessor) merge(ctx context.Context, bySession map[string][]state.Observation) error {
+	if len(bySession) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(bySession))
+	for id := range bySession {
+		ids = append(ids, id)
+	}
+	now := p.now()
+	err := p.store.Update(ctx, ids, func(s *state.Session) bool {
+		state.Merge(s, bySession[s.ID], now, p.cfg.Risk.MaxFindings)
+		p.finish(ctx, s, now)
+		return true // liveness (last_received) changed at least
+	})
+	if err != nil {
+		p.telemetry.SessionWriteFailures.Add(ctx, 1)
+		return fmt.Errorf("updating session state: %w", err)
+	}
+	return nil
+}
+
+// finish writes the summary of a finished session in the same update, when
+// it is due and the provider is inline; otherwise it leaves the session
+// pending for the summarizer.
+func (p *sessionProcessor) finish(ctx context.Context, s *state.Session, now time.Time) {
+	switch {
+	case !p.summarizer.Enabled():
+		s.SummaryPending = false
+	case !state.SummaryDue(s, now, p.quietFor()):
+	case p.summarizer.Inline():
+		state.SetSummary(s, p.summarizer.Summarize(ctx, s, now))
+	default:
+		p.async.request(s.ID)
+	}
+}
+
+// quietFor is how long a finished session whose records did not all arrive
+// waits before it is summarized anyway.
+func (p *sessionProcessor) quietFor() time.Duration {
+	if p.cfg.Summary.Provider == summary.ProviderOpenAI {
+		// The collector that requested the summary may still be waiting
+		// for the model; only then does another one take over.
+		return p.cfg.lostAfter() + p.cfg.Summary.OpenAI.Timeout
+	}
+	return p.cfg.lostAfter()
+}
+
+// Shutdown waits for the requests in progress and stops the background
+// work. Nothing else needs saving: all state is in the store. It is safe to
+// call before Start and more than once.
 func (p *sessionProcessor) Shutdown(ctx context.Context) error {
 	var err error
 	p.stopOnce.Do(func() { err = p.shutdown(ctx) })
@@ -260,139 +334,25 @@ func (p *sessionProcessor) shutdown(ctx context.Context) error {
 	if !started {
 		return nil
 	}
-	close(p.stopLoop)
+	var errs error
 	done := make(chan struct{})
-	go func() { p.loops.Wait(); close(done) }()
+	go func() { p.inFlight.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		// A hand-off is stuck in the next consumer; abandon it.
-		p.cancelLoop()
-		<-done
+		errs = fmt.Errorf("waiting for requests in progress: %w (their senders retry)", ctx.Err())
 	}
-	p.cancelLoop()
-	errs := p.flush(ctx)
-	if errs != nil {
-		errs = fmt.Errorf("flushing buffered log records at shutdown: %w", errs)
-	}
-
-	// One last attempt to bring the sessions index up to date, bounded by
-	// ctx; whatever is not written is re-emitted after the restart.
 	p.cancelBg()
 	p.bgLoops.Wait()
 	if p.openaiTransport != nil {
 		p.openaiTransport.CloseIdleConnections()
 	}
-	if p.writer != nil {
-		// Bounded: a document not written now is re-emitted after the
-		// restart, so an unreachable Elasticsearch must not hold up the stop.
-		writeCtx, cancel := context.WithTimeout(ctx, finalWriteTimeout)
-		err := p.writer.writePending(writeCtx)
-		cancel()
-		if err != nil {
-			p.logger.Warn("session documents not written at shutdown; they are re-sent after the restart", zap.Error(err))
-		}
-		p.writer.transport.CloseIdleConnections()
-	}
-	if p.store != nil {
-		errs = errors.Join(errs, p.store.persist(ctx, p.tracker), p.store.close(ctx))
-	}
+	p.store.Close()
 	return errs
-}
-
-func (p *sessionProcessor) flushLoop(ctx context.Context) {
-	defer p.loops.Done()
-	ticker := time.NewTicker(p.cfg.FlushInterval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-p.stopLoop:
-			return
-		case <-ticker.C:
-		case <-p.flushNow:
-		}
-		// select picks randomly among ready cases; do not start another
-		// hand-off once Shutdown has asked the loop to stop.
-		select {
-		case <-p.stopLoop:
-			return
-		default:
-		}
-		_ = p.flush(ctx)
-	}
-}
-
-// flush persists the session state the pending records changed, hands the
-// records to the next consumer and releases their senders with the outcome.
-// A failure is returned to the senders, which keep the records and retry;
-// nothing is dropped here.
-func (p *sessionProcessor) flush(ctx context.Context) error {
-	p.mu.Lock()
-	b := p.batch
-	p.batch = nil
-	p.mu.Unlock()
-	if b == nil {
-		return nil
-	}
-	var err error
-	if p.store != nil {
-		err = p.store.persist(ctx, p.tracker)
-	}
-	if err == nil {
-		err = p.next.ConsumeLogs(ctx, b.logs)
-	}
-	if err != nil {
-		p.telemetry.FlushFailures.Add(ctx, 1)
-		p.telemetry.RecordsRefused.Add(ctx, int64(b.count))
-		p.logger.Warn("handing logs on failed; the senders get the error and retry",
-			zap.Int("records", b.count), zap.Error(err))
-	}
-	b.err = err
-	close(b.done)
-	p.summarizer.notify()
-	p.notifyWriter()
-	return err
-}
-
-// sweepLoop runs lost detection and retention twice per heartbeat interval.
-func (p *sessionProcessor) sweepLoop(ctx context.Context) {
-	ticker := time.NewTicker(max(p.cfg.HeartbeatInterval/2, 10*time.Millisecond))
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		if p.tracker.sweep() {
-			p.stateChanged()
-		}
-	}
-}
-
-// stateChanged persists state changed outside the flush path (lost
-// detection, summaries) and wakes the summarizer and the writer.
-func (p *sessionProcessor) stateChanged() {
-	if p.store != nil {
-		if err := p.store.persist(context.Background(), p.tracker); err != nil {
-			p.logger.Warn("persisting session state failed; retrying with the next change", zap.Error(err))
-		}
-	}
-	p.summarizer.notify()
-	p.notifyWriter()
-}
-
-func (p *sessionProcessor) notifyWriter() {
-	if p.writer != nil {
-		p.writer.notify()
-	}
 }
 
 func (p *sessionProcessor) pendingRecords() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.batch == nil {
-		return 0
-	}
-	return int64(p.batch.count)
+	return p.handingOn
 }

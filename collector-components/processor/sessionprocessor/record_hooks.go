@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -21,32 +22,6 @@ import (
 // that it can be found in Elasticsearch instead of silently disappearing.
 // TODO(lead): move to gateway/schema.
 const attrSchemaViolation = "pam.schema.violation"
-
-// recordHook inspects or rewrites one log record on its way into the buffer.
-// Hooks run in order for every record, so a later hook sees what an earlier
-// one set. ConsumeLogs is called from several receiver goroutines at once, so
-// a hook must be safe for concurrent use. Later features (session state,
-// heartbeats, risk rules) plug in here as further hooks.
-type recordHook interface {
-	processRecord(ctx context.Context, resource pcommon.Resource, record plog.LogRecord)
-}
-
-// applyHooks runs every hook over every log record of ld, in place.
-func applyHooks(ctx context.Context, hooks []recordHook, ld plog.Logs) {
-	rls := ld.ResourceLogs()
-	for i := 0; i < rls.Len(); i++ {
-		rl := rls.At(i)
-		sls := rl.ScopeLogs()
-		for j := 0; j < sls.Len(); j++ {
-			records := sls.At(j).LogRecords()
-			for k := 0; k < records.Len(); k++ {
-				for _, h := range hooks {
-					h.processRecord(ctx, rl.Resource(), records.At(k))
-				}
-			}
-		}
-	}
-}
 
 // sessionKeyHook checks that a record carries the session.id / pam.seq pair
 // and derives the Elasticsearch document id from it.
@@ -81,7 +56,7 @@ func newSessionKeyHook(logger *zap.Logger, telemetry *metadata.TelemetryBuilder)
 
 func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Resource, record plog.LogRecord) {
 	attrs := record.Attributes()
-	sessionID, hasSession := stringAttr(attrs, schema.AttrSessionID)
+	sessionID, hasSession := state.StringAttr(attrs, schema.AttrSessionID)
 	if !hasSession {
 		attrs.Remove(schema.AttrDocumentID)
 		attrs.PutBool(attrSchemaViolation, true)
@@ -90,7 +65,7 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 			violationFields(resource, record)...)
 		return
 	}
-	seq, hasSeq := seqAttr(attrs)
+	seq, hasSeq := state.SeqAttr(attrs)
 	if !hasSeq {
 		attrs.Remove(schema.AttrDocumentID)
 		attrs.PutBool(attrSchemaViolation, true)
@@ -106,29 +81,10 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 // its content, which may hold query text or command output.
 func violationFields(resource pcommon.Resource, record plog.LogRecord) []zap.Field {
 	fields := []zap.Field{zap.String("event_name", record.EventName())}
-	if gw, ok := stringAttr(record.Attributes(), schema.AttrGatewayID); ok {
+	if gw, ok := state.StringAttr(record.Attributes(), schema.AttrGatewayID); ok {
 		fields = append(fields, zap.String("gateway_id", gw))
-	} else if gw, ok := stringAttr(resource.Attributes(), schema.AttrGatewayID); ok {
+	} else if gw, ok := state.StringAttr(resource.Attributes(), schema.AttrGatewayID); ok {
 		fields = append(fields, zap.String("gateway_id", gw))
 	}
 	return fields
-}
-
-// stringAttr returns a non-empty string attribute.
-func stringAttr(attrs pcommon.Map, key string) (string, bool) {
-	v, ok := attrs.Get(key)
-	if !ok || v.Type() != pcommon.ValueTypeStr || v.Str() == "" {
-		return "", false
-	}
-	return v.Str(), true
-}
-
-// seqAttr returns pam.seq when it is a non-negative integer, as the recorder
-// writes it.
-func seqAttr(attrs pcommon.Map) (int64, bool) {
-	v, ok := attrs.Get(schema.AttrSeq)
-	if !ok || v.Type() != pcommon.ValueTypeInt || v.Int() < 0 {
-		return 0, false
-	}
-	return v.Int(), true
 }

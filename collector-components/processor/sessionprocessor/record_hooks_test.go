@@ -63,7 +63,7 @@ func TestSessionKeyHookGolden(t *testing.T) {
 
 	tel, tb := newTestTelemetry(t)
 	core, logs := observer.New(zapcore.WarnLevel)
-	applyHooks(context.Background(), []recordHook{newSessionKeyHook(zap.New(core), tb)}, ld)
+	applyKeyHook(newSessionKeyHook(zap.New(core), tb), ld)
 
 	got, err := (&plog.JSONMarshaler{}).MarshalLogs(ld)
 	require.NoError(t, err)
@@ -169,5 +169,16 @@ func TestSessionKeyHookDocumentID(t *testing.T) {
 				assert.True(t, flag.Bool())
 			}
 		})
+	}
+}
+
+// applyKeyHook runs h over every record of ld.
+func applyKeyHook(h *sessionKeyHook, ld plog.Logs) {
+	for _, rl := range ld.ResourceLogs().All() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, rec := range sl.LogRecords().All() {
+				h.processRecord(context.Background(), rl.Resource(), rec)
+			}
+		}
 	}
 }

@@ -1,13 +1,14 @@
 // Copyright The pamtrail Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package sessionprocessor // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor"
+package summary // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/summary"
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -22,17 +23,17 @@ const (
 	namesInSummary = 5
 )
 
-// rulesSummary is the offline, deterministic summary: who did what, on
+// Rules is the offline, deterministic summary: who did what, on
 // which objects, and what matched a risk rule, in 2 to 4 sentences, with one
 // warning per finding pointing at its event.
-func rulesSummary(s *sessionState, now time.Time) *summaryResult {
+func Rules(s *state.Session, now time.Time) *state.Summary {
 	sentences := []string{whoSentence(s), activitySentence(s)}
 	if objects := objectsSentence(s); objects != "" {
 		sentences = append(sentences, objects)
 	}
 	sentences = append(sentences, findingsSentence(s))
 
-	warnings := make([]summaryWarning, 0, min(len(s.Findings), maxWarnings))
+	warnings := make([]state.Warning, 0, min(len(s.Findings), maxWarnings))
 	for _, f := range s.Findings {
 		if len(warnings) == maxWarnings {
 			break
@@ -41,23 +42,23 @@ func rulesSummary(s *sessionState, now time.Time) *summaryResult {
 		if f.Excerpt != "" {
 			text += ": " + f.Excerpt
 		}
-		warnings = append(warnings, summaryWarning{Text: capWords(text, maxWarningWords, maxWarningChars), Seq: f.Seq})
+		warnings = append(warnings, state.Warning{Text: capWords(text, maxWarningWords, maxWarningChars), Seq: f.Seq})
 	}
-	return &summaryResult{
-		Text:        truncateRunes(strings.Join(sentences, " "), maxSummaryChars),
-		Provider:    providerRules,
+	return &state.Summary{
+		Text:        state.TruncateRunes(strings.Join(sentences, " "), maxSummaryChars),
+		Provider:    ProviderRules,
 		Warnings:    warnings,
 		GeneratedAt: now.UTC(),
 	}
 }
 
-func whoSentence(s *sessionState) string {
+func whoSentence(s *state.Session) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s used the %s account %s", orUnknown(s.User), orUnknown(s.ResourceType), orUnknown(s.Account))
 	if s.ClientAddress != "" {
 		fmt.Fprintf(&b, " from %s", s.ClientAddress)
 	}
-	if d := s.durationMs(); d > 0 {
+	if d := s.DurationMsOrUnknown(); d > 0 {
 		fmt.Fprintf(&b, " for %s", (time.Duration(d) * time.Millisecond).Round(time.Second))
 	}
 	switch s.Status {
@@ -73,10 +74,10 @@ func whoSentence(s *sessionState) string {
 	return b.String()
 }
 
-func activitySentence(s *sessionState) string {
-	queries := max(s.Queries, s.ReportedQueries)
-	commands := max(s.Commands, s.ReportedCmds)
-	errs := max(s.Errors, s.ReportedErrs)
+func activitySentence(s *state.Session) string {
+	queries := max(s.Queries, s.Reported.Queries)
+	commands := max(s.Commands, s.Reported.Commands)
+	errs := max(s.Errors, s.Reported.Errors)
 	var parts []string
 	if queries > 0 || s.ResourceType == schema.ResourcePostgres {
 		parts = append(parts, plural(queries, "query", "queries"))
@@ -90,7 +91,7 @@ func activitySentence(s *sessionState) string {
 	return fmt.Sprintf("It ran %s with %s.", strings.Join(parts, " and "), plural(errs, "error", "errors"))
 }
 
-func objectsSentence(s *sessionState) string {
+func objectsSentence(s *state.Session) string {
 	var parts []string
 	if len(s.Tables) > 0 {
 		parts = append(parts, "tables touched: "+names(s.Tables))
@@ -111,7 +112,7 @@ func objectsSentence(s *sessionState) string {
 	return strings.ToUpper(out[:1]) + out[1:]
 }
 
-func findingsSentence(s *sessionState) string {
+func findingsSentence(s *state.Session) string {
 	total := len(s.Findings) + s.FindingsDropped
 	if total == 0 {
 		return "No risk rule matched."
@@ -126,7 +127,7 @@ func findingsSentence(s *sessionState) string {
 		plural(int64(total), "action", "actions"), schema.RiskLevels[s.RiskLevel], strings.Join(reasons, "; "))
 }
 
-func names(set objectSet) string {
+func names(set state.ObjectSet) string {
 	if len(set) <= namesInSummary {
 		return strings.Join(set, ", ")
 	}
@@ -162,5 +163,5 @@ func capWords(text string, maxWords, maxChars int) string {
 	if len(words) > maxWords {
 		words = append(words[:maxWords], "…")
 	}
-	return truncateRunes(strings.Join(words, " "), maxChars)
+	return state.TruncateRunes(strings.Join(words, " "), maxChars)
 }

@@ -1,7 +1,7 @@
 // Copyright The pamtrail Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package sessionprocessor // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor"
+package state // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
 
 import (
 	"slices"
@@ -13,14 +13,20 @@ import (
 // small however long the session runs.
 const maxObjects = 20
 
-// objectSet is a small insertion-ordered set of names.
-type objectSet []string
+// ObjectSet is a small sorted set of names. Beyond maxObjects it keeps the
+// names that sort first, so the set is the same whichever collector saw
+// which record first.
+type ObjectSet []string
 
-func (s *objectSet) add(name string) {
-	if name == "" || len(*s) >= maxObjects || slices.Contains(*s, name) {
+func (s *ObjectSet) add(name string) {
+	i, found := slices.BinarySearch(*s, name)
+	if name == "" || found || i >= maxObjects {
 		return
 	}
-	*s = append(*s, name)
+	*s = slices.Insert(*s, i, name)
+	if len(*s) > maxObjects {
+		*s = (*s)[:maxObjects]
+	}
 }
 
 // sqlTableKeywords are the words after which a SQL statement names a table.
@@ -38,10 +44,7 @@ var sqlSkipWords = map[string]bool{
 // UPDATE, TABLE, TRUNCATE and COPY, and separately those it drops. It is a
 // word scanner, not a parser: cheap enough to run on every query, good enough
 // to name the objects in a summary.
-func sqlTables(query string, touched, dropped *objectSet) {
-	if len(*touched) >= maxObjects && len(*dropped) >= maxObjects {
-		return
-	}
+func sqlTables(query string, touched, dropped *ObjectSet) {
 	words := sqlWords(query)
 	for i := 0; i < len(words); i++ {
 		if !sqlTableKeywords[words[i]] {
@@ -102,7 +105,7 @@ func sqlKeyword(w string) bool {
 // shellObjects collects the absolute paths and remote hosts a command line
 // names: tokens starting with / or ~/, user@host, host:path of scp/rsync, and
 // URL hosts.
-func shellObjects(command string, files, hosts *objectSet) {
+func shellObjects(command string, files, hosts *ObjectSet) {
 	fields := strings.Fields(command)
 	copyTool := len(fields) > 0 && (fields[0] == "scp" || fields[0] == "rsync" || fields[0] == "sftp")
 	for _, f := range fields {

@@ -1,7 +1,7 @@
 // Copyright The pamtrail Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package sessionprocessor
+package summary
 
 import (
 	"context"
@@ -15,22 +15,37 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.uber.org/zap"
 
+	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 // endedSession is a finished PostgreSQL session with one finding and its
 // transcript, as the tracker builds it.
-func endedSession() *sessionState {
-	return &sessionState{
+func endedSession() *state.Session {
+	return &state.Session{
 		ID: "s1", User: "alice", Account: "demo-postgres", ResourceType: schema.ResourcePostgres,
-		Status: schema.StatusEnded, EndReason: schema.EndClientQuit, Queries: 2, MaxSeq: 3,
-		RiskLevel: 3, Tables: objectSet{"payroll"}, Dropped: objectSet{"payroll"},
-		Findings:   []findingState{{RuleID: "sql.drop_object", Severity: "high", Reason: "drops a database object", Seq: 2, Excerpt: "DROP TABLE payroll"}},
-		transcript: []byte("[seq 1] SQL: SELECT 1 => SELECT 1\n[seq 2] SQL: DROP TABLE payroll => DROP TABLE\n"),
+		Status: schema.StatusEnded, EndReason: schema.EndClientQuit, Queries: 2, Seqs: state.SeqSet{{From: 0, To: 3}},
+		RiskLevel: 3, Tables: state.ObjectSet{"payroll"}, Dropped: state.ObjectSet{"payroll"},
+		Findings: []state.Finding{{RuleID: "sql.drop_object", Severity: "high", Reason: "drops a database object", Seq: 2, Excerpt: "DROP TABLE payroll"}},
 	}
+}
+
+// fixedTranscript is the events of endedSession, as the events index holds them.
+type fixedTranscript []TranscriptLine
+
+func (f fixedTranscript) Transcript(context.Context, string, int) ([]TranscriptLine, error) {
+	return f, nil
+}
+
+var endedTranscript = fixedTranscript{
+	{Seq: 1, Event: schema.EventDBQuery, Text: "SELECT 1", Response: "SELECT 1"},
+	{Seq: 2, Event: schema.EventDBQuery, Text: "DROP TABLE payroll", Response: "DROP TABLE"},
+}
+
+func testOpenAIConfig(url string) OpenAIConfig {
+	return OpenAIConfig{BaseURL: url, Model: "test-model", Timeout: 200 * time.Millisecond, MaxInputChars: 200_000}
 }
 
 func chatReply(content string) string {
@@ -50,7 +65,7 @@ func TestOpenAISummary(t *testing.T) {
 		wantProvider string
 		wantText     string // substring of the summary text
 		wantFallback string // substring of fallback_reason; "" for none
-		wantWarnings []summaryWarning
+		wantWarnings []state.Warning
 	}{
 		{
 			name: "success",
@@ -58,39 +73,39 @@ func TestOpenAISummary(t *testing.T) {
 				io.WriteString(w, chatReply("```json\n"+`{"summary": "Alice dropped the payroll table.", "warnings": [`+
 					`{"text": "Dropped table payroll", "seq": 2}, {"text": "points nowhere", "seq": 99}, {"text": "no seq"}]}`+"\n```"))
 			},
-			wantProvider: providerOpenAI,
+			wantProvider: ProviderOpenAI,
 			wantText:     "Alice dropped the payroll table.",
-			wantWarnings: []summaryWarning{{Text: "Dropped table payroll", Seq: 2}},
+			wantWarnings: []state.Warning{{Text: "Dropped table payroll", Seq: 2}},
 		},
 		{
 			name: "malformed reply",
 			handler: func(w http.ResponseWriter, _ *http.Request) {
 				io.WriteString(w, chatReply("Sure! Here is a summary: alice did things."))
 			},
-			wantProvider: providerRules,
+			wantProvider: ProviderRules,
 			wantText:     "tables dropped: payroll",
 			wantFallback: "openai: malformed reply",
-			wantWarnings: []summaryWarning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
+			wantWarnings: []state.Warning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
 		},
 		{
 			name: "timeout",
 			handler: func(_ http.ResponseWriter, r *http.Request) {
 				<-r.Context().Done() // never answers
 			},
-			wantProvider: providerRules,
+			wantProvider: ProviderRules,
 			wantText:     "tables dropped: payroll",
 			wantFallback: "openai: no reply within 200ms",
-			wantWarnings: []summaryWarning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
+			wantWarnings: []state.Warning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
 		},
 		{
 			name: "server error",
 			handler: func(w http.ResponseWriter, _ *http.Request) {
 				http.Error(w, `{"error": {"message": "overloaded"}}`, http.StatusInternalServerError)
 			},
-			wantProvider: providerRules,
+			wantProvider: ProviderRules,
 			wantText:     "tables dropped: payroll",
 			wantFallback: "openai: endpoint answered HTTP 500",
-			wantWarnings: []summaryWarning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
+			wantWarnings: []state.Warning{{Text: "drops a database object: DROP TABLE payroll", Seq: 2}},
 		},
 	}
 	for _, tt := range tests {
@@ -108,14 +123,13 @@ func TestOpenAISummary(t *testing.T) {
 			transport := &http.Transport{}
 			defer transport.CloseIdleConnections()
 
-			cfg := createDefaultConfig().(*Config).Summary.OpenAI
-			cfg.BaseURL, cfg.Model, cfg.Timeout = srv.URL+"/v1", "test-model", 200*time.Millisecond
-			now := newTestClock()
-			z := newSummarizer(nil, newOpenAIClient(cfg, key, &http.Client{Transport: transport}), now.Now, zap.NewNop(), func() {})
+			cfg := testOpenAIConfig(srv.URL + "/v1")
+			cfg.APIKey = key
+			z := New(ProviderOpenAI, NewOpenAI(cfg, &http.Client{Transport: transport}, endedTranscript), zap.NewNop())
 
 			s := endedSession()
-			s.Summary = z.summarize(context.Background(), s)
-			summary := s.document(now.Now())[schema.SessionSummary].(map[string]any)
+			s.Summary = z.Summarize(context.Background(), s, time.Now())
+			summary := s.Document(time.Now())[schema.SessionSummary].(map[string]any)
 
 			assert.Equal(t, tt.wantProvider, summary["provider"])
 			assert.Contains(t, summary["text"], tt.wantText)
@@ -143,11 +157,13 @@ func TestOpenAIInputIsCapped(t *testing.T) {
 	defer srv.Close()
 	transport := &http.Transport{}
 	defer transport.CloseIdleConnections()
-	cfg := createDefaultConfig().(*Config).Summary.OpenAI
-	cfg.BaseURL, cfg.Model, cfg.MaxInputChars = srv.URL, "m", 500
-	s := endedSession()
-	s.transcript = []byte(strings.Repeat("[seq 1] SQL: SELECT 1\n", 1000))
-	_, err := newOpenAIClient(cfg, "", &http.Client{Transport: transport}).summarize(context.Background(), s, time.Now())
+	cfg := testOpenAIConfig(srv.URL)
+	cfg.MaxInputChars = 500
+	long := make(fixedTranscript, 1000)
+	for i := range long {
+		long[i] = TranscriptLine{Seq: 1, Event: schema.EventDBQuery, Text: "SELECT 1"}
+	}
+	_, err := NewOpenAI(cfg, &http.Client{Transport: transport}, long).summarize(context.Background(), endedSession(), time.Now())
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(got.Messages[1].Content), 500+len("…"))
 }
@@ -160,48 +176,4 @@ func TestParseChatReplyCapsUntrustedText(t *testing.T) {
 	assert.LessOrEqual(t, len(res.Text), maxSummaryChars+len("…"))
 	require.Len(t, res.Warnings, 1)
 	assert.LessOrEqual(t, len(strings.Fields(res.Warnings[0].Text)), maxWarningWords+1)
-}
-
-// TestSummaryNeverBlocksThePipeline: while the model endpoint hangs, the
-// session's end event is acknowledged at once, the document is written
-// without a summary, and the summary arrives when the endpoint answers.
-func TestSummaryNeverBlocksThePipeline(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		io.WriteString(w, chatReply(`{"summary": "Alice ran one query.", "warnings": []}`))
-	}))
-	defer srv.Close()
-	t.Setenv("PAMTRAIL_TEST_OPENAI_KEY", "k")
-
-	cfg := testConfig(time.Hour, 1, 10)
-	cfg.Summary.Provider = providerOpenAI
-	cfg.Summary.OpenAI.BaseURL, cfg.Summary.OpenAI.Model = srv.URL, "m"
-	cfg.Summary.OpenAI.APIKeyEnv = "PAMTRAIL_TEST_OPENAI_KEY"
-	p := newTestProcessor(t, &cfg, consumertest.NewNop())
-	startProcessor(t, p)
-
-	ld := sessionLogs("s1", 0, 3)
-	recs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
-	recs.At(0).SetEventName(schema.EventSessionStart)
-	recs.At(1).Attributes().PutStr(schema.AttrDBQueryText, "SELECT 1")
-	recs.At(2).SetEventName(schema.EventSessionEnd)
-	recs.At(2).Attributes().PutStr(schema.AttrEndReason, schema.EndClientQuit)
-	require.NoError(t, p.ConsumeLogs(context.Background(), ld))
-
-	summaryOf := func() map[string]any {
-		doc := documents(p)["s1"]
-		summary, _ := doc[schema.SessionSummary].(map[string]any)
-		return summary
-	}
-	assert.Equal(t, schema.StatusEnded, documents(p)["s1"][schema.SessionStatus])
-	assert.Nil(t, summaryOf(), "the summary cannot exist while the model has not answered")
-	close(release)
-	require.Eventually(t, func() bool { return summaryOf() != nil }, eventuallyTimeout, eventuallyTick)
-	assert.Equal(t, providerOpenAI, summaryOf()["provider"])
-	assert.Equal(t, "Alice ran one query.", summaryOf()["text"])
 }

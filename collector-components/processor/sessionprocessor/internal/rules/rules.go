@@ -1,7 +1,7 @@
 // Copyright The pamtrail Authors
 // SPDX-License-Identifier: Apache-2.0
 
-package sessionprocessor // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor"
+package rules // import "github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/rules"
 
 import (
 	_ "embed"
@@ -16,14 +16,14 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
-//go:embed rules/builtin.yaml
+//go:embed builtin.yaml
 var builtinRulesYAML []byte
 
-// RuleConfig is one risk rule, as written in rules/builtin.yaml and in the
+// Rule is one risk rule, as written in builtin.yaml and in the
 // processor's risk::rules config. When a configured rule's id matches a
 // built-in one, only the fields it sets replace the built-in values, so
 // `{id: sql.grant_revoke, severity: high}` changes just the severity.
-type RuleConfig struct {
+type Rule struct {
 	ID       string   `mapstructure:"id" yaml:"id"`
 	Target   string   `mapstructure:"target" yaml:"target"`
 	Severity string   `mapstructure:"severity" yaml:"severity"`
@@ -35,17 +35,28 @@ type RuleConfig struct {
 	MinReturnedRows int64 `mapstructure:"min_returned_rows" yaml:"min_returned_rows"`
 }
 
-// ruleTarget is what a rule is matched against.
-type ruleTarget int
+// Config selects the effective rule set: the built-in rules, extended or
+// overridden by configured ones, minus disabled ids.
+type Config struct {
+	// Builtin loads the embedded rule set; false starts from no rules.
+	Builtin bool `mapstructure:"builtin"`
+	// Rules are added, or, when the id exists, override the fields they set.
+	Rules []Rule `mapstructure:"rules"`
+	// Disabled lists rule ids to switch off.
+	Disabled []string `mapstructure:"disabled"`
+}
+
+// Target is what a rule is matched against.
+type Target int
 
 const (
-	targetSQL   ruleTarget = iota // db.query.text of pam.db.query
-	targetShell                   // pam.ssh.command of pam.ssh.command
-	targetFile                    // "<operation> <path>" of pam.ssh.file
+	SQL   Target = iota // db.query.text of pam.db.query
+	Shell               // pam.ssh.command of pam.ssh.command
+	File                // "<operation> <path>" of pam.ssh.file
 	numTargets
 )
 
-var targetNames = map[string]ruleTarget{"sql": targetSQL, "shell": targetShell, "file": targetFile}
+var targetNames = map[string]Target{"sql": SQL, "shell": Shell, "file": File}
 
 // compiledRule is a rule ready to match lower-cased text.
 type compiledRule struct {
@@ -58,18 +69,18 @@ type compiledRule struct {
 	minRows  int64
 }
 
-// ruleSet is the effective, compiled rule set. It is immutable once built and
+// Set is the effective, compiled rule set. It is immutable once built and
 // safe for concurrent use.
-type ruleSet struct {
-	version  int
+type Set struct {
+	Version  int // the built-in rule set's version: line
 	byTarget [numTargets][]*compiledRule
 }
 
-// match is one rule that matched an event.
-type match struct {
-	ruleID   string
-	severity int
-	reason   string
+// Match is one rule that matched an event.
+type Match struct {
+	RuleID   string
+	Severity int // index in schema.RiskLevels
+	Reason   string
 }
 
 // severityIndex maps a level name to its rank in schema.RiskLevels.
@@ -78,12 +89,12 @@ func severityIndex(level string) (int, bool) {
 	return i, i > 0 // "none" is not a rule severity
 }
 
-// loadRuleSet merges the built-in rules (unless disabled) with the
+// Load merges the built-in rules (unless disabled) with the
 // configured ones and compiles the result.
-func loadRuleSet(cfg RiskConfig) (*ruleSet, error) {
+func Load(cfg Config) (*Set, error) {
 	var builtin struct {
-		Version int          `yaml:"version"`
-		Rules   []RuleConfig `yaml:"rules"`
+		Version int    `yaml:"version"`
+		Rules   []Rule `yaml:"rules"`
 	}
 	if cfg.Builtin {
 		if err := yaml.Unmarshal(builtinRulesYAML, &builtin); err != nil {
@@ -95,7 +106,7 @@ func loadRuleSet(cfg RiskConfig) (*ruleSet, error) {
 		if override.ID == "" {
 			return nil, errors.New("rules: every rule needs an id")
 		}
-		if i := slices.IndexFunc(rules, func(r RuleConfig) bool { return r.ID == override.ID }); i >= 0 {
+		if i := slices.IndexFunc(rules, func(r Rule) bool { return r.ID == override.ID }); i >= 0 {
 			rules[i] = mergeRule(rules[i], override)
 		} else {
 			rules = append(rules, override)
@@ -103,11 +114,11 @@ func loadRuleSet(cfg RiskConfig) (*ruleSet, error) {
 	}
 	var errs error
 	for _, id := range cfg.Disabled {
-		if !slices.ContainsFunc(rules, func(r RuleConfig) bool { return r.ID == id }) {
+		if !slices.ContainsFunc(rules, func(r Rule) bool { return r.ID == id }) {
 			errs = errors.Join(errs, fmt.Errorf("disabled: no rule with id %q", id))
 		}
 	}
-	rs := &ruleSet{version: builtin.Version}
+	rs := &Set{Version: builtin.Version}
 	seen := map[string]bool{}
 	for _, rc := range rules {
 		if seen[rc.ID] {
@@ -132,7 +143,7 @@ func loadRuleSet(cfg RiskConfig) (*ruleSet, error) {
 }
 
 // mergeRule overrides the fields of base that override sets.
-func mergeRule(base, override RuleConfig) RuleConfig {
+func mergeRule(base, override Rule) Rule {
 	if override.Target != "" {
 		base.Target = override.Target
 	}
@@ -157,7 +168,7 @@ func mergeRule(base, override RuleConfig) RuleConfig {
 	return base
 }
 
-func compileRule(rc RuleConfig) (ruleTarget, *compiledRule, error) {
+func compileRule(rc Rule) (Target, *compiledRule, error) {
 	var errs error
 	target, ok := targetNames[rc.Target]
 	if !ok {
@@ -203,9 +214,9 @@ func compileRule(rc RuleConfig) (ruleTarget, *compiledRule, error) {
 	}, nil
 }
 
-// match appends to out every rule of target that matches text. returnedRows
+// Match appends to out every rule of target that matches text. returnedRows
 // is the query's row count (0 for other targets).
-func (rs *ruleSet) match(target ruleTarget, text string, returnedRows int64, out []match) []match {
+func (rs *Set) Match(target Target, text string, returnedRows int64, out []Match) []Match {
 	rules := rs.byTarget[target]
 	if len(rules) == 0 || text == "" {
 		return out
@@ -218,7 +229,7 @@ func (rs *ruleSet) match(target ruleTarget, text string, returnedRows int64, out
 		if !r.pattern.MatchString(lower) || (r.unless != nil && r.unless.MatchString(lower)) {
 			continue
 		}
-		out = append(out, match{ruleID: r.id, severity: r.severity, reason: r.reason})
+		out = append(out, Match{RuleID: r.id, Severity: r.severity, Reason: r.reason})
 	}
 	return out
 }
@@ -235,8 +246,8 @@ func (r *compiledRule) prefilter(lower string) bool {
 	return false
 }
 
-// ruleCount is the number of enabled rules.
-func (rs *ruleSet) ruleCount() int {
+// Count is the number of enabled rules.
+func (rs *Set) Count() int {
 	n := 0
 	for _, rules := range rs.byTarget {
 		n += len(rules)
