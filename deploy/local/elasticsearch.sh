@@ -289,3 +289,145 @@ elasticsearch_status() {
 		echo "elasticsearch not provisioned"
 	fi
 }
+
+# --- es-cluster: a 3-node cluster from the same distribution ---------------
+# For the scale-out tests: three nodes on loopback (HTTP 9211-9213, transport
+# 9311-9313 by default; PAMTRAIL_ES_CLUSTER_PORT moves the HTTP base and the
+# transport base follows at +100), data under PAMTRAIL_HOME/es-cluster. It is
+# separate from the single node above, which every other test keeps using.
+
+ES_CLUSTER_ROOT=$PAMTRAIL_HOME/es-cluster
+ES_CLUSTER_NAME=pamtrail-scale
+ES_CLUSTER_NODES=3
+
+es_cluster_http_port() { echo $((${PAMTRAIL_ES_CLUSTER_PORT:-9211} + $1 - 1)); }
+es_cluster_transport_port() { echo $((${PAMTRAIL_ES_CLUSTER_PORT:-9211} + 100 + $1 - 1)); }
+es_cluster_node_dir() { echo "$ES_CLUSTER_ROOT/node-$1"; }
+es_cluster_running() { pid_alive "$(es_cluster_node_dir "$1")/elasticsearch.pid" "$ES_MARKER"; }
+
+es_cluster_urls() {
+	local n urls=()
+	for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+		urls+=("http://$LOCAL_HOST:$(es_cluster_http_port "$n")")
+	done
+	local IFS=,
+	echo "${urls[*]}"
+}
+
+es_cluster_render_yml() {
+	local n=$1 node=$2 seeds=() names=() i
+	for ((i = 1; i <= ES_CLUSTER_NODES; i++)); do
+		seeds+=("\"$LOCAL_HOST:$(es_cluster_transport_port "$i")\"")
+		names+=("\"$ES_CLUSTER_NAME-$i\"")
+	done
+	local IFS=,
+	cat <<-EOF
+		# Managed by deploy/local/elasticsearch.sh (es-cluster); rewritten on every 'up'.
+		cluster.name: $ES_CLUSTER_NAME
+		node.name: $ES_CLUSTER_NAME-$n
+		network.host: $LOCAL_HOST
+		http.port: $(es_cluster_http_port "$n")
+		transport.port: $(es_cluster_transport_port "$n")
+		discovery.seed_hosts: [${seeds[*]}]
+		cluster.initial_master_nodes: [${names[*]}]
+		path.data: $node/data
+		path.logs: $node/logs
+		cluster.routing.allocation.disk.threshold_enabled: false
+		action.destructive_requires_name: false
+	EOF
+	if [[ -d $ES_ROOT/$ES_VERSION/modules/x-pack-security ]]; then
+		echo "xpack.security.enabled: false"
+	fi
+}
+
+# es_cluster_start_node converges node n: config written, process running.
+# It is what the scale-out tests call (through `up es-cluster`) to bring back
+# a node they killed.
+es_cluster_start_node() {
+	local n=$1 node changed=0 sub file
+	node=$(es_cluster_node_dir "$n")
+	ensure_dir "$node" 0700 "$ES_USER:$ES_USER"
+	require_traversable "$ES_USER" "$node"
+	for sub in config data logs tmp; do
+		ensure_dir "$node/$sub" 0700 "$ES_USER:$ES_USER"
+	done
+	for file in "$ES_ROOT/$ES_VERSION/config"/*; do
+		[[ -e $node/config/$(basename "$file") ]] && continue
+		cp -R "$file" "$node/config/"
+		chown -R "$ES_USER:$ES_USER" "$node/config/$(basename "$file")"
+	done
+	if es_cluster_render_yml "$n" "$node" |
+		write_file_if_changed "$node/config/elasticsearch.yml" 0600 "$ES_USER:$ES_USER"; then
+		changed=1
+	fi
+	ensure_dir "$node/config/jvm.options.d" 0700 "$ES_USER:$ES_USER"
+	if printf '%s\n' "-Xms${PAMTRAIL_ES_CLUSTER_HEAP:-512m}" "-Xmx${PAMTRAIL_ES_CLUSTER_HEAP:-512m}" |
+		write_file_if_changed "$node/config/jvm.options.d/heap.options" 0600 "$ES_USER:$ES_USER"; then
+		changed=1
+	fi
+	if ((changed)) && es_cluster_running "$n"; then
+		log "node $n: configuration changed; restarting"
+		stop_pidfile "$node/elasticsearch.pid" "$ES_MARKER" "Elasticsearch cluster node $n" 60
+	fi
+	es_cluster_running "$n" && return 0
+	require_port_free "$(es_cluster_http_port "$n")" "Elasticsearch cluster node $n" "set PAMTRAIL_ES_CLUSTER_PORT to a free base port"
+	require_port_free "$(es_cluster_transport_port "$n")" "Elasticsearch cluster node $n" "set PAMTRAIL_ES_CLUSTER_PORT to a free base port"
+	log "starting node $n of $ES_VERSION on http $(es_cluster_http_port "$n"), transport $(es_cluster_transport_port "$n")"
+	if ! (cd "$node" && detach runuser -u "$ES_USER" -- env -u ES_JAVA_OPTS \
+		ES_JAVA_HOME="$ES_JAVA" ES_PATH_CONF="$node/config" ES_TMPDIR="$node/tmp" \
+		"$ES_ROOT/$ES_VERSION/bin/elasticsearch" -d -p "$node/elasticsearch.pid") >"$node/startup.log" 2>&1; then
+		es_explain_failure "$node"
+		die "Elasticsearch cluster node $n did not start"
+	fi
+}
+
+es_cluster_up() {
+	local LOG_TAG=es-cluster n url
+	ensure_packages curl
+	es_select
+	es_install "$ES_VERSION"
+	ensure_system_user "$ES_USER"
+	ensure_dir "$ES_ROOT" 0711
+	ensure_dir "$ES_CLUSTER_ROOT" 0711
+	for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+		es_cluster_start_node "$n"
+	done
+	url=http://$LOCAL_HOST:$(es_cluster_http_port 1)
+	local timeout=${PAMTRAIL_ES_START_TIMEOUT:-180}
+	# Green once all three nodes joined and every replica is assigned.
+	if ! wait_until "$timeout" "cluster $ES_CLUSTER_NAME with $ES_CLUSTER_NODES nodes, green" \
+		curl -fsS --max-time 10 "$url/_cluster/health?wait_for_nodes=$ES_CLUSTER_NODES&wait_for_status=green&timeout=5s"; then
+		for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do es_explain_failure "$(es_cluster_node_dir "$n")"; done
+		die "the Elasticsearch cluster did not become green within ${timeout}s (PAMTRAIL_ES_START_TIMEOUT)"
+	fi
+	{
+		env_line PAMTRAIL_ES_CLUSTER_URLS "$(es_cluster_urls)"
+		env_line PAMTRAIL_ES_CLUSTER_ROOT "$ES_CLUSTER_ROOT"
+	} | write_env_fragment es-cluster
+	log "ready: $(curl -fsS --max-time 5 "$url/_cat/nodes?h=name" 2>/dev/null | sort | tr '\n' ' ')on $(es_cluster_urls)"
+}
+
+es_cluster_down() {
+	local LOG_TAG=es-cluster n found=0 pidfile
+	for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+		pidfile=$(es_cluster_node_dir "$n")/elasticsearch.pid
+		[[ -f $pidfile ]] || continue
+		found=1
+		stop_pidfile "$pidfile" "$ES_MARKER" "Elasticsearch cluster node $n" 60
+	done
+	((found)) || log "not running"
+}
+
+es_cluster_status() {
+	local n running=()
+	for ((n = 1; n <= ES_CLUSTER_NODES; n++)); do
+		es_cluster_running "$n" && running+=("$n")
+	done
+	if ((${#running[@]} > 0)); then
+		echo "es-cluster    running  nodes ${running[*]} of $ES_CLUSTER_NODES on $(es_cluster_urls)"
+	elif [[ -d $ES_CLUSTER_ROOT ]]; then
+		echo "es-cluster    stopped"
+	else
+		echo "es-cluster    not provisioned"
+	fi
+}

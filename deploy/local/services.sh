@@ -29,7 +29,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # Start order: pgbouncer needs postgres; Elasticsearch is last because it is
 # the slowest of the native ones and the others are then usable while waiting
 # for it; docker (the image builds and the compose test) comes after.
-ALL_SERVICES=(postgres pgbouncer mariadb sshd elasticsearch docker)
+ALL_SERVICES=(postgres pgbouncer mariadb sshd elasticsearch es-cluster docker)
 DEFAULT_UP=(postgres elasticsearch)
 
 usage() {
@@ -56,13 +56,13 @@ resolve_services() {
 	for name in "$@"; do
 		case $name in
 		all) for n in "${ALL_SERVICES[@]}"; do wanted[$n]=1; done ;;
-		postgres | pgbouncer | mariadb | sshd | elasticsearch | docker) wanted[$name]=1 ;;
+		postgres | pgbouncer | mariadb | sshd | elasticsearch | es-cluster | docker) wanted[$name]=1 ;;
 		*) die "unknown service '$name' (want one of: ${ALL_SERVICES[*]} all)" ;;
 		esac
 	done
 	local ordered=("${ALL_SERVICES[@]}")
 	if [[ $direction == stop ]]; then
-		ordered=(docker elasticsearch sshd mariadb pgbouncer postgres)
+		ordered=(docker es-cluster elasticsearch sshd mariadb pgbouncer postgres)
 	fi
 	for name in "${ordered[@]}"; do
 		[[ -n ${wanted[$name]:-} ]] && echo "$name"
@@ -94,7 +94,7 @@ cmd_up() {
 	tls_up
 	local name
 	for name in "${services[@]}"; do
-		"${name}_up"
+		"${name//-/_}_up"
 	done
 	write_services_env
 	log "environment written to $ENV_FILE (source it, or: $0 env)"
@@ -111,7 +111,7 @@ cmd_down() {
 	}
 	lock
 	for name in "${services[@]}"; do
-		"${name}_down"
+		"${name//-/_}_down"
 	done
 }
 
@@ -120,7 +120,7 @@ cmd_status() {
 	# Pidfiles live in directories only root and the service users can read.
 	require_root status
 	for name in "${ALL_SERVICES[@]}"; do
-		"${name}_status"
+		"${name//-/_}_status"
 	done
 	if [[ -d $PAMTRAIL_HOME && $(stat -c %a "$PAMTRAIL_HOME") != 711 ]]; then
 		log "warning: $PAMTRAIL_HOME is mode $(stat -c %a "$PAMTRAIL_HOME"), not 711: the postgres and pamtrail-es users cannot reach their data; run: $0 up"
