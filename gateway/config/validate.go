@@ -10,6 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
+	"github.com/pamtrail/pamtrail/gateway/uploader"
 )
 
 // FieldError is a validation failure of one field, named by its YAML path.
@@ -83,7 +84,11 @@ func (c *Config) Validate() error {
 	if c.Spool.MaxBytes != 0 && c.Spool.MaxBytes < 2*c.Spool.SegmentBytes {
 		v.add("spool.max_bytes", fmt.Sprintf("must be 0 (unlimited) or at least twice spool.segment_bytes (%d bytes)", 2*c.Spool.SegmentBytes))
 	}
-	v.address("upload.endpoint", c.Upload.Endpoint)
+	if c.Upload.Endpoint == "" {
+		v.add("upload.endpoint", "required (host:port or dns:///name:port)")
+	} else if err := uploader.ValidateEndpoint(c.Upload.Endpoint); err != nil {
+		v.add("upload.endpoint", err.Error())
+	}
 	if c.Upload.Interval <= 0 {
 		v.add("upload.interval", "must be > 0")
 	}

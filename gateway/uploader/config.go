@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -32,7 +33,10 @@ const (
 
 // Config configures an Uploader. Zero values mean the defaults.
 type Config struct {
-	// Endpoint is the collector's OTLP/gRPC address, host:port. Required.
+	// Endpoint is the collector's OTLP/gRPC address: host:port, or
+	// dns:///name:port (dns://resolver/name:port) for a name that resolves
+	// to several collectors, such as a Kubernetes headless Service: every
+	// address is connected and requests are spread round-robin. Required.
 	Endpoint string
 	// Insecure disables TLS (local development only).
 	Insecure bool
@@ -108,8 +112,8 @@ func (c *Config) validate() error {
 	if c.Endpoint == "" {
 		return errors.New("uploader: Endpoint is required (host:port of the collector's OTLP/gRPC receiver)")
 	}
-	if _, _, err := net.SplitHostPort(c.Endpoint); err != nil {
-		return fmt.Errorf("uploader: Endpoint %q must be host:port: %w", c.Endpoint, err)
+	if err := ValidateEndpoint(c.Endpoint); err != nil {
+		return fmt.Errorf("uploader: Endpoint: %w", err)
 	}
 	if c.Insecure && (c.CAFile != "" || c.CertFile != "" || c.KeyFile != "") {
 		return errors.New("uploader: Insecure cannot be combined with CAFile, CertFile or KeyFile")
@@ -159,4 +163,24 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// ValidateEndpoint accepts host:port, or a gRPC dns target
+// (dns:///name:port, dns://resolver:port/name:port).
+func ValidateEndpoint(endpoint string) error {
+	hostPort := endpoint
+	if rest, ok := strings.CutPrefix(endpoint, "dns:"); ok {
+		rest, ok = strings.CutPrefix(rest, "//")
+		if ok { // an authority (the DNS server) may sit before the next slash
+			_, rest, ok = strings.Cut(rest, "/")
+		}
+		if !ok {
+			return fmt.Errorf("%q: a dns target is dns:///name:port or dns://resolver/name:port", endpoint)
+		}
+		hostPort = rest
+	}
+	if _, _, err := net.SplitHostPort(hostPort); err != nil {
+		return fmt.Errorf("%q is not host:port or dns:///name:port: %w", endpoint, err)
+	}
+	return nil
 }

@@ -89,6 +89,10 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
 			MinConnectTimeout: cfg.Timeout,
 		})),
+		// Connect to every address the endpoint's name resolves to and
+		// spread requests over them (pick_first, the default, would send
+		// everything to one collector of a tier).
+		otlploggrpc.WithDialOption(grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`)),
 	}
 	if cfg.Compression == CompressionGzip {
 		opts = append(opts, otlploggrpc.WithCompressor(CompressionGzip))
