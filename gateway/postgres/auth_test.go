@@ -201,7 +201,7 @@ func TestAuthTimeout(t *testing.T) {
 	cfg := baseConfig(t, pg.demoAccount(t))
 	cfg.Postgres.AuthTimeout = config.Duration(300 * time.Millisecond)
 	g := startGateway(t, cfg)
-	startup := appendStartupMessage(nil, []startupParam{{"user", testUser}, {"database", "demo"}})
+	startup := appendStartupMessage(nil, protocolVersion30, []startupParam{{"user", testUser}, {"database", "demo"}})
 	tests := []struct {
 		name      string
 		send      []byte

@@ -45,15 +45,13 @@ func TestCancelWithWrongKeyIsIgnored(t *testing.T) {
 		_, err := c.Exec(context.Background(), "select pg_sleep(0.5)")
 		done <- err
 	}()
-	for _, key := range []cancelKey{{pid: pid, secret: c.PgConn().SecretKey() ^ 1}, {pid: pid ^ 0x5a5a, secret: 1}} {
+	wrongSecret := binary.BigEndian.AppendUint32(nil, c.PgConn().SecretKey()^1)
+	for _, key := range []cancelKey{{pid: pid, secret: wrongSecret}, {pid: pid ^ 0x5a5a, secret: []byte{0, 0, 0, 1}}} {
 		conn, err := net.Dial("tcp", g.addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := binary.BigEndian.AppendUint32(nil, 16)
-		req = binary.BigEndian.AppendUint32(req, cancelRequestCode)
-		req = binary.BigEndian.AppendUint32(req, key.pid)
-		req = binary.BigEndian.AppendUint32(req, key.secret)
+		req := appendCancelRequest(nil, key)
 		if _, err := conn.Write(req); err != nil {
 			t.Fatal(err)
 		}

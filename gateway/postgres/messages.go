@@ -16,8 +16,9 @@ type pgError struct {
 	detail   string
 }
 
-// parseErrorFields reads an ErrorResponse or NoticeResponse body.
-func parseErrorFields(body []byte) pgError {
+// parseErrorFields reads an ErrorResponse or NoticeResponse body, decoding
+// its text with d.
+func parseErrorFields(d *decoder, body []byte) pgError {
 	var e pgError
 	var localized string
 	r := msgReader{b: body}
@@ -29,15 +30,15 @@ func parseErrorFields(body []byte) pgError {
 		v := r.cstring()
 		switch k {
 		case 'C':
-			e.code = string(v)
+			e.code = d.text(v)
 		case 'M':
-			e.message = string(v)
+			e.message = d.text(v)
 		case 'D':
-			e.detail = string(v)
+			e.detail = d.text(v)
 		case 'V':
-			e.severity = string(v)
+			e.severity = d.text(v)
 		case 'S':
-			localized = string(v)
+			localized = d.text(v)
 		}
 	}
 	if e.severity == "" {
@@ -58,7 +59,7 @@ func (t *tracker) rowDescription(body []byte) ([]column, bool) {
 	if t.lastRowDesc != nil && bytes.Equal(body, t.lastRowDesc) {
 		return t.lastCols, true
 	}
-	cols, ok := parseRowDescription(body)
+	cols, ok := parseRowDescription(&t.server, body)
 	if ok && len(body) <= 4096 {
 		t.lastRowDesc = append(t.lastRowDesc[:0], body...)
 		t.lastCols, t.lastNames = cols, nil
@@ -83,8 +84,9 @@ func (t *tracker) columnNames(cols []column) []string {
 	return names
 }
 
-// parseRowDescription decodes the columns of a RowDescription.
-func parseRowDescription(body []byte) ([]column, bool) {
+// parseRowDescription decodes the columns of a RowDescription, their
+// names with d.
+func parseRowDescription(d *decoder, body []byte) ([]column, bool) {
 	r := msgReader{b: body}
 	n := int(r.int16())
 	if r.bad || n < 0 {
@@ -102,7 +104,7 @@ func parseRowDescription(body []byte) ([]column, bool) {
 		if r.bad {
 			return nil, false
 		}
-		cols = append(cols, column{name: string(name), oid: oid, format: format})
+		cols = append(cols, column{name: d.text(name), oid: oid, format: format})
 	}
 	return cols, true
 }

@@ -1,8 +1,8 @@
 package postgres
 
 import (
+	"bytes"
 	"strconv"
-	"unicode/utf8"
 )
 
 // preview is the bounded text rendering of the first rows of a result:
@@ -34,7 +34,7 @@ func (p *preview) wantBytes() int {
 }
 
 // addDataRow renders one DataRow body (possibly a prefix of it).
-func (p *preview) addDataRow(body []byte, size int, cols []column, maxValue int) {
+func (p *preview) addDataRow(d *decoder, body []byte, size int, cols []column, maxValue int) {
 	if p.full() {
 		p.trunc = true
 		return
@@ -61,7 +61,7 @@ func (p *preview) addDataRow(body []byte, size int, cols []column, maxValue int)
 		if i < len(cols) {
 			c = cols[i]
 		}
-		s, cut := renderValue(c.oid, c.format, data, l, min(maxValue, p.maxBytes), stylePlain)
+		s, cut := renderValue(d, c.oid, c.format, data, l, min(maxValue, p.maxBytes), stylePlain)
 		p.buf = append(p.buf, s...)
 		if cut || len(p.buf) > p.maxBytes {
 			p.trunc = true
@@ -76,21 +76,25 @@ func (p *preview) addDataRow(body []byte, size int, cols []column, maxValue int)
 	p.cut()
 }
 
-// addCopyData adds a chunk of COPY data in text or CSV format.
-func (p *preview) addCopyData(data []byte, size int) {
+// addCopyData adds a chunk of COPY data in text or CSV format. Text COPY
+// data never holds a NUL byte; binary COPY data always does (in its
+// signature and in every field count).
+func (p *preview) addCopyData(d *decoder, data []byte, size int) {
 	if p.full() {
 		p.trunc = true
 		return
 	}
 	p.rows++
-	if !utf8.Valid(data) {
+	if bytes.IndexByte(data, 0) >= 0 {
 		p.buf = append(p.buf, "<binary COPY data>"...)
 		p.trunc = true
 		return
 	}
-	p.buf = append(p.buf, data...)
 	if len(data) < size {
+		p.buf = append(p.buf, d.prefix(data)...)
 		p.trunc = true
+	} else {
+		p.buf = append(p.buf, d.text(data)...)
 	}
 	p.cut()
 }

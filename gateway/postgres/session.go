@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +62,7 @@ func (c *clientConn) establish() (*session, error) {
 	e := c.e
 	ctx, cancel := context.WithTimeout(e.stopCtx, e.connTimeout)
 	defer cancel()
-	up, err := e.connectUpstream(ctx, acct, c.params)
+	up, err := e.connectUpstream(ctx, acct, 3<<16|c.protoMinor, c.params)
 	if err != nil {
 		var ue *upstreamError
 		if !errors.As(err, &ue) {
@@ -118,14 +117,20 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
 	if e.recordOn {
 		s.tr = newTracker(e.lim, rs.Query, s.log)
+		s.tr.startWith(sessionCharset(up.initial, c.param("client_encoding")))
 	}
-	s.key = e.cancels.register(cancelTarget{upstream: up.key, send: e.sendCancel(acct)})
-	// Hand over: the server's parameters, our cancel key, ReadyForQuery.
+	// Hand over: the server's parameters, the server's process id with
+	// our secret, ReadyForQuery. A server that sent no key (a pooler
+	// without cancel support) gives the client none either.
 	msg := up.initial
-	var kd [8]byte
-	binary.BigEndian.PutUint32(kd[:], s.key.pid)
-	binary.BigEndian.PutUint32(kd[4:], s.key.secret)
-	msg = appendMessage(msg, 'K', kd[:])
+	if up.key.secret != nil {
+		secretLen := secretLen30
+		if c.protoMinor >= protocolMinor32 {
+			secretLen = secretLen32
+		}
+		s.key = e.cancels.register(up.key.pid, secretLen, cancelTarget{upstream: up.key, send: e.sendCancel(acct)})
+		msg = appendBackendKeyData(msg, s.key)
+	}
 	msg = appendMessage(msg, 'Z', []byte{up.txStatus})
 	if _, err := c.conn.Write(msg); err != nil {
 		e.cancels.unregister(s.key)

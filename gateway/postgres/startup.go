@@ -23,6 +23,9 @@ type clientConn struct {
 	remoteAddr string
 	remotePort int
 	params     []startupParam
+	// protoMinor is the protocol minor version agreed with the client: 0,
+	// or 2 (3.2: longer cancel secrets).
+	protoMinor uint32
 	user       string
 	database   string
 }
@@ -110,7 +113,7 @@ func (c *clientConn) startupMessage(version uint32, rest []byte) error {
 	major, minor := version>>16, version&0xffff
 	if major != 3 {
 		return &wireError{code: codeFeatureNotSupported,
-			message: fmt.Sprintf("unsupported frontend protocol %d.%d: pamtrail supports 3.0", major, minor)}
+			message: fmt.Sprintf("unsupported frontend protocol %d.%d: pamtrail supports 3.0 to 3.2", major, minor)}
 	}
 	params, err := parseStartupParams(rest)
 	if err != nil {
@@ -124,10 +127,14 @@ func (c *clientConn) startupMessage(version uint32, rest []byte) error {
 			c.params = append(c.params, p)
 		}
 	}
-	if minor > 0 || len(unsupported) > 0 {
-		// Protocol 3.2 (longer cancel keys) and protocol options are
-		// negotiated down to 3.0, as PostgreSQL does for what it lacks.
-		if _, err := c.conn.Write(appendNegotiateProtocolVersion(nil, unsupported)); err != nil {
+	// 3.1 does not exist; 3.2 only lengthens the cancel secret, which the
+	// gateway issues itself. Newer versions and protocol options are
+	// negotiated down, as PostgreSQL does for what it lacks.
+	if minor >= protocolMinor32 {
+		c.protoMinor = protocolMinor32
+	}
+	if minor != c.protoMinor || len(unsupported) > 0 {
+		if _, err := c.conn.Write(appendNegotiateProtocolVersion(nil, 3<<16|c.protoMinor, unsupported)); err != nil {
 			return quiet("writing to client: %v", err)
 		}
 	}
@@ -164,11 +171,11 @@ func (c *clientConn) startTLS(conn net.Conn, direct bool) error {
 // upstream server with the upstream key. Unknown keys are ignored, as
 // PostgreSQL does, so the sender learns nothing.
 func (e *Engine) handleCancel(body []byte) {
-	if len(body) != 12 {
+	key, ok := parseCancelRequest(body)
+	if !ok {
 		e.log.Debug("postgres: malformed cancel request ignored")
 		return
 	}
-	key := cancelKey{pid: binary.BigEndian.Uint32(body[4:]), secret: binary.BigEndian.Uint32(body[8:])}
 	target, ok := e.cancels.lookup(key)
 	if !ok {
 		e.log.Debug("postgres: cancel request for an unknown key ignored")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -183,6 +184,14 @@ type tracker struct {
 	// claimed by the statement that completes the COPY.
 	copyInBytes   int64
 	copyInPreview preview
+	// client and server decode the text each side sends from the
+	// session's client_encoding (encoding.go). The client's view changes
+	// as soon as it sends SET client_encoding, since its next message may
+	// already be in the new encoding; the server's when it reports the
+	// change (ParameterStatus), which is authoritative for both.
+	client, server decoder
+	// startCharset is what RESET client_encoding returns to.
+	startCharset charset
 	// The last RowDescription, parsed; statements repeat.
 	lastRowDesc []byte
 	lastCols    []column
@@ -199,6 +208,7 @@ func newTracker(lim limits, record func(recorder.Query) error, log *slog.Logger)
 		cPortals: map[string]*portal{},
 		sPortals: map[string]*portal{},
 	}
+	t.startWith(utf8Charset)
 	t.resetCopyIn()
 	return t
 }
@@ -301,6 +311,7 @@ func (t *tracker) finish(q recorder.Query) {
 // addEvent queues an event until the next ReadyForQuery.
 func (t *tracker) addEvent(q recorder.Query) {
 	q.Text = t.truncateText(q.Text)
+	t.markEncoding(&q)
 	t.done = append(t.done, q)
 	if len(t.done) >= maxPendingEvents {
 		t.flush(0)
@@ -382,7 +393,7 @@ func putBounded[V any](m map[string]*V, name string, v *V) {
 func (t *tracker) executeEvent(p *pending) recorder.Query {
 	q := recorder.Query{Protocol: protocolExtended}
 	if p.portal == nil {
-		q.Text = "<unknown portal " + p.name + ">"
+		q.Text = "<unknown portal " + strconv.Quote(p.name) + ">"
 		return q
 	}
 	q.Text = p.portal.stmt.text
@@ -402,7 +413,7 @@ func (t *tracker) renderParams(pt *portal) ([]string, bool) {
 		if i < len(pt.stmt.paramOIDs) {
 			oid = pt.stmt.paramOIDs[i]
 		}
-		s, cut := renderValue(oid, v.format, v.data, v.size, t.lim.maxParamBytes, styleLiteral)
+		s, cut := renderValue(&t.client, oid, v.format, v.data, v.size, t.lim.maxParamBytes, styleLiteral)
 		out[i] = s
 		trunc = trunc || cut
 	}

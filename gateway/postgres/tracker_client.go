@@ -40,11 +40,15 @@ func (c clientSide) message(typ byte, body []byte, size int) error {
 	complete := len(body) == size
 	switch typ {
 	case 'Q':
-		stmts := splitStatements(string(trimNul(body)))
-		if !complete {
+		var stmts []string
+		if complete {
+			stmts = splitStatements(t.client.text(trimNul(body)))
+		} else {
 			// Only a prefix was captured: the last statement is cut.
+			stmts = splitStatements(t.client.prefix(body))
 			stmts[len(stmts)-1] += "…"
 		}
+		t.watchEncodingChange(stmts)
 		t.request(pending{kind: pendQuery, sent: t.now, statements: stmts}, skipped)
 	case 'P':
 		t.request(t.onParse(body, complete), skipped)
@@ -79,7 +83,7 @@ func (c clientSide) message(typ byte, body []byte, size int) error {
 		}
 	case 'd':
 		t.copyInBytes += int64(size)
-		t.copyInPreview.addCopyData(body, size)
+		t.copyInPreview.addCopyData(&t.client, body, size)
 	case 'X':
 		t.terminated = true
 	}
@@ -102,8 +106,14 @@ func (t *tracker) onParse(body []byte, complete bool) pending {
 	r := msgReader{b: body}
 	name := string(r.cstring())
 	text := r.cstring()
-	st := &preparedStmt{text: string(text)}
 	cut := !complete && r.bad
+	st := &preparedStmt{}
+	if cut {
+		st.text = t.client.prefix(text)
+	} else {
+		st.text = t.client.text(text)
+		t.watchEncodingChange([]string{st.text})
+	}
 	if n := int(r.int16()); !r.bad && n > 0 {
 		st.paramOIDs = make([]uint32, 0, n)
 		for i := 0; i < n && !r.bad; i++ {

@@ -30,6 +30,8 @@ func (s serverSide) wants(typ byte, size int) int {
 	switch typ {
 	case 'T', 't', 'C', 'E', 'N', 'V':
 		return maxTrackedMessage
+	case 'S':
+		return 256 // client_encoding and its value
 	case 'Z':
 		return 1
 	case 'D':
@@ -56,6 +58,8 @@ func (s serverSide) message(typ byte, body []byte, size int) error {
 	switch typ {
 	case 'D':
 		t.onDataRow(body, size)
+	case 'S':
+		t.onParameterStatus(body)
 	case 'C':
 		t.onComplete(trimNul(body), false)
 	case 'I':
@@ -83,7 +87,7 @@ func (s serverSide) message(typ byte, body []byte, size int) error {
 	case 'd':
 		if t.cur.copyOut {
 			t.cur.copyData += int64(size)
-			t.cur.preview.addCopyData(body, size)
+			t.cur.preview.addCopyData(&t.server, body, size)
 		}
 	case 'V':
 		t.onFunctionCallResponse(body, size)
@@ -167,7 +171,7 @@ func (t *tracker) onDataRow(body []byte, size int) {
 		t.cur.preview.trunc = true
 		return
 	}
-	t.cur.preview.addDataRow(body, size, t.cur.columns, t.lim.previewBytes)
+	t.cur.preview.addDataRow(&t.server, body, size, t.cur.columns, t.lim.previewBytes)
 }
 
 // onComplete handles CommandComplete, EmptyQueryResponse (tag nil) and
@@ -185,7 +189,7 @@ func (t *tracker) onComplete(tag []byte, suspended bool) {
 	} else {
 		q = t.executeEvent(p)
 	}
-	q.CommandTag = string(tag)
+	q.CommandTag = t.server.text(tag)
 	if suspended {
 		q.CommandTag = "PORTAL SUSPENDED"
 	}
@@ -281,7 +285,7 @@ func (t *tracker) onFunctionCallResponse(body []byte, size int) {
 	q := recorder.Query{Text: p.funcText, Protocol: protocolFastpath}
 	r := msgReader{b: body}
 	if n := int(r.int32()); !r.bad {
-		q.Preview, q.PreviewTrunc = renderValue(0, 1, r.b, n, t.lim.previewBytes, stylePlain)
+		q.Preview, q.PreviewTrunc = renderValue(&t.server, 0, 1, r.b, n, t.lim.previewBytes, stylePlain)
 		if n >= 0 && len(body) < size {
 			q.PreviewTrunc = true
 		}
@@ -293,7 +297,7 @@ func (t *tracker) onFunctionCallResponse(body []byte, size int) {
 // onError pairs an ErrorResponse with the request that failed and marks
 // what the server will skip because of it.
 func (t *tracker) onError(body []byte) {
-	e := parseErrorFields(body)
+	e := parseErrorFields(&t.server, body)
 	p := t.front()
 	if p == nil {
 		// FATAL errors such as an administrator's termination arrive with
@@ -412,7 +416,7 @@ func (t *tracker) messageEvent(p *pending) recorder.Query {
 }
 
 func (t *tracker) onNotice(body []byte) {
-	e := parseErrorFields(body)
+	e := parseErrorFields(&t.server, body)
 	note := e.message
 	if e.severity != "" {
 		note = e.severity + ": " + note
@@ -455,6 +459,10 @@ func (t *tracker) onReadyForQuery(body []byte) {
 		}
 	}
 	t.cur.active = false
+	if t.head == len(t.fifo) {
+		// A SET the server refused leaves its encoding as it was.
+		t.client.cs = t.server.cs
+	}
 	t.resetCopyIn() // data no COPY claimed (the server ignores it too)
 	t.realign()
 	t.flush(status)

@@ -70,7 +70,7 @@ func forwardedParam(key string) bool {
 
 // connectUpstream dials the account's server and logs in with the
 // account's credentials.
-func (e *Engine) connectUpstream(ctx context.Context, acct *config.Account, clientParams []startupParam) (*upstreamConn, error) {
+func (e *Engine) connectUpstream(ctx context.Context, acct *config.Account, version uint32, clientParams []startupParam) (*upstreamConn, error) {
 	var secret []byte
 	if !acct.Secret.IsZero() {
 		s, err := acct.Secret.Resolve()
@@ -84,7 +84,7 @@ func (e *Engine) connectUpstream(ctx context.Context, acct *config.Account, clie
 	if err != nil {
 		return nil, e.upstreamFailed(acct, err)
 	}
-	up, err := e.loginUpstream(conn, acct, secret, clientParams)
+	up, err := e.loginUpstream(conn, acct, secret, version, clientParams)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
@@ -143,15 +143,16 @@ func startUpstreamTLS(conn net.Conn, cfg *tls.Config) (net.Conn, error) {
 	return tc, nil
 }
 
-// loginUpstream runs the startup and authentication exchange as a client.
-func (e *Engine) loginUpstream(conn net.Conn, acct *config.Account, secret []byte, clientParams []startupParam) (*upstreamConn, error) {
+// loginUpstream runs the startup and authentication exchange as a client,
+// asking for the protocol version the client asked for.
+func (e *Engine) loginUpstream(conn net.Conn, acct *config.Account, secret []byte, version uint32, clientParams []startupParam) (*upstreamConn, error) {
 	params := []startupParam{{"user", acct.User}, {"database", acct.Database}}
 	for _, p := range clientParams {
 		if forwardedParam(p.key) {
 			params = append(params, p)
 		}
 	}
-	if _, err := conn.Write(appendStartupMessage(nil, params)); err != nil {
+	if _, err := conn.Write(appendStartupMessage(nil, version, params)); err != nil {
 		return nil, e.upstreamFailed(acct, err)
 	}
 	up := &upstreamConn{conn: conn}
@@ -167,14 +168,15 @@ func (e *Engine) loginUpstream(conn net.Conn, acct *config.Account, secret []byt
 				return nil, err
 			}
 		case 'E':
-			return nil, upstreamLoginError(acct, parseErrorFields(body))
+			return nil, upstreamLoginError(acct, parseErrorFields(&decoder{cs: utf8Charset}, body))
 		case 'S', 'N':
 			up.initial = appendMessage(up.initial, typ, body)
 		case 'K':
-			if len(body) != 8 {
+			key, ok := parseBackendKeyData(body)
+			if !ok {
 				return nil, e.upstreamFailed(acct, errors.New("malformed BackendKeyData from server"))
 			}
-			up.key = cancelKey{pid: binary.BigEndian.Uint32(body), secret: binary.BigEndian.Uint32(body[4:])}
+			up.key = key
 		case 'Z':
 			up.txStatus = 'I'
 			if len(body) == 1 {
@@ -182,7 +184,9 @@ func (e *Engine) loginUpstream(conn net.Conn, acct *config.Account, secret []byt
 			}
 			return up, nil
 		case 'v':
-			// We ask for plain 3.0 without options; nothing to adapt to.
+			// An older server answering a 3.2 request with 3.0: its
+			// BackendKeyData then has a 4-byte secret, which is parsed
+			// the same way. We never ask for protocol options.
 		default:
 			return nil, e.upstreamFailed(acct, fmt.Errorf("unexpected message type %q from server during startup", typ))
 		}
@@ -300,12 +304,7 @@ func (e *Engine) sendCancel(acct *config.Account) func(ctx context.Context, key 
 			return err
 		}
 		defer conn.Close()
-		var req [16]byte
-		binary.BigEndian.PutUint32(req[:], 16)
-		binary.BigEndian.PutUint32(req[4:], cancelRequestCode)
-		binary.BigEndian.PutUint32(req[8:], key.pid)
-		binary.BigEndian.PutUint32(req[12:], key.secret)
-		if _, err := conn.Write(req[:]); err != nil {
+		if _, err := conn.Write(appendCancelRequest(nil, key)); err != nil {
 			return err
 		}
 		// The server closes the connection once it has read the request;

@@ -60,8 +60,9 @@ const (
 // renderValue renders one wire value of type oid in format (0 text, 1
 // binary) in at most limit bytes; truncated reports a cut. size is the
 // value's full length on the wire, which may exceed len(data) when only a
-// prefix was captured. A nil data with size < 0 is SQL NULL.
-func renderValue(oid uint32, format int16, data []byte, size, limit int, style valueStyle) (s string, truncated bool) {
+// prefix was captured. A nil data with size < 0 is SQL NULL. Text, in
+// either format, is decoded from the session's encoding by d.
+func renderValue(d *decoder, oid uint32, format int16, data []byte, size, limit int, style valueStyle) (s string, truncated bool) {
 	if size < 0 {
 		return "NULL", false
 	}
@@ -69,12 +70,10 @@ func renderValue(oid uint32, format int16, data []byte, size, limit int, style v
 	var out string
 	bare := false // numbers and booleans are not quoted
 	switch {
+	case format == 0 && complete:
+		out, bare = d.text(data), isBareType(oid)
 	case format == 0:
-		out = string(data)
-		bare = isBareType(oid)
-		if !utf8.ValidString(out) {
-			out = strings.ToValidUTF8(out, "\uFFFD")
-		}
+		out, bare = d.prefix(data), isBareType(oid)
 	case !complete:
 		// A cut binary value can't be decoded; show what we have.
 		out = `\x` + hex.EncodeToString(data[:min(len(data), limit/2+1)])
@@ -84,7 +83,7 @@ func renderValue(oid uint32, format int16, data []byte, size, limit int, style v
 		}
 	default:
 		var ok bool
-		out, bare, ok = decodeBinary(oid, data)
+		out, bare, ok = decodeBinary(d, oid, data)
 		if !ok {
 			out, bare = `\x`+hex.EncodeToString(data[:min(len(data), limit/2+1)])+" (oid "+strconv.FormatUint(uint64(oid), 10)+")", true
 			truncated = len(data) > limit/2+1
@@ -127,7 +126,7 @@ func truncateUTF8(s string, n int) string {
 
 // decodeBinary renders a complete binary value as PostgreSQL's text output
 // would; ok is false for types it does not know or malformed data.
-func decodeBinary(oid uint32, b []byte) (s string, bare, ok bool) {
+func decodeBinary(d *decoder, oid uint32, b []byte) (s string, bare, ok bool) {
 	be := binary.BigEndian
 	switch oid {
 	case oidBool:
@@ -172,12 +171,12 @@ func decodeBinary(oid uint32, b []byte) (s string, bare, ok bool) {
 		s, ok := decodeNumeric(b)
 		return s, true, ok
 	case oidText, oidVarchar, oidBPChar, oidName, oidUnknown, oidJSON, oidChar:
-		return strings.ToValidUTF8(string(b), "\uFFFD"), false, true
+		return d.text(b), false, true
 	case oidJSONB:
 		if len(b) < 1 || b[0] != 1 {
 			return "", false, false
 		}
-		return strings.ToValidUTF8(string(b[1:]), "\uFFFD"), false, true
+		return d.text(b[1:]), false, true
 	case oidBytea:
 		return `\x` + hex.EncodeToString(b), false, true
 	case oidUUID:
@@ -208,7 +207,7 @@ func decodeBinary(oid uint32, b []byte) (s string, bare, ok bool) {
 		return formatInterval(int64(be.Uint64(b)), int32(be.Uint32(b[8:])), int32(be.Uint32(b[12:]))), false, true
 	}
 	if _, isArray := arrayElem[oid]; isArray {
-		s, ok := decodeArray(b)
+		s, ok := decodeArray(d, b)
 		return s, false, ok
 	}
 	return "", false, false
@@ -365,7 +364,7 @@ func formatInterval(us int64, days, months int32) string {
 const maxArrayElems = 10000
 
 // decodeArray renders a binary array in PostgreSQL's text form: {1,2,NULL}.
-func decodeArray(b []byte) (string, bool) {
+func decodeArray(d *decoder, b []byte) (string, bool) {
 	r := msgReader{b: b}
 	ndim := int(r.int32())
 	r.int32() // has-null flag
@@ -415,7 +414,7 @@ func decodeArray(b []byte) (string, bool) {
 			if r.bad {
 				return false
 			}
-			s, bare, ok := decodeBinary(elemOID, elem)
+			s, bare, ok := decodeBinary(d, elemOID, elem)
 			if !ok {
 				s, bare = `\x`+hex.EncodeToString(elem), false
 			}

@@ -98,7 +98,7 @@ func TestRenderValue(t *testing.T) {
 			if limit == 0 {
 				limit = 1024
 			}
-			got, trunc := renderValue(tt.oid, tt.format, tt.data, size, limit, tt.style)
+			got, trunc := renderValue(&decoder{cs: utf8Charset}, tt.oid, tt.format, tt.data, size, limit, tt.style)
 			if got != tt.want || trunc != tt.trunc {
 				t.Fatalf("renderValue = %q, %v; want %q, %v", got, trunc, tt.want, tt.trunc)
 			}
@@ -111,7 +111,7 @@ func FuzzRenderValue(f *testing.F) {
 	f.Add(uint32(1007), int16(1), array1(oidInt4, be32(1), nil))
 	f.Add(uint32(oidTimestamp), int16(1), be64(1))
 	f.Fuzz(func(t *testing.T, oid uint32, format int16, data []byte) {
-		s, _ := renderValue(oid, format, data, len(data), 64, styleLiteral)
+		s, _ := renderValue(&decoder{cs: utf8Charset}, oid, format, data, len(data), 64, styleLiteral)
 		if len(s) > 64*2+64 {
 			t.Fatalf("rendered %d bytes past the limit", len(s))
 		}

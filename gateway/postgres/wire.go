@@ -11,6 +11,7 @@ import (
 // startup packet).
 const (
 	protocolVersion30 = 3<<16 | 0
+	protocolVersion32 = 3<<16 | protocolMinor32
 	sslRequestCode    = 80877103
 	gssEncRequestCode = 80877104
 	cancelRequestCode = 80877102
@@ -167,11 +168,11 @@ func parseStartupParams(b []byte) ([]startupParam, error) {
 	}
 }
 
-// appendStartupMessage encodes a protocol 3.0 StartupMessage.
-func appendStartupMessage(dst []byte, params []startupParam) []byte {
+// appendStartupMessage encodes a StartupMessage asking for version.
+func appendStartupMessage(dst []byte, version uint32, params []startupParam) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
-	dst = binary.BigEndian.AppendUint32(dst, protocolVersion30)
+	dst = binary.BigEndian.AppendUint32(dst, version)
 	for _, p := range params {
 		dst = append(dst, p.key...)
 		dst = append(dst, 0)
@@ -183,11 +184,11 @@ func appendStartupMessage(dst []byte, params []startupParam) []byte {
 	return dst
 }
 
-// appendNegotiateProtocolVersion tells a client asking for 3.x (x > 0) or
-// for _pq_ options that the gateway speaks 3.0 without them.
-func appendNegotiateProtocolVersion(dst []byte, unsupported []string) []byte {
+// appendNegotiateProtocolVersion tells a client asking for a newer minor
+// version or for _pq_ options that the gateway speaks version without them.
+func appendNegotiateProtocolVersion(dst []byte, version uint32, unsupported []string) []byte {
 	var body []byte
-	body = binary.BigEndian.AppendUint32(body, protocolVersion30)
+	body = binary.BigEndian.AppendUint32(body, version)
 	body = binary.BigEndian.AppendUint32(body, uint32(len(unsupported)))
 	for _, o := range unsupported {
 		body = append(body, o...)

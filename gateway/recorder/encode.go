@@ -2,8 +2,10 @@ package recorder
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -14,7 +16,15 @@ import (
 // costs a fraction of building and marshalling the generated structs. The
 // output is ordinary OTLP: tests and the uploader decode it with the
 // generated types.
-type record struct{ b []byte }
+type record struct {
+	b []byte
+	// repaired lists the fields whose invalid UTF-8 was replaced: protobuf
+	// strings must be UTF-8, and a record that does not decode would reach
+	// Elasticsearch without its session attributes.
+	repaired []string
+	// lossy is set when the engine reported undecodable text.
+	lossy bool
+}
 
 // LogRecord field numbers (opentelemetry/proto/logs/v1/logs.proto).
 const (
@@ -46,7 +56,7 @@ var recordPool = sync.Pool{New: func() any { return &record{b: make([]byte, 0, 1
 
 func newRecord() *record {
 	r := recordPool.Get().(*record)
-	r.b = r.b[:0]
+	r.b, r.repaired, r.lossy = r.b[:0], r.repaired[:0], false
 	return r
 }
 
@@ -73,6 +83,7 @@ func (r *record) header(event string, ts, observed time.Time, warn bool, body st
 	b = protowire.AppendString(b, sevText)
 	b = protowire.AppendTag(b, fieldEventName, protowire.BytesType)
 	b = protowire.AppendString(b, event)
+	body = r.valid("body", body)
 	// body: AnyValue{string_value}
 	b = protowire.AppendTag(b, fieldBody, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(stringValueSize(body)))
@@ -102,7 +113,18 @@ func (r *record) kv(key string, valueSize int, fill func([]byte) []byte) {
 	r.b = fill(b)
 }
 
+// valid returns v, or v with each invalid UTF-8 sequence replaced by
+// U+FFFD, noting key as repaired.
+func (r *record) valid(key, v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	r.repaired = append(r.repaired, key)
+	return strings.ToValidUTF8(v, "\uFFFD")
+}
+
 func (r *record) str(key, v string) {
+	v = r.valid(key, v)
 	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
 }
 
@@ -131,6 +153,16 @@ func (r *record) bool(key string, v bool) {
 }
 
 func (r *record) strs(key string, vs []string) {
+	for i, v := range vs {
+		if !utf8.ValidString(v) {
+			vs = append([]string(nil), vs...) // never modify the caller's slice
+			for j := i; j < len(vs); j++ {
+				vs[j] = strings.ToValidUTF8(vs[j], "\uFFFD")
+			}
+			r.repaired = append(r.repaired, key)
+			break
+		}
+	}
 	arraySize := 0
 	for _, v := range vs {
 		arraySize += protowire.SizeTag(1) + protowire.SizeBytes(stringValueSize(v))

@@ -120,7 +120,7 @@ func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, err
 		info.Start = r.opts.Now()
 	}
 	s := &otelSession{r: r, info: info, policy: r.opts.PolicyFor(info.Account)}
-	s.base = r.sessionAttrs(info)
+	s.base, s.baseRepaired = r.sessionAttrs(info)
 	rec := s.begin(schema.EventSessionStart, info.Start, false, fmt.Sprintf("%s session started by %s on %s", info.ResourceType, info.User, info.Account))
 	rec.str(schema.AttrServerAddr, info.ServerAddr)
 	rec.int(schema.AttrServerPort, int64(info.ServerPort))
@@ -150,7 +150,7 @@ func (r *OTel) AuthFailure(ctx context.Context, f AuthFailure) error {
 	}
 	info := SessionInfo{ID: NewSessionID(), User: f.User, Account: f.Account, ResourceType: f.ResourceType, ClientAddr: f.ClientAddr, ClientPort: f.ClientPort}
 	s := &otelSession{r: r, info: info}
-	s.base = r.sessionAttrs(info)
+	s.base, s.baseRepaired = r.sessionAttrs(info)
 	msg, _ := r.opts.Redactor.Shell(f.Message)
 	rec := s.begin(schema.EventAuthFailure, f.Time, true, msg)
 	rec.str(schema.AttrAuthFailure, f.Reason)
@@ -158,8 +158,8 @@ func (r *OTel) AuthFailure(ctx context.Context, f AuthFailure) error {
 }
 
 // sessionAttrs encodes the attributes every record of a session carries,
-// once per session.
-func (r *OTel) sessionAttrs(info SessionInfo) []byte {
+// once per session, with the keys of those whose UTF-8 was repaired.
+func (r *OTel) sessionAttrs(info SessionInfo) ([]byte, []string) {
 	rec := &record{}
 	rec.str(schema.AttrSessionID, info.ID)
 	rec.str(schema.AttrUserName, info.User)
@@ -170,7 +170,7 @@ func (r *OTel) sessionAttrs(info SessionInfo) []byte {
 	if info.ClientPort != 0 {
 		rec.int(schema.AttrClientPort, int64(info.ClientPort))
 	}
-	return rec.b
+	return rec.b, rec.repaired
 }
 
 // recordFailure counts a failed append, logs it (at most once a second, so a

@@ -17,6 +17,9 @@ type otelSession struct {
 	info   SessionInfo
 	policy Policy
 	base   []byte // encoded session attributes shared by every record
+	// baseRepaired lists session attributes whose invalid UTF-8 was
+	// replaced when base was encoded (a client-chosen user name).
+	baseRepaired []string
 
 	seq       atomic.Int64 // next sequence number; 0 is the start event
 	queries   atomic.Int64
@@ -33,6 +36,7 @@ func (s *otelSession) ID() string { return s.info.ID }
 // order for each engine goroutine.
 func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
 	rec := newRecord()
+	rec.repaired = append(rec.repaired, s.baseRepaired...)
 	rec.header(event, ts, s.r.opts.Now(), warn, body)
 	rec.raw(s.base)
 	rec.int(schema.AttrSeq, s.seq.Add(1)-1)
@@ -53,6 +57,13 @@ var errNotDurable = errors.New("strict mode needs a durable sink")
 // sink copies what it keeps), returning the raw failure.
 func (s *otelSession) append(rec *record) error {
 	defer rec.release()
+	if len(rec.repaired) > 0 {
+		rec.strs(schema.AttrTextRepaired, rec.repaired)
+		rec.lossy = true
+	}
+	if rec.lossy {
+		rec.bool(schema.AttrTextLossy, true)
+	}
 	var err error
 	if s.policy.Strict {
 		ds, ok := s.r.opts.Sink.(DurableSink)
@@ -151,6 +162,10 @@ func (s *otelSession) Query(q Query) error {
 	if redactions > 0 {
 		rec.int(schema.AttrRedactions, int64(redactions))
 	}
+	if q.ClientEncoding != "" {
+		rec.str(schema.AttrDBClientEncoding, q.ClientEncoding)
+	}
+	rec.lossy = q.TextLossy
 	return s.emit(schema.EventDBQuery, rec)
 }
 

@@ -67,6 +67,13 @@ type Query struct {
 	// statement of the same pipeline failed.
 	NotExecuted bool
 	Notices     []string
+
+	// ClientEncoding is the session's client_encoding when it is not
+	// UTF8: every text field above was decoded from it.
+	ClientEncoding string
+	// TextLossy is set when some bytes could not be decoded to UTF-8 and
+	// were replaced by U+FFFD.
+	TextLossy bool
 }
 
 // Command is one SSH command with its output: an exec request, or one line of

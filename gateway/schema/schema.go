@@ -84,6 +84,16 @@ const (
 	AttrRecordingErrors  = "pam.recording.errors"
 	AttrProtocolViolated = "pam.protocol.violation"
 	AttrSpoolDecodeError = "pam.spool.decode_error"
+	// AttrTextLossy marks an event whose text lost bytes on the way to
+	// UTF-8: bytes invalid in the client's encoding became U+FFFD.
+	AttrTextLossy = "pam.text.lossy"
+	// AttrTextRepaired names the fields (attribute keys, or "body") in
+	// which the recorder itself replaced invalid UTF-8, a last resort that
+	// keeps the record and its session attributes.
+	AttrTextRepaired = "pam.text.repaired"
+	// AttrDBClientEncoding is the session's client_encoding when it is not
+	// UTF8: the encoding the event's text was decoded from.
+	AttrDBClientEncoding = "pam.db.client_encoding"
 )
 
 // SSH attributes.
