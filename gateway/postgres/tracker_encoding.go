@@ -148,4 +148,3 @@ func hasReplacement(q *recorder.Query) bool {
 	}
 	return false
 }
-
