@@ -286,3 +286,39 @@ func TestCancelRegistrySharedPid(t *testing.T) {
 		t.Error("unregistering one key dropped the other on the same pid")
 	}
 }
+
+var benchSink string
+
+// BenchmarkDecodeText is the decoding cost per recorded text, side by side
+// with the plain copy the tracker made before decoding existed: UTF8
+// sessions (the fast path: validation only), then other encodings.
+func BenchmarkDecodeText(b *testing.B) {
+	query := []byte("SELECT abalance FROM pgbench_accounts WHERE aid = 4242;")
+	latin9, _ := lookupCharset("LATIN9")
+	sjis, _ := lookupCharset("SJIS")
+	for _, bc := range []struct {
+		name string
+		cs   charset
+		text []byte
+	}{
+		{"UTF8", utf8Charset, query},
+		{"UTF8-non-ASCII", utf8Charset, []byte("SELECT 'prévu €' FROM t WHERE aid = 4242;")},
+		{"LATIN9-ASCII", latin9, query},
+		{"LATIN9-non-ASCII", latin9, []byte("SELECT 'pr\xe9vu \xa4' FROM t WHERE aid = 4242;")},
+		{"SJIS-non-ASCII", sjis, []byte("SELECT '\x93\xfa\x96\x7b\x8c\xea' FROM t WHERE aid = 4242;")},
+	} {
+		b.Run("copy/"+bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				benchSink = string(bc.text)
+			}
+		})
+		b.Run("decode/"+bc.name, func(b *testing.B) {
+			d := decoder{cs: bc.cs}
+			b.ReportAllocs()
+			for b.Loop() {
+				benchSink = d.text(bc.text)
+			}
+		})
+	}
+}
