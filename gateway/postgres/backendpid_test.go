@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
@@ -203,18 +201,7 @@ func TestCancelOnlyOwnQuery(t *testing.T) {
 	})
 	t.Run("pgx", func(t *testing.T) {
 		g := startGateway(t, baseConfig(t, pg.demoAccount(t)))
-		cfg, err := pgx.ParseConfig(g.connString(testUser, testPassword, "demo"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
-			return &pgconn.CancelRequestContextWatcherHandler{Conn: pc, DeadlineDelay: 15 * time.Second}
-		}
-		victim, err := pgx.ConnectConfig(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer victim.Close(context.Background())
+		victim := connectPgxCancelling(t, g.connString(testUser, testPassword, "demo"))
 		other := connectPgx(t, g.connString(testUser, testPassword, "demo"))
 		otherDone := make(chan error, 1)
 		go func() {
@@ -223,7 +210,7 @@ func TestCancelOnlyOwnQuery(t *testing.T) {
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		_, err = victim.Exec(ctx, "select pg_sleep(30)")
+		_, err := victim.Exec(ctx, "select pg_sleep(30)")
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) || pe.Code != "57014" {
 			t.Fatalf("cancelled statement: %v, want SQLSTATE 57014", err)

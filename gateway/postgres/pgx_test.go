@@ -297,12 +297,12 @@ func TestPgxNoticesAndNotifications(t *testing.T) {
 	}
 }
 
-// Cancelling a query through the gateway's key cancels it upstream.
-func TestPgxCancel(t *testing.T) {
-	p := newPgxPair(t)
-	// pgx's default on a cancelled context closes the connection; ask it
-	// to send a cancel request and wait for the server's answer instead.
-	cfg, err := pgx.ParseConfig(p.g.connString(testUser, testPassword, "demo"))
+// connectPgxCancelling connects a pgx client that answers a cancelled
+// context with a cancel request, waiting for the server's answer, instead
+// of pgx's default of closing the connection.
+func connectPgxCancelling(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,11 +313,18 @@ func TestPgxCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(context.Background())
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// Cancelling a query through the gateway's key cancels it upstream.
+func TestPgxCancel(t *testing.T) {
+	p := newPgxPair(t)
+	c := connectPgxCancelling(t, p.g.connString(testUser, testPassword, "demo"))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = c.Exec(ctx, "select pg_sleep(30)")
+	_, err := c.Exec(ctx, "select pg_sleep(30)")
 	if err == nil || time.Since(start) > 15*time.Second {
 		t.Fatalf("pg_sleep returned %v after %s; want a quick cancel", err, time.Since(start))
 	}

@@ -172,7 +172,7 @@ func Install(t testing.TB, lang string) {
 // output, which must be identical direct and through the gateway.
 func Run(t testing.TB, lang, host string, port int, user, password, db string) string {
 	t.Helper()
-	libs := filepath.Join(testenv.RepoRoot(t), ".pamtrail", "clients", lang)
+	libs := clientsDir(t, lang)
 	src := dir(t)
 	var cmd *exec.Cmd
 	env := []string{
