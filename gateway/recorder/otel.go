@@ -127,7 +127,7 @@ func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, err
 	rec.str(schema.AttrAuthMethod, info.AuthMethod)
 	if info.Database != "" {
 		rec.str(schema.AttrDBNamespace, info.Database)
-		rec.str(schema.AttrDBSystem, "postgresql")
+		rec.str(schema.AttrDBSystem, dbSystem(info.ResourceType))
 	}
 	if info.UpstreamUser != "" {
 		rec.str(schema.AttrDBUpstreamUser, info.UpstreamUser)

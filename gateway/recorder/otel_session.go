@@ -93,7 +93,7 @@ func (s *otelSession) Query(q Query) error {
 	}
 	failed := q.ErrorCode != "" && !q.NotExecuted
 	rec := s.begin(schema.EventDBQuery, q.Start, failed, text)
-	rec.str(schema.AttrDBSystem, "postgresql")
+	rec.str(schema.AttrDBSystem, dbSystem(s.info.ResourceType))
 	rec.str(schema.AttrDBNamespace, s.info.Database)
 	rec.str(schema.AttrDBQueryText, text)
 	op := operationName(text)
@@ -106,6 +106,12 @@ func (s *otelSession) Query(q Query) error {
 	// attribute is kept for every COPY statement and left off all others.
 	if q.CopyBytes > 0 || op == "COPY" {
 		rec.int(schema.AttrDBCopyBytes, q.CopyBytes)
+	}
+	if q.LastInsertID != 0 {
+		rec.int(schema.AttrDBLastInsertID, q.LastInsertID)
+	}
+	if q.Warnings != 0 {
+		rec.int(schema.AttrDBWarnings, int64(q.Warnings))
 	}
 	if q.Protocol != "" {
 		rec.str(schema.AttrDBProtocol, q.Protocol)
@@ -140,6 +146,9 @@ func (s *otelSession) Query(q Query) error {
 		rec.str(schema.AttrDBStatusCode, q.ErrorCode)
 		rec.str(schema.AttrErrorType, q.ErrorCode)
 		rec.str(schema.AttrErrorMessage, msg)
+		if q.ErrorNumber != 0 {
+			rec.int(schema.AttrDBErrorNumber, int64(q.ErrorNumber))
+		}
 		if detail != "" {
 			rec.str(schema.AttrErrorDetail, detail)
 		}
@@ -284,4 +293,12 @@ func (s *otelSession) End(e End) error {
 		s.r.opts.OnSessionEnd(s.info.ID)
 	}
 	return err
+}
+
+// dbSystem is the semantic-conventions db.system.name of a resource type.
+func dbSystem(resourceType string) string {
+	if resourceType == schema.ResourceMySQL {
+		return "mysql"
+	}
+	return "postgresql"
 }

@@ -15,7 +15,7 @@ type SessionInfo struct {
 	ID           string // unique, chosen by the engine (see NewSessionID)
 	User         string // gateway identity
 	Account      string // account name from config
-	ResourceType string // schema.ResourcePostgres or schema.ResourceSSH
+	ResourceType string // schema.ResourcePostgres, schema.ResourceMySQL or schema.ResourceSSH
 	ClientAddr   string
 	ClientPort   int
 	ServerAddr   string // upstream host
@@ -54,7 +54,12 @@ type Query struct {
 	// CopyBytes is the COPY data a COPY statement moved through the
 	// gateway (CopyData payloads, either direction); the rows moved are
 	// the tag's count. Recorded for COPY statements only.
-	CopyBytes    int64
+	CopyBytes int64
+	// LastInsertID, Warnings and ErrorNumber are MySQL's OK and ERR
+	// packet fields; zero when the protocol has none.
+	LastInsertID int64
+	Warnings     int
+	ErrorNumber  int
 	Columns      []string
 	Preview      string // bounded text preview of the result rows
 	PreviewTrunc bool

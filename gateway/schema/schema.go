@@ -45,6 +45,7 @@ const (
 const (
 	ResourcePostgres = "postgres"
 	ResourceSSH      = "ssh"
+	ResourceMySQL    = "mysql"
 )
 
 // Database attributes (pam.db.query).
@@ -56,11 +57,14 @@ const (
 	AttrDBStatusCode     = "db.response.status_code"   // semconv: SQLSTATE on error
 	AttrDBReturnedRows   = "db.response.returned_rows" // semconv
 	AttrDBUpstreamUser   = "pam.db.upstream_user"
-	AttrDBCommandTag     = "pam.db.command_tag"   // e.g. "INSERT 0 1"
-	AttrDBRowsAffected   = "pam.db.rows_affected" // from the command tag
-	AttrDBCopyBytes      = "pam.db.copy.bytes"    // COPY data bytes relayed (either direction); COPY statements only
-	AttrDBProtocol       = "pam.db.protocol"      // "simple" or "extended"
-	AttrDBParams         = "pam.db.params"        // rendered bind parameters
+	AttrDBCommandTag     = "pam.db.command_tag"    // e.g. "INSERT 0 1"
+	AttrDBRowsAffected   = "pam.db.rows_affected"  // from the command tag
+	AttrDBCopyBytes      = "pam.db.copy.bytes"     // COPY data bytes relayed (either direction); COPY statements only
+	AttrDBProtocol       = "pam.db.protocol"       // "simple" or "extended"
+	AttrDBLastInsertID   = "pam.db.last_insert_id" // MySQL: the OK packet's last insert id, when not 0
+	AttrDBWarnings       = "pam.db.warnings"       // MySQL: the statement's warning count, when not 0
+	AttrDBErrorNumber    = "pam.db.error_number"   // MySQL: the server's error number beside the SQLSTATE
+	AttrDBParams         = "pam.db.params"         // rendered bind parameters
 	AttrDBParamsTrunc    = "pam.db.params_truncated"
 	AttrDBColumns        = "pam.db.columns"
 	AttrDBTxStatus       = "pam.db.tx_status" // I, T or E after the statement
