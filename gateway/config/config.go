@@ -21,6 +21,7 @@ type Config struct {
 	Gateway   Gateway          `yaml:"gateway"`
 	Postgres  *PostgresListen  `yaml:"postgres"`
 	SSH       *SSHListen       `yaml:"ssh"`
+	MySQL     *MySQLListen     `yaml:"mysql"`
 	Spool     Spool            `yaml:"spool"`
 	Upload    Upload           `yaml:"upload"`
 	Recording Recording        `yaml:"recording"`
@@ -77,6 +78,18 @@ type PostgresListen struct {
 	// non-strict sessions; 0 relays every session with two goroutines.
 	// Unset means one loop per four CPUs, at least one.
 	EventLoops *int `yaml:"event_loops"`
+}
+
+// MySQLListen is the client-facing MySQL/MariaDB listener.
+type MySQLListen struct {
+	Address    string     `yaml:"address"`
+	TLS        *ServerTLS `yaml:"tls"`
+	RequireTLS bool       `yaml:"require_tls"`
+	// MaxPacketBytes bounds how much of one command or row the gateway
+	// holds to record it; larger payloads are relayed whole and recorded
+	// cut. It is not a limit on what clients may send.
+	MaxPacketBytes ByteSize `yaml:"max_packet_bytes"`
+	AuthTimeout    Duration `yaml:"auth_timeout"`
 }
 
 // SSHListen is the client-facing SSH listener.
@@ -153,6 +166,11 @@ type User struct {
 	// PostgresSCRAM is a SCRAM-SHA-256 verifier (pamtrail passwd), never a password.
 	PostgresSCRAM     string   `yaml:"postgres_scram"`
 	SSHAuthorizedKeys []string `yaml:"ssh_authorized_keys"`
+	// MySQLNativePassword is MySQL's stored form of a password for
+	// mysql_native_password ("*" and 40 hex digits of SHA1(SHA1(password)),
+	// pamtrail passwd --mysql-native), for clients that cannot use
+	// caching_sha2_password. Unsalted, so only set it where needed.
+	MySQLNativePassword string `yaml:"mysql_native_password"`
 	// SSHAuthorizedKeysFile is an authorized_keys file whose lines are
 	// added to SSHAuthorizedKeys at load time.
 	SSHAuthorizedKeysFile string `yaml:"ssh_authorized_keys_file"`
@@ -180,6 +198,9 @@ type Account struct {
 	Mode             string   `yaml:"mode"`
 	AllowPortForward bool     `yaml:"allow_port_forwarding"`
 	EnvAllow         []string `yaml:"env_allow"`
+	// AllowLocalInfile lets mysql sessions run LOAD DATA LOCAL INFILE,
+	// which reads a file of the client's machine into the server.
+	AllowLocalInfile bool `yaml:"allow_local_infile"`
 }
 
 // Grant lets a user use accounts.
@@ -288,6 +309,14 @@ func (c *Config) applyDefaults() {
 		lag := DefaultMaxUploadLag
 		c.Metrics.MaxUploadLag = &lag
 	}
+	if c.MySQL != nil {
+		if c.MySQL.MaxPacketBytes == 0 {
+			c.MySQL.MaxPacketBytes = 1 << 20
+		}
+		if c.MySQL.AuthTimeout == 0 {
+			c.MySQL.AuthTimeout = Duration(30 * time.Second)
+		}
+	}
 	if c.SSH != nil && c.SSH.HostKeyFile == "" {
 		c.SSH.HostKeyFile = "ssh_host_ed25519_key"
 	}
@@ -299,6 +328,8 @@ func (c *Config) applyDefaults() {
 				a.Port = 5432
 			case "ssh":
 				a.Port = 22
+			case "mysql":
+				a.Port = 3306
 			}
 		}
 		if a.Type == "ssh" && a.SecretKind == "" {
@@ -332,6 +363,11 @@ func (c *Config) resolvePaths() {
 	}
 	for i := range c.Users {
 		abs(&c.Users[i].SSHAuthorizedKeysFile)
+	}
+	if c.MySQL != nil && c.MySQL.TLS != nil {
+		abs(&c.MySQL.TLS.CertFile)
+		abs(&c.MySQL.TLS.KeyFile)
+		abs(&c.MySQL.TLS.ClientCAFile)
 	}
 	if c.SSH != nil {
 		abs(&c.SSH.HostKeyFile)

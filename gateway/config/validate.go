@@ -32,13 +32,26 @@ func (e *ValidationError) Error() string {
 	return "invalid config:\n  " + strings.Join(msgs, "\n  ")
 }
 
+var mysqlNativePattern = regexp.MustCompile(`^\*[0-9A-Fa-f]{40}$`)
+
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$`)
 
 // Validate checks the whole config and returns a *ValidationError.
 func (c *Config) Validate() error {
 	v := &validator{}
-	if c.Postgres == nil && c.SSH == nil {
-		v.add("postgres", "at least one listener (postgres or ssh) must be configured")
+	if c.Postgres == nil && c.SSH == nil && c.MySQL == nil {
+		v.add("postgres", "at least one listener (postgres, mysql or ssh) must be configured")
+	}
+	if c.MySQL != nil {
+		v.address("mysql.address", c.MySQL.Address)
+		if c.MySQL.TLS != nil {
+			v.tlsPair("mysql.tls", c.MySQL.TLS.CertFile, c.MySQL.TLS.KeyFile)
+		} else if c.MySQL.RequireTLS {
+			v.add("mysql.require_tls", "needs mysql.tls.cert_file and key_file")
+		}
+		if c.MySQL.MaxPacketBytes < 64<<10 {
+			v.add("mysql.max_packet_bytes", "must be at least 64KiB")
+		}
 	}
 	if c.Postgres != nil {
 		v.address("postgres.address", c.Postgres.Address)
@@ -145,6 +158,9 @@ func (v *validator) users(users []User) map[string]bool {
 		if u.PostgresSCRAM == "" && len(u.SSHAuthorizedKeys) == 0 {
 			v.add(f, "needs postgres_scram or ssh_authorized_keys to be able to log in")
 		}
+		if u.MySQLNativePassword != "" && !mysqlNativePattern.MatchString(u.MySQLNativePassword) {
+			v.add(f+".mysql_native_password", `must be "*" and 40 hex digits (pamtrail passwd --mysql-native), never a password`)
+		}
 		if u.PostgresSCRAM != "" {
 			if _, err := scram.ParseVerifier(u.PostgresSCRAM); err != nil {
 				v.add(f+".postgres_scram", err.Error())
@@ -170,7 +186,7 @@ func (v *validator) accounts(c *Config) map[string]bool {
 			v.add(f+".name", fmt.Sprintf("duplicate account %q", a.Name))
 		}
 		seen[a.Name] = true
-		v.oneOf(f+".type", a.Type, "postgres", "ssh")
+		v.oneOf(f+".type", a.Type, "postgres", "mysql", "ssh")
 		if a.Host == "" {
 			v.add(f+".host", "required")
 		}
@@ -189,6 +205,15 @@ func (v *validator) accounts(c *Config) map[string]bool {
 				v.add(f+".type", "postgres account but no postgres listener configured")
 			}
 			// trust needs no secret; anything else does, checked at connect time.
+			if !a.Secret.IsZero() {
+				if err := a.Secret.validate(); err != nil {
+					v.add(f+".secret", err.Error())
+				}
+			}
+		case "mysql":
+			if c.MySQL == nil {
+				v.add(f+".type", "mysql account but no mysql listener configured")
+			}
 			if !a.Secret.IsZero() {
 				if err := a.Secret.validate(); err != nil {
 					v.add(f+".secret", err.Error())

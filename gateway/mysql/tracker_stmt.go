@@ -116,11 +116,11 @@ func (t *tracker) param(v wire.Value) (string, bool) {
 	return boundValue(v, t.lim.maxParamBytes)
 }
 
-// boundValue renders a value as text: binary values as \x hex, text as
-// valid UTF-8, both cut to max bytes.
+// boundValue renders a value as text, cut to max bytes: bytes that are not
+// text (invalid UTF-8, or holding NUL) as \x hex.
 func boundValue(v wire.Value, max int) (string, bool) {
 	s := v.Text
-	if v.Binary && !utf8.ValidString(s) {
+	if !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
 		n := min(len(s), max/2)
 		return `\x` + hex.EncodeToString([]byte(s[:n])), n < len(s)
 	}

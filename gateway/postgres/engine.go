@@ -120,7 +120,7 @@ func New(opts Options) (*Engine, error) {
 		if a.Type != "postgres" {
 			continue
 		}
-		t, err := upstreamTLSConfig(fmt.Sprintf("accounts[%d]", i), a)
+		t, err := a.UpstreamTLS(fmt.Sprintf("accounts[%d]", i))
 		if err != nil {
 			return nil, err
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
@@ -30,7 +29,7 @@ func serverTLSConfig(c *config.ServerTLS) (*tls.Config, []byte, error) {
 		NextProtos:   []string{alpnPostgres},
 	}
 	if c.ClientCAFile != "" {
-		pool, err := loadCertPool(c.ClientCAFile)
+		pool, err := config.LoadCertPool(c.ClientCAFile)
 		if err != nil {
 			return nil, nil, fmt.Errorf("postgres.tls.client_ca_file: %w", err)
 		}
@@ -101,47 +100,4 @@ func (c *clientConn) plaintextWithoutCert() *authFailure {
 		message: "plaintext connection refused: postgres.tls.client_ca_file requires a client certificate over TLS",
 		account: c.param("database"),
 	}
-}
-
-// upstreamTLSConfig builds the TLS configuration to reach an account's
-// server, or nil when the account does not use TLS.
-func upstreamTLSConfig(field string, a *config.Account) (*tls.Config, error) {
-	if a.TLS == nil || !a.TLS.Enabled {
-		return nil, nil
-	}
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         a.TLS.ServerName,
-		InsecureSkipVerify: a.TLS.InsecureSkipVerify, //nolint:gosec // explicit per-account opt-out, documented in CONFIG.md
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName = a.Host
-	}
-	if a.TLS.CAFile != "" {
-		pool, err := loadCertPool(a.TLS.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls.ca_file: %w", field, err)
-		}
-		cfg.RootCAs = pool
-	}
-	if a.TLS.CertFile != "" || a.TLS.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(a.TLS.CertFile, a.TLS.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s.tls: loading cert_file/key_file: %w", field, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
-
-func loadCertPool(path string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }

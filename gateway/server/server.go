@@ -125,6 +125,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 	if cfg.Postgres != nil {
 		listeners["postgres"] = cfg.Postgres.Address
 	}
+	if cfg.MySQL != nil {
+		listeners["mysql"] = cfg.MySQL.Address
+	}
 	if cfg.SSH != nil {
 		listeners["ssh"] = cfg.SSH.Address
 	}

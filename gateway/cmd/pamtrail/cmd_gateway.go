@@ -13,6 +13,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/mysql"
 	"github.com/pamtrail/pamtrail/gateway/postgres"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/server"
@@ -23,6 +24,9 @@ import (
 var engines = map[string]server.EngineFactory{
 	"postgres": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
 		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log})
+	},
+	"mysql": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
+		return mysql.New(mysql.Options{Config: cfg, Recorder: rec, Logger: log})
 	},
 	"ssh": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
 		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Logger: log})

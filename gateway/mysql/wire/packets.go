@@ -151,13 +151,11 @@ const (
 	TypeGeometry   byte = 0xff
 )
 
-// Value is one decoded value: Null, or its text form. Binary marks
-// values of a binary (non-text) type, which callers render as hex or a
-// size rather than as text.
+// Value is one decoded value: Null, or its text form (the bytes as
+// stored, for strings and blobs).
 type Value struct {
-	Null   bool
-	Text   string
-	Binary bool
+	Null bool
+	Text string
 }
 
 // ParseTextRow splits a text-protocol row into n values.
@@ -224,7 +222,7 @@ func ReadBinaryValue(r *Reader, t byte, unsigned bool) Value {
 		return Value{Text: readTime(r)}
 	case TypeTinyBlob, TypeMediumBlob, TypeLongBlob, TypeBlob, TypeGeometry, TypeBit:
 		b, _ := r.LenencBytes()
-		return Value{Text: string(b), Binary: true}
+		return Value{Text: string(b)}
 	default: // strings, decimals, enum, set, json and unknown types are length-encoded
 		b, _ := r.LenencBytes()
 		return Value{Text: string(b)}
