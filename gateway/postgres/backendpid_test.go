@@ -9,22 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/postgres/clienttests"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
-// backendAlive reports whether pid is a backend, asked directly as admin.
-func backendAlive(t *testing.T, pg pgServer, pid uint32) bool {
+// backendQuery returns what backend pid is running while active, "" when
+// idle and "<gone>" when there is no such backend, asked directly as admin.
+func backendQuery(t *testing.T, pg pgServer, pid uint32) string {
 	t.Helper()
 	c := connectPgx(t, pg.AdminDSN(pg.DemoDB))
-	var n int
-	if err := c.QueryRow(context.Background(), "select count(*) from pg_stat_activity where pid = $1", int32(pid)).Scan(&n); err != nil {
+	var q *string
+	err := c.QueryRow(context.Background(), "select case when state = 'active' then query else '' end from pg_stat_activity where pid = $1", int32(pid)).Scan(&q)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "<gone>"
+	case err != nil:
 		t.Fatal(err)
+	case q == nil:
+		return ""
 	}
-	return n == 1
+	return *q
+}
+
+func backendAlive(t *testing.T, pg pgServer, pid uint32) bool {
+	return backendQuery(t, pg, pid) != "<gone>"
 }
 
 // The client is told the server's real backend PID: pg_backend_pid() and
@@ -97,9 +110,9 @@ func TestTerminateOwnBackend(t *testing.T) {
 					t.Fatalf("psql output %q, want the 57P01 message", out)
 				}
 			}
-			// The session's end is recorded (the client may close its
-			// side before the server's EOF reaches the gateway), and the
-			// terminating statement carries the server's 57P01.
+			// The terminating statement carries the server's 57P01, and
+			// the session ends as ended by the server, even when the
+			// client closes before the server's EOF reaches the gateway.
 			evs := g.waitEnds(1)
 			var terminated bool
 			for _, q := range queries(evs) {
@@ -107,6 +120,10 @@ func TestTerminateOwnBackend(t *testing.T) {
 			}
 			if !terminated {
 				t.Errorf("no pg_terminate_backend statement recorded with 57P01: %v", summarize(evs))
+			}
+			end := g.endOf(t, 0)
+			if end.End.Reason != schema.EndUpstreamClosed || !strings.Contains(end.End.Message, "57P01") {
+				t.Errorf("session end %+v, want %s with the server's 57P01", end.End, schema.EndUpstreamClosed)
 			}
 		})
 	}

@@ -340,6 +340,9 @@ func (s *session) classify(r pumpResult, fromClient bool) endState {
 		return endState{reason: schema.EndProtocolError, message: we.message, wire: we}
 	case s.terminated.Load():
 		return endState{reason: schema.EndClientQuit}
+	case s.tr != nil && s.tr.endedByServer() != "":
+		// The client may close before the server's EOF reaches us.
+		return endState{reason: schema.EndUpstreamClosed, message: "server ended the session: " + s.tr.endedByServer()}
 	case fromClient && !r.writeFailed:
 		return endState{reason: schema.EndNetworkError, message: "client connection closed without Terminate: " + errText(r.err)}
 	case fromClient:

@@ -179,6 +179,9 @@ type tracker struct {
 	desynced   bool
 	recErr     error
 	terminated bool // the client sent Terminate
+	// serverFatal is the FATAL error the server ended the session with
+	// (pg_terminate_backend, a server shutdown), if any.
+	serverFatal string
 	// COPY FROM STDIN data the client sent. Clients may send it before
 	// the server's CopyInResponse (pgx does), so it is collected here and
 	// claimed by the statement that completes the COPY.
@@ -223,6 +226,13 @@ func (t *tracker) busy() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.head < len(t.fifo)
+}
+
+// endedByServer returns the FATAL error the server sent, if any.
+func (t *tracker) endedByServer() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.serverFatal
 }
 
 // begin locks the tracker for scanning one read made at now.

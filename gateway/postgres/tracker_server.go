@@ -298,6 +298,9 @@ func (t *tracker) onFunctionCallResponse(body []byte, size int) {
 // what the server will skip because of it.
 func (t *tracker) onError(body []byte) {
 	e := parseErrorFields(&t.server, body)
+	if e.severity == "FATAL" || e.severity == "PANIC" {
+		t.serverFatal = e.severity + " " + e.code + ": " + e.message
+	}
 	p := t.front()
 	if p == nil {
 		// FATAL errors such as an administrator's termination arrive with
