@@ -37,7 +37,7 @@ const indexTimeout = 60 * time.Second
 func TestCollectorIndexesEachRecordOnce(t *testing.T) {
 	esURL := elasticsearchURL(t)
 	es := newESClient(t, esURL)
-	col := startCollector(t, esURL, "processors::session::flush_interval=1s")
+	col := startCollector(t, esURL)
 	sender := newOTLPSender(t, col.OTLPAddr)
 
 	sessionID := "e2e-" + randomHex(t)
@@ -115,7 +115,7 @@ func TestCollectorIndexesEachRecordOnce(t *testing.T) {
 func TestCollectorFlagsRecordsWithoutSession(t *testing.T) {
 	esURL := elasticsearchURL(t)
 	es := newESClient(t, esURL)
-	col := startCollector(t, esURL, "processors::session::flush_interval=1s")
+	col := startCollector(t, esURL)
 	sender := newOTLPSender(t, col.OTLPAddr)
 
 	token := "nosession" + randomHex(t)
@@ -158,7 +158,9 @@ func TestCollectorQueueSurvivesCrash(t *testing.T) {
 	home := t.TempDir()
 	unreachable := "http://" + freeAddr(t) // nothing listens there
 
-	down := startCollectorIn(t, home, unreachable, "processors::session::flush_interval=1s")
+	// The session state is merged into the reachable cluster: the
+	// acknowledgement needs it, and this test is about the exporter's queue.
+	down := startCollectorIn(t, home, unreachable, "processors::session::sessions_index::endpoint="+esURL)
 	sessionID := "e2e-" + randomHex(t)
 	const records = 3
 	newOTLPSender(t, down.OTLPAddr).send(sessionRecords(sessionID, "restart", 0, records))

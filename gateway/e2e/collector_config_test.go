@@ -3,7 +3,7 @@ package e2e
 import "fmt"
 
 // collectorConfig is examples/quickstart/collector.yaml with this test's
-// ports and directories and a 1 s flush so tests do not wait 10 s a cycle.
+// ports and directories.
 func collectorConfig(otlpAddr, healthAddr, esURL, queueDir string) string {
 	return fmt.Sprintf(`extensions:
   health_check:
@@ -22,11 +22,9 @@ receivers:
         endpoint: %[4]s
 processors:
   session:
-    flush_interval: 1s
     # The gateways in these tests upload (and heartbeat) every second.
     heartbeat_interval: 1s
     lost_after_heartbeats: 5
-    storage: encrypted_storage
     sessions_index:
       endpoint: %[3]s
 exporters:

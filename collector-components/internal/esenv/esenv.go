@@ -99,6 +99,7 @@ func Request(t testing.TB, method, url string, body []byte) []byte {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
+	req.Close = true // no idle connection outlives the test (goleak)
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()

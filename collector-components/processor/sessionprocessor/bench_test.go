@@ -6,6 +6,7 @@ package sessionprocessor
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,7 +71,8 @@ func benchBatch(prefix string, batch, size int) plog.Logs {
 
 // BenchmarkProcessor measures the whole per-record path (document ids, risk
 // rules with the built-in set, the hand-off, and the merge into the session
-// state) on one goroutine, in requests of 1,000 records over 8 sessions.
+// state) for 8 concurrent senders (gateways), each sending requests of 1,000
+// records over 8 sessions of its own.
 // state=memory keeps the state in this process (one collector);
 // state=elasticsearch merges it into a real sessions index with optimistic
 // concurrency, as every collector of a tier does. Run with -cpu 1 for the
@@ -99,18 +101,32 @@ func BenchmarkProcessor(b *testing.B) {
 			require.NoError(b, p.Start(context.Background(), componenttest.NewNopHost()))
 			b.Cleanup(func() { require.NoError(b, p.Shutdown(context.Background())) })
 
-			// Build the input outside the timer: the receiver's decoding is not ours.
+			// Build the input outside the timer: the receiver's decoding is
+			// not ours. Each sender has sessions of its own.
+			const senders = 8
 			prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-			requests := make([]plog.Logs, b.N)
-			for i := range requests {
-				requests[i] = benchBatch(prefix, i, requestSize)
-			}
-			b.ResetTimer()
+			requests := make(chan plog.Logs, b.N)
+			perSender := make([]int, senders)
 			for i := range b.N {
-				if err := p.ConsumeLogs(context.Background(), requests[i]); err != nil {
-					b.Fatal(err)
-				}
+				perSender[i%senders]++
+				requests <- benchBatch(fmt.Sprintf("%s-%d", prefix, i%senders), perSender[i%senders]-1, requestSize)
 			}
+			close(requests)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ld := range requests {
+						if err := p.ConsumeLogs(context.Background(), ld); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
 			b.StopTimer()
 			b.ReportMetric(float64(b.N*requestSize)/b.Elapsed().Seconds(), "records/s")
 		})

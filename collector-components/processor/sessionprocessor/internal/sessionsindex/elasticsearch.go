@@ -17,6 +17,8 @@ import (
 	"github.com/elastic/go-elasticsearch/v8"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/state"
+	templates "github.com/pamtrail/pamtrail/dashboards/elasticsearch"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 const (
@@ -66,6 +68,7 @@ type Elasticsearch struct {
 	// A stale entry costs one 409 and a read.
 	known        map[string]version
 	troubleSince time.Time // start of the current trouble-free span
+	mapped       bool      // the index has the fields the store queries
 }
 
 // NewElasticsearch returns a store writing to cfg.Index.
@@ -112,6 +115,9 @@ func (e *Elasticsearch) trouble(err error) error {
 // document conditioned on the version merged into; sessions whose write lost
 // a race are read again and merged again.
 func (e *Elasticsearch) Update(ctx context.Context, ids []string, mutate Mutate) error {
+	if err := e.trouble(e.ensureMapping(ctx)); err != nil {
+		return err
+	}
 	pending := ids
 	for round := 0; len(pending) > 0; round++ {
 		if round == maxConflictRounds {
@@ -345,4 +351,64 @@ func (e *Elasticsearch) do(ctx context.Context, req func(context.Context) (*http
 		return nil, fmt.Errorf("HTTP %d: %s", res.StatusCode, state.TruncateRunes(string(raw), maxErrorQuote))
 	}
 	return raw, nil
+}
+
+// ensureMapping adds the fields of our sessions template to an index that
+// exists already, so that an index created by an older template (without
+// last_received, summary_pending, state) serves the finders after an
+// upgrade. A missing index is created from the template by the first write.
+func (e *Elasticsearch) ensureMapping(ctx context.Context) error {
+	e.mu.Lock()
+	done := e.mapped
+	e.mu.Unlock()
+	if done {
+		return nil
+	}
+	mapping, err := templateMapping()
+	if err != nil {
+		return err
+	}
+	_, err = e.do(ctx, func(ctx context.Context) (*http.Response, error) {
+		res, err := e.es.Indices.PutMapping([]string{e.cfg.Index}, bytes.NewReader(mapping),
+			e.es.Indices.PutMapping.WithContext(ctx))
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode == http.StatusNotFound {
+			res.Body.Close()
+			return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+		}
+		return &http.Response{StatusCode: res.StatusCode, Body: res.Body}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("updating the mapping of %s: %w", e.cfg.Index, err)
+	}
+	e.mu.Lock()
+	e.mapped = true
+	e.mu.Unlock()
+	return nil
+}
+
+// templateMapping is the mappings of dashboards/elasticsearch's sessions
+// template, the one definition of the document's fields.
+func templateMapping() ([]byte, error) {
+	all, err := templates.Templates()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range all {
+		if t.Name != schema.SessionsIndex {
+			continue
+		}
+		var parsed struct {
+			Template struct {
+				Mappings json.RawMessage `json:"mappings"`
+			} `json:"template"`
+		}
+		if err := json.Unmarshal(t.Body, &parsed); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.File, err)
+		}
+		return parsed.Template.Mappings, nil
+	}
+	return nil, fmt.Errorf("no %s template among the embedded templates", schema.SessionsIndex)
 }

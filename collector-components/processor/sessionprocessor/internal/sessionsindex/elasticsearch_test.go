@@ -157,3 +157,24 @@ func TestUnreachableClusterIsTrouble(t *testing.T) {
 	require.Error(t, err)
 	assert.Less(t, store.TroubleFree(time.Now()), time.Since(before)+time.Millisecond)
 }
+
+// TestIndexOfAnOlderTemplateIsUpgraded: an index created before the store's
+// fields existed (dynamic: false, no last_received) gets them on first use,
+// so lost detection finds its sessions.
+func TestIndexOfAnOlderTemplateIsUpgraded(t *testing.T) {
+	url := esenv.URL(t)
+	index := esenv.SessionsIndex(t, url)
+	esenv.Request(t, http.MethodDelete, url+"/"+index, nil)
+	esenv.Request(t, http.MethodPut, url+"/"+index,
+		[]byte(`{"mappings": {"dynamic": false, "properties": {"session_id": {"type": "keyword"}, "status": {"type": "keyword"}}}}`))
+	store := newTestStore(t, url, index)
+	ctx := context.Background()
+	require.NoError(t, store.Update(ctx, []string{"old"}, func(s *state.Session) bool {
+		state.Merge(s, []state.Observation{{Seq: 0, Event: schema.EventSessionStart}}, time.Now().Add(-time.Minute), 200)
+		return true
+	}))
+	esenv.Request(t, http.MethodPost, url+"/"+index+"/_refresh", nil)
+	lost, err := store.ActiveBefore(ctx, time.Now().Add(-30*time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"old"}, lost)
+}

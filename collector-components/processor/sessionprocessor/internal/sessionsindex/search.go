@@ -32,6 +32,9 @@ func (e *Elasticsearch) SummaryPendingBefore(ctx context.Context, before time.Ti
 }
 
 func (e *Elasticsearch) findIDs(ctx context.Context, query map[string]any) ([]string, error) {
+	if err := e.trouble(e.ensureMapping(ctx)); err != nil {
+		return nil, err
+	}
 	body, _ := json.Marshal(map[string]any{"query": query, "size": findLimit, "_source": false})
 	var parsed struct {
 		Hits struct {
