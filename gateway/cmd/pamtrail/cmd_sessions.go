@@ -42,6 +42,8 @@ var sessionsSubcommands = []sessionsSubcommand{
 	{"search", "TEXT [--raw] [--since 24h] [--user U] [--limit N] [--json]", runSessionsSearch},
 	{"show", "SESSION_ID [--grep TEXT] [--raw] [--follow] [--json]", runSessionsShow},
 	{"live", "SESSION_ID            (same as show --follow)", runSessionsLive},
+	{"play", "SESSION_ID [--speed N] [--idle-limit 2s] [--from 1m30s|TIME]", runSessionsPlay},
+	{"export", "SESSION_ID --format asciicast|jsonl|csv [-o FILE]", runSessionsExport},
 }
 
 // runSessions reviews recorded sessions.
