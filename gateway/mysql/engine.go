@@ -50,6 +50,7 @@ type Engine struct {
 	// the password encrypted to it.
 	rsaKey      *rsa.PrivateKey
 	rsaPEM      []byte
+	mockSecret  []byte
 	lim         limits
 	recordOn    bool
 	authTimeout time.Duration
@@ -138,6 +139,10 @@ func New(opts Options) (*Engine, error) {
 	var err error
 	if e.rsaKey, e.rsaPEM, err = newRSAKey(); err != nil {
 		return nil, fmt.Errorf("mysql: generating the RSA key for caching_sha2_password: %w", err)
+	}
+	e.mockSecret = make([]byte, 32)
+	if _, err := rand.Read(e.mockSecret); err != nil {
+		return nil, err
 	}
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])

@@ -219,6 +219,7 @@ func (t *tracker) first(c *command, p []byte, now time.Time) {
 		c.warnings += ok.Warnings
 		q := t.query(c, now)
 		q.RowsAffected = int64(ok.AffectedRows)
+		q.ReturnedRows = c.rows // rows of a CALL's result sets before its final OK
 		q.LastInsertID = int64(ok.LastInsertID)
 		if c.call && ok.Status&wire.StatusMoreResultsExists != 0 {
 			return // an OK inside a CALL before its final one
