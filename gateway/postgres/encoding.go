@@ -125,6 +125,13 @@ func (d *decoder) prefix(b []byte) string {
 }
 
 func (d *decoder) decode(b []byte, atEOF bool) (string, bool) {
+	if d.cs.name == utf8Charset.name && atEOF {
+		// The hot path costs what it did before decoding existed: a
+		// copy. Invalid UTF-8 (which the server refuses anyway) is
+		// replaced and flagged by the recorder, which validates every
+		// field once whatever the engine.
+		return string(b), false
+	}
 	if d.cs.enc == nil {
 		if utf8.Valid(b) {
 			return string(b), false
