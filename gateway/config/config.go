@@ -122,6 +122,7 @@ type Upload struct {
 	Headers      map[string]string `yaml:"headers"`
 	BatchRecords int               `yaml:"batch_records"`
 	BatchBytes   ByteSize          `yaml:"batch_bytes"`
+	MaxInFlight  int               `yaml:"max_in_flight"`
 }
 
 // Recording controls what is captured and how recording failures are handled.
@@ -271,12 +272,15 @@ func Default() *Config {
 		Upload: Upload{
 			Endpoint: "127.0.0.1:4317",
 			Interval: Duration(10 * time.Second),
-			// Longer than the collector's 10 s batching: the collector
-			// acknowledges a request once its batch is in the persistent queue.
+			// The collector answers once a request is in its persistent
+			// queue (milliseconds); when Elasticsearch is behind and that
+			// queue is full it blocks, and a request that times out is
+			// sent again.
 			Timeout:      Duration(30 * time.Second),
 			Compression:  "gzip",
 			BatchRecords: 2000,
 			BatchBytes:   4 << 20,
+			MaxInFlight:  4,
 		},
 		Recording: Recording{
 			FailurePolicy: "fail-open",

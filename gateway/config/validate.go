@@ -112,6 +112,9 @@ func (c *Config) Validate() error {
 	if c.Upload.BatchRecords < 1 {
 		v.add("upload.batch_records", "must be >= 1")
 	}
+	if c.Upload.MaxInFlight < 1 {
+		v.add("upload.max_in_flight", "must be >= 1")
+	}
 	if c.Upload.Insecure && c.Upload.TLS.Enabled {
 		v.add("upload.insecure", "conflicts with upload.tls.enabled")
 	}

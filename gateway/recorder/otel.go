@@ -101,11 +101,15 @@ func (r *OTel) ActiveSessions() int {
 
 // Heartbeat appends one pam.session.heartbeat record per active session, so
 // the collector can tell an idle live session from one whose gateway died.
-// The uploader calls it at the start of every upload cycle.
+// The uploader calls it at the start of every upload cycle. A heartbeat
+// repeats the pam.seq of the session's latest event instead of taking one:
+// it is not an event (the collector keeps it on the session document, off
+// the events index), and the events' seqs stay gapless, which is how a
+// reader tells that none is missing.
 func (r *OTel) Heartbeat() {
 	r.active.Range(func(_, v any) bool {
 		s := v.(*otelSession)
-		rec := s.begin(schema.EventHeartbeat, r.opts.Now(), false, "")
+		rec := s.beginAt(schema.EventHeartbeat, r.opts.Now(), false, "", max(s.seq.Load()-1, 0))
 		rec.int(schema.AttrQueryCount, s.queries.Load())
 		rec.int(schema.AttrCommandCount, s.commands.Load())
 		rec.int(schema.AttrErrorCount, s.errors.Load())

@@ -35,11 +35,16 @@ func (s *otelSession) ID() string { return s.info.ID }
 // number. Sequence numbers are taken in call order, so they follow protocol
 // order for each engine goroutine.
 func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
+	return s.beginAt(event, ts, warn, body, s.seq.Add(1)-1)
+}
+
+// beginAt is begin with a given pam.seq.
+func (s *otelSession) beginAt(event string, ts time.Time, warn bool, body string, seq int64) *record {
 	rec := newRecord()
 	rec.repaired = append(rec.repaired, s.baseRepaired...)
 	rec.header(event, ts, s.r.opts.Now(), warn, body)
 	rec.raw(s.base)
-	rec.int(schema.AttrSeq, s.seq.Add(1)-1)
+	rec.int(schema.AttrSeq, seq)
 	return rec
 }
 

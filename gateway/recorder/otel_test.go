@@ -232,6 +232,9 @@ func TestHeartbeatAndAuthFailure(t *testing.T) {
 	if len(recs) != 3 || recs[1].EventName != schema.EventHeartbeat || recs[2].EventName != schema.EventAuthFailure {
 		t.Fatalf("events: %v", recs)
 	}
+	if start, beat := attrs(recs[0])[schema.AttrSeq].GetIntValue(), attrs(recs[1])[schema.AttrSeq].GetIntValue(); beat != start {
+		t.Errorf("heartbeat pam.seq %d, want %d: the latest event's, so event seqs stay gapless", beat, start)
+	}
 	if a := attrs(recs[2]); a[schema.AttrAuthFailure].GetStringValue() != schema.AuthBadPassword || a[schema.AttrSessionID].GetStringValue() == "" {
 		t.Fatalf("auth failure attrs: %v", a)
 	}

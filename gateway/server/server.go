@@ -106,6 +106,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		Interval:        up.Interval.D(),
 		MaxBatchRecords: up.BatchRecords,
 		MaxBatchBytes:   int(up.BatchBytes),
+		MaxInFlight:     up.MaxInFlight,
 		Timeout:         up.Timeout.D(),
 		GatewayID:       cfg.Gateway.ID,
 		BeforeCycle:     g.rec.Heartbeat,

@@ -50,6 +50,20 @@ const maxRepairsPerRead = 4
 // records. Damaged segments met on the way are repaired (see Open), with lost
 // records counted in Stats().RecoveredLost.
 func (s *Spool) ReadBatch(maxRecords, maxBytes int) (Batch, error) {
+	return s.read(nil, maxRecords, maxBytes)
+}
+
+// ReadBatchAfter is ReadBatch starting where the batch whose cursor is prev
+// ended, instead of at the acknowledged position: a reader can have several
+// batches in flight and acknowledge them in order. A cursor behind the
+// acknowledged position reads from that position. A cursor computed before a
+// repair rewrote a segment gets an error: read again from the acknowledged
+// position.
+func (s *Spool) ReadBatchAfter(prev Cursor, maxRecords, maxBytes int) (Batch, error) {
+	return s.read(&prev, maxRecords, maxBytes)
+}
+
+func (s *Spool) read(prev *Cursor, maxRecords, maxBytes int) (Batch, error) {
 	if maxRecords <= 0 {
 		return Batch{}, fmt.Errorf("spool: ReadBatch maxRecords %d must be positive", maxRecords)
 	}
@@ -59,7 +73,7 @@ func (s *Spool) ReadBatch(maxRecords, maxBytes int) (Batch, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	for range maxRepairsPerRead {
-		b, dmg, err := s.readOnce(maxRecords, maxBytes)
+		b, dmg, err := s.readOnce(prev, maxRecords, maxBytes)
 		if err != nil || dmg == nil {
 			return b, err
 		}
@@ -101,10 +115,18 @@ func (s *Spool) snapshot(fromSeg uint64) ([]segView, error) {
 	return views, nil
 }
 
-func (s *Spool) readOnce(maxRecords, maxBytes int) (Batch, *damage, error) {
+func (s *Spool) readOnce(prev *Cursor, maxRecords, maxBytes int) (Batch, *damage, error) {
 	s.ackMu.Lock()
 	cur, gen := s.ack, s.gen
 	s.ackMu.Unlock()
+	if prev != nil {
+		if prev.gen != gen {
+			return Batch{}, nil, errStaleCursor
+		}
+		if prev.ack.segment > cur.segment || (prev.ack.segment == cur.segment && prev.ack.offset > cur.offset) {
+			cur = prev.ack
+		}
+	}
 	views, err := s.snapshot(cur.segment)
 	if err != nil {
 		return Batch{}, nil, err

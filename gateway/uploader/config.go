@@ -17,6 +17,7 @@ const (
 	DefaultInterval        = 10 * time.Second
 	DefaultMaxBatchRecords = 1000
 	DefaultMaxBatchBytes   = 4 << 20
+	DefaultMaxInFlight     = 4
 	DefaultTimeout         = 10 * time.Second
 	DefaultInitialBackoff  = time.Second
 	DefaultMaxBackoff      = 30 * time.Second
@@ -58,6 +59,9 @@ type Config struct {
 	// MaxBatchRecords and MaxBatchBytes bound one export request.
 	MaxBatchRecords int
 	MaxBatchBytes   int
+	// MaxInFlight is how many export requests may be outstanding at once;
+	// they are acknowledged in spool order.
+	MaxInFlight int
 	// Timeout bounds one export request.
 	Timeout time.Duration
 	// InitialBackoff and MaxBackoff shape the retry delay after a failure
@@ -89,6 +93,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
@@ -137,6 +144,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxBatchBytes < 0 {
 		return fmt.Errorf("uploader: MaxBatchBytes %d must be positive", c.MaxBatchBytes)
+	}
+	if c.MaxInFlight < 0 {
+		return fmt.Errorf("uploader: MaxInFlight %d must be positive", c.MaxInFlight)
 	}
 	return nil
 }

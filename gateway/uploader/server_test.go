@@ -29,6 +29,9 @@ type otlpServer struct {
 	received    []receivedLog
 	failNext    int // reject this many requests (before storing) with Unavailable
 	partialNext int // answer this many requests with a partial success (after storing)
+	// before, if set, runs first for every request, without the lock, with
+	// the request's records; an error rejects the request unstored.
+	before      func(ctx context.Context, records []*logspb.LogRecord) error
 	headers     []metadata.MD
 	encodings   []string
 	grpcServer  *grpc.Server
@@ -44,6 +47,20 @@ type receivedLog struct {
 }
 
 func (s *otlpServer) Export(ctx context.Context, req *collogspb.ExportLogsServiceRequest) (*collogspb.ExportLogsServiceResponse, error) {
+	s.mu.Lock()
+	before := s.before
+	s.mu.Unlock()
+	if before != nil {
+		var records []*logspb.LogRecord
+		for _, rl := range req.GetResourceLogs() {
+			for _, sl := range rl.GetScopeLogs() {
+				records = append(records, sl.GetLogRecords()...)
+			}
+		}
+		if err := before(ctx, records); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++

@@ -2,12 +2,20 @@
 //
 // Every Interval (and on Flush and Shutdown) it reads batches from the spool
 // starting at the acknowledged position, rebuilds OpenTelemetry log records
-// from the stored OTLP bytes, exports them synchronously and acknowledges
-// the batch only when the collector accepted all of it. Any failure,
-// including a partial success, leaves the batch in the spool to be sent
-// again after a backoff: delivery is at-least-once from the spool, and the
-// collector deduplicates by document id. The exporter's own retry is off,
-// because the spool, not the exporter, is the durable layer.
+// from the stored OTLP bytes and exports them, with up to MaxInFlight
+// requests outstanding, each on an exporter of its own. Batches are
+// acknowledged strictly in spool order, each only once the collector
+// accepted it and every batch before it: the acknowledged position never
+// passes a record the collector does not hold. Any failure, including a
+// partial success, ends the cycle: the requests still out are awaited, and
+// everything after the acknowledged position is sent again after a backoff.
+// Delivery is at-least-once from the spool, and the collector deduplicates
+// by document id. The exporter's own retry is off, because the spool, not
+// the exporter, is the durable layer.
+//
+// A cycle keeps sending while the spool has records, so a backlog drains as
+// fast as the collector accepts requests; Interval is the longest a record
+// waits for its upload, not a pace.
 package uploader
 
 import (
@@ -32,6 +40,7 @@ import (
 // Spool is what the uploader needs from the spool.
 type Spool interface {
 	ReadBatch(maxRecords, maxBytes int) (spool.Batch, error)
+	ReadBatchAfter(prev spool.Cursor, maxRecords, maxBytes int) (spool.Batch, error)
 	Ack(spool.Cursor) error
 	Stats() spool.Stats
 }
@@ -40,11 +49,15 @@ var errShutDown = errors.New("uploader: shut down")
 
 // Uploader moves records from a spool to the collector.
 type Uploader struct {
-	cfg      Config
-	spool    Spool
-	log      *slog.Logger
-	exporter *otlploggrpc.Exporter
-	conv     *converter
+	cfg   Config
+	spool Spool
+	log   *slog.Logger
+	conv  *converter
+	// exporters has MaxInFlight entries: an otlploggrpc.Exporter sends one
+	// request at a time, so each request in flight takes one of its own
+	// (and its own connection).
+	exporters chan *otlploggrpc.Exporter
+	all       []*otlploggrpc.Exporter
 
 	mu       sync.Mutex
 	started  bool
@@ -109,20 +122,34 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 		}
 		opts = append(opts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 	}
-	exp, err := otlploggrpc.New(context.Background(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("uploader: creating OTLP exporter: %w", err)
+	u := &Uploader{
+		cfg:       cfg,
+		spool:     sp,
+		log:       cfg.Logger.With("component", "uploader", "endpoint", cfg.Endpoint),
+		conv:      newConverter(cfg.GatewayID, cfg.HostName),
+		exporters: make(chan *otlploggrpc.Exporter, cfg.MaxInFlight),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		flushReq:  make(chan chan error),
 	}
-	return &Uploader{
-		cfg:      cfg,
-		spool:    sp,
-		log:      cfg.Logger.With("component", "uploader", "endpoint", cfg.Endpoint),
-		exporter: exp,
-		conv:     newConverter(cfg.GatewayID, cfg.HostName),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		flushReq: make(chan chan error),
-	}, nil
+	for range cfg.MaxInFlight {
+		exp, err := otlploggrpc.New(context.Background(), opts...)
+		if err != nil {
+			_ = u.shutdownExporters(context.Background())
+			return nil, fmt.Errorf("uploader: creating OTLP exporter: %w", err)
+		}
+		u.all = append(u.all, exp)
+		u.exporters <- exp
+	}
+	return u, nil
+}
+
+func (u *Uploader) shutdownExporters(ctx context.Context) error {
+	var errs []error
+	for _, exp := range u.all {
+		errs = append(errs, exp.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Start runs the upload loop in the background until Shutdown.
@@ -197,7 +224,7 @@ func (u *Uploader) Shutdown(ctx context.Context) error {
 	}
 	u.cycleMu.Lock()
 	u.closed = true
-	errs = append(errs, u.exporter.Shutdown(ctx), u.conv.shutdown(ctx))
+	errs = append(errs, u.shutdownExporters(ctx), u.conv.shutdown(ctx))
 	u.cycleMu.Unlock()
 	return errors.Join(errs...)
 }
@@ -239,6 +266,12 @@ func (u *Uploader) cycle(ctx context.Context) error {
 	return err
 }
 
+// request is one export in flight; done receives its outcome.
+type request struct {
+	batch spool.Batch
+	done  chan error
+}
+
 // runCycle reports whether it drained the spool (false when it stopped at
 // maxBatchesPerCycle).
 func (u *Uploader) runCycle(ctx context.Context) (bool, error) {
@@ -248,43 +281,83 @@ func (u *Uploader) runCycle(ctx context.Context) (bool, error) {
 		return false, errShutDown
 	}
 	u.beforeCycle()
-	for range maxBatchesPerCycle {
-		if err := ctx.Err(); err != nil {
-			return false, err
+	var inFlight []*request
+	// abandon waits for the requests still out after a failure: their
+	// records are sent again from the acknowledged position next cycle.
+	abandon := func(err error) (bool, error) {
+		for _, r := range inFlight {
+			<-r.done
 		}
-		n, err := u.uploadBatch(ctx)
-		if err != nil {
-			u.recordFailure(err)
-			return false, err
+		u.recordFailure(err)
+		return false, err
+	}
+	var last *spool.Cursor
+	drained := false
+	for sent := 0; ; {
+		for !drained && sent < maxBatchesPerCycle && len(inFlight) < u.cfg.MaxInFlight {
+			if err := ctx.Err(); err != nil {
+				return abandon(err)
+			}
+			b, err := u.read(last)
+			if err != nil {
+				return abandon(fmt.Errorf("reading spool: %w", err))
+			}
+			if b.Len() == 0 {
+				drained = true
+				break
+			}
+			inFlight = append(inFlight, u.send(ctx, b))
+			last = &inFlight[len(inFlight)-1].batch.Cursor
+			sent++
 		}
-		if n == 0 {
-			return true, nil
+		if len(inFlight) == 0 {
+			return drained, nil
+		}
+		head := inFlight[0]
+		inFlight = inFlight[1:]
+		if err := <-head.done; err != nil {
+			return abandon(err)
+		}
+		if err := u.ack(head.batch); err != nil {
+			return abandon(err)
 		}
 	}
-	return false, nil
 }
 
-// uploadBatch sends one batch and acks it; it returns how many records went.
-func (u *Uploader) uploadBatch(ctx context.Context) (int, error) {
-	b, err := u.spool.ReadBatch(u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
-	if err != nil {
-		return 0, fmt.Errorf("reading spool: %w", err)
+func (u *Uploader) read(after *spool.Cursor) (spool.Batch, error) {
+	if after == nil {
+		return u.spool.ReadBatch(u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
 	}
-	if b.Len() == 0 {
-		return 0, nil
-	}
+	return u.spool.ReadBatchAfter(*after, u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
+}
+
+// send converts b (on the caller's goroutine: the converter is not safe for
+// concurrent use) and exports it on a goroutine of its own.
+func (u *Uploader) send(ctx context.Context, b spool.Batch) *request {
 	records, bad := u.conv.convert(b.Records)
 	if bad > 0 {
 		u.undecodable.Add(uint64(bad))
 		u.log.Error("spooled records are not OTLP log records; sending them as error records", "count", bad)
 	}
-	if err := u.exporter.Export(ctx, records); err != nil {
-		// Includes OTLP partial success: the whole batch is retried and
-		// the collector's document ids absorb the duplicates.
-		return 0, fmt.Errorf("exporting %d records: %w", len(records), err)
-	}
+	r := &request{batch: b, done: make(chan error, 1)}
+	exp := <-u.exporters // never blocks: at most MaxInFlight requests are out
+	go func() {
+		err := exp.Export(ctx, records)
+		u.exporters <- exp
+		if err != nil {
+			// Includes OTLP partial success: the whole batch is retried and
+			// the collector's document ids absorb the duplicates.
+			err = fmt.Errorf("exporting %d records: %w", len(records), err)
+		}
+		r.done <- err
+	}()
+	return r
+}
+
+// ack records that b and every batch before it were delivered.
+func (u *Uploader) ack(b spool.Batch) error {
 	if err := u.spool.Ack(b.Cursor); err != nil {
-		return 0, fmt.Errorf("acknowledging %d delivered records (they will be sent again): %w", b.Len(), err)
+		return fmt.Errorf("acknowledging %d delivered records (they will be sent again): %w", b.Len(), err)
 	}
 	u.uploaded.Add(uint64(b.Len()))
 	u.batches.Add(1)
@@ -292,7 +365,7 @@ func (u *Uploader) uploadBatch(ctx context.Context) (int, error) {
 	if u.consecutive.Swap(0) > 0 {
 		u.log.Info("upload recovered", "records", b.Len())
 	}
-	return b.Len(), nil
+	return nil
 }
 
 func (u *Uploader) beforeCycle() {

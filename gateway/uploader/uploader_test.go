@@ -441,3 +441,74 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+// firstSeq is the pam.seq of a request's first record.
+func firstSeq(records []*logspb.LogRecord) int64 {
+	got := seqsBySession([]receivedLog{{record: records[0]}})
+	for _, seqs := range got {
+		return seqs[0]
+	}
+	return -1
+}
+
+// TestRequestsInFlightAreAcknowledgedInOrder holds the first request at the
+// server while later ones complete: the acknowledged position must not pass
+// the held batch. Then one request in the middle fails: everything from it
+// on is sent again, and every record ends up acknowledged exactly once.
+func TestRequestsInFlightAreAcknowledgedInOrder(t *testing.T) {
+	const batch, total = 10, 100
+	release := make(chan struct{})
+	var failed atomic.Bool
+	srv := startOTLPServer(t, "127.0.0.1:0", nil)
+	srv.set(func(s *otlpServer) {
+		s.before = func(ctx context.Context, records []*logspb.LogRecord) error {
+			switch firstSeq(records) {
+			case 0:
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			case 50:
+				if failed.CompareAndSwap(false, true) {
+					return fmt.Errorf("test server: refusing the batch at seq 50 once")
+				}
+			}
+			return nil
+		}
+	})
+	sp := openSpool(t, t.TempDir(), newRing(t))
+	cfg := fastConfig(srv.addr)
+	cfg.MaxBatchRecords, cfg.MaxInFlight = batch, 4
+	u := newUploader(t, sp, cfg)
+	appendRecords(t, sp, "s", 0, total)
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Batches 10-19, 20-29 and 30-39 are delivered while 0-9 is held.
+	waitFor(t, "three later batches delivered", 10*time.Second, func() bool { return len(srv.snapshot()) >= 3*batch })
+	if st := u.Stats(); st.Uploaded != 0 || st.Pending != total {
+		t.Fatalf("with the first batch held: %+v; nothing may be acknowledged past it", st)
+	}
+	close(release)
+	waitFor(t, "every record acknowledged", 15*time.Second, func() bool {
+		st := u.Stats()
+		return st.Pending == 0 && st.Uploaded == total
+	})
+	if !failed.Load() {
+		t.Fatal("the batch at seq 50 was never refused: the failure path was not exercised")
+	}
+	if st := u.Stats(); st.Failures == 0 {
+		t.Fatalf("Failures = 0 after a refused batch: %+v", st)
+	}
+	// Every record arrived at least once (re-sent batches twice), and the
+	// spool acknowledged each exactly once: Uploaded counts acks.
+	seen := map[int64]bool{}
+	for _, seq := range seqsBySession(srv.snapshot())["s"] {
+		seen[seq] = true
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct records arrived, want %d", len(seen), total)
+	}
+}
