@@ -196,7 +196,7 @@ func (s *stack) snapshotSpool() (map[eventKey]bool, uint64) {
 }
 
 // recordKey decodes a spooled OTLP log record's session id and sequence.
-func recordKey(t *testing.T, payload []byte) eventKey {
+func recordKey(t testing.TB, payload []byte) eventKey {
 	var rec logspb.LogRecord
 	if err := proto.Unmarshal(payload, &rec); err != nil {
 		t.Fatalf("a spooled record is not an OTLP log record: %v", err)

@@ -97,7 +97,7 @@ func strSlice(v any) []string {
 	return out
 }
 
-func (s *stack) gatewayHostPort(t *testing.T) (string, int) {
+func (s *stack) gatewayHostPort(t testing.TB) (string, int) {
 	host, portStr, _ := strings.Cut(s.gwAddr, ":")
 	var port int
 	if _, err := fmt.Sscan(portStr, &port); err != nil {

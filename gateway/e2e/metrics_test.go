@@ -15,7 +15,7 @@ import (
 )
 
 // metric reads one sample of the gateway's Prometheus endpoint.
-func (s *stack) metric(t *testing.T, name string) (float64, bool) {
+func (s *stack) metric(t testing.TB, name string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get("http://" + s.metricsAddr + "/metrics")
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 // proc is a child process (gateway or collector) whose output goes to a log
 // file that is printed when the test fails.
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	args    []string
 	env     []string
@@ -27,7 +27,7 @@ type proc struct {
 	err  error
 }
 
-func newProc(t *testing.T, name string, env []string, args ...string) *proc {
+func newProc(t testing.TB, name string, env []string, args ...string) *proc {
 	p := &proc{t: t, name: name, args: args, env: env, logPath: filepath.Join(t.TempDir(), name+".log")}
 	t.Cleanup(func() {
 		p.kill()

@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 // stack is one collector and one gateway with their own ports, spool and
 // queue directories, so tests are independent of each other and of `make run`.
 type stack struct {
-	t           *testing.T
+	t           testing.TB
 	dir         string
 	pg          testenv.PG
 	esURL       string
@@ -85,7 +85,7 @@ type stackOptions struct {
 	listeners, userExtra string // filled by newStack
 }
 
-func newStack(t *testing.T, o stackOptions) *stack {
+func newStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	if o.uploadInterval == "" {
 		o.uploadInterval = "1s"
@@ -227,7 +227,7 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func run(t *testing.T, name string, args ...string) string {
+func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -236,7 +236,7 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
