@@ -15,7 +15,7 @@ mkdir -p "$qs" "$gw" "$PAMTRAIL_HOME/collector/queue"
 # Elasticsearch.
 chmod 700 "$qs" "$gw"
 
-deploy/local/services.sh up postgres elasticsearch sshd
+deploy/local/services.sh up postgres mariadb elasticsearch sshd
 # shellcheck disable=SC1091
 source "$PAMTRAIL_HOME/services.env"
 
@@ -73,6 +73,9 @@ pamtrail quickstart is running (Ctrl-C stops the collector and the gateway).
 
   PostgreSQL through the gateway (demo-only password):
     psql "postgres://alice:alice-demo-password@127.0.0.1:6432/demo-postgres" -c "select 1"
+
+  MySQL/MariaDB through the gateway (same demo-only password):
+    mariadb -h 127.0.0.1 -P 6033 -u alice -palice-demo-password -D demo-mysql -e "select 1"
 
   SSH through the gateway:
     ssh -i $qs/alice_ed25519 -p 2222 -o UserKnownHostsFile=$qs/gateway_known_hosts demo-ssh@127.0.0.1

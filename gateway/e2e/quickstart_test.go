@@ -62,7 +62,7 @@ func TestQuickstartContract(t *testing.T) {
 		}
 	}()
 	deadline := time.After(3 * time.Minute)
-	sshCommand := ""
+	sshCommand, mysqlCommand := "", ""
 wait:
 	for {
 		select {
@@ -71,6 +71,9 @@ wait:
 				t.Fatal("quickstart exited before it was running")
 			}
 			output = append(output, l)
+			if strings.Contains(l, "mariadb -h ") {
+				mysqlCommand = strings.TrimSpace(l)
+			}
 			if strings.Contains(l, "ssh -i ") {
 				sshCommand = strings.TrimSpace(l)
 			}
@@ -98,20 +101,26 @@ wait:
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for time.Since(start) < 15*time.Second && !found {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		evs, _, err := client.Events(ctx, review.Filter{Text: marker, GatewayID: "quickstart-gw"})
-		cancel()
-		found = err == nil && len(evs) > 0 && evs[0].EventName == schema.EventDBQuery
-		if !found {
-			time.Sleep(250 * time.Millisecond)
-		}
-	}
-	if !found {
+	if !searchable(t, client, marker, 15*time.Second) {
 		t.Fatalf("statement not found by full-text search of pamtrail-events* within 15 s")
 	}
 	t.Logf("statement searchable %.1fs after psql ran", time.Since(start).Seconds())
+
+	// The printed mariadb command, with a marker statement instead of its
+	// "select 1", lands in Elasticsearch as a mysql session's statement.
+	if mysqlCommand == "" {
+		t.Fatal("quickstart printed no mariadb command")
+	}
+	mysqlArgs := strings.Fields(strings.SplitN(mysqlCommand, " -e ", 2)[0])[1:]
+	mysqlMarker := "qsmy_" + randomHex(4)
+	start = time.Now()
+	if out, err := exec.Command("mariadb", append(mysqlArgs, "-e", "select '"+mysqlMarker+"'")...).CombinedOutput(); err != nil || !strings.Contains(string(out), mysqlMarker) {
+		t.Fatalf("the printed mariadb command failed: %v\n%s", err, out)
+	}
+	if !searchable(t, client, mysqlMarker, 15*time.Second) {
+		t.Fatalf("mysql statement not found by full-text search of pamtrail-events* within 15 s")
+	}
+	t.Logf("mysql statement searchable %.1fs after mariadb ran", time.Since(start).Seconds())
 
 	if sshCommand == "" {
 		t.Fatal("quickstart printed no ssh command")
@@ -121,4 +130,21 @@ wait:
 	if err != nil || !strings.Contains(string(sshOut), "quickstart-ssh-ok") {
 		t.Fatalf("the printed ssh command failed: %v\n%s", err, sshOut)
 	}
+}
+
+// searchable polls a full-text search of the quickstart's events until a
+// query event holding text shows up, or the deadline passes.
+func searchable(t *testing.T, client *review.Client, text string, within time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		evs, _, err := client.Events(ctx, review.Filter{Text: text, GatewayID: "quickstart-gw"})
+		cancel()
+		if err == nil && len(evs) > 0 && evs[0].EventName == schema.EventDBQuery {
+			return true
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return false
 }

@@ -55,6 +55,11 @@ var SQLRules = []Rule{
 	// CREATE/ALTER ROLE ... [ENCRYPTED] PASSWORD '...'; \password sends this too.
 	mustRule("sql-password", `(?i)\bPASSWORD\s+(?P<secret>`+sqlLiteral+`)`, "password"),
 	mustRule("sql-identified-by", `(?i)\bIDENTIFIED\s+BY\s+(?P<secret>`+sqlLiteral+`|"[^"]*"|[^\s;]+)`, "identified"),
+	// MySQL: IDENTIFIED WITH plugin AS 'hash' / VIA plugin USING '...',
+	// SET PASSWORD [FOR u] = '...', and replication passwords.
+	mustRule("sql-identified-with", `(?i)\bIDENTIFIED\s+(?:WITH|VIA)\s+\w+\s+(?:AS|USING|BY)\s+(?P<secret>'(?:[^'\\]|''|\\.)*'|"[^"]*")`, "identified"),
+	mustRule("sql-set-password", `(?i)\bSET\s+PASSWORD\b[^=;]*=\s*(?P<secret>'(?:[^'\\]|''|\\.)*'|"[^"]*")`, "password"),
+	mustRule("sql-replication-password", `(?i)\b(?:MASTER|SOURCE)_PASSWORD\s*=\s*(?P<secret>'(?:[^'\\]|''|\\.)*'|"[^"]*")`, "_password"),
 	// dblink / postgres_fdw connection strings and user mappings.
 	mustRule("sql-conninfo-password", `(?i)\bpassword\s*=\s*(?P<secret>'(?:[^']|'')*'|[^\s';]+)`, "password"),
 }
@@ -89,11 +94,14 @@ type Options struct {
 	SensitiveFunctions []string // default: pgcrypto's keyed functions
 }
 
-// DefaultSensitiveFunctions are pgcrypto functions taking a key or password.
+// DefaultSensitiveFunctions are functions taking a key or password:
+// pgcrypto's and MySQL's.
 var DefaultSensitiveFunctions = []string{
 	"pgp_sym_encrypt", "pgp_sym_decrypt", "pgp_sym_encrypt_bytea", "pgp_sym_decrypt_bytea",
 	"pgp_pub_decrypt", "pgp_pub_decrypt_bytea", "encrypt", "decrypt", "encrypt_iv", "decrypt_iv",
 	"hmac", "crypt", "set_config",
+	// MySQL and MariaDB.
+	"password", "old_password", "aes_encrypt", "aes_decrypt", "des_encrypt", "des_decrypt",
 }
 
 // New builds a Redactor with the built-in rules plus opts.

@@ -18,6 +18,12 @@ func TestSQL(t *testing.T) {
 		{"conninfo", `SELECT dblink_connect('host=db user=u password=hunter2 dbname=x')`, `SELECT dblink_connect('host=db user=u password=[REDACTED] dbname=x')`, 1},
 		{"pgcrypto key", `SELECT pgp_sym_encrypt(card, 'k3y-material') FROM cards`, `SELECT pgp_sym_encrypt(card, '[REDACTED]') FROM cards`, 1},
 		{"nested call", `select crypt('pw', gen_salt('bf'))`, `select crypt('[REDACTED]', gen_salt('[REDACTED]'))`, 2},
+		{"mysql identified by", `CREATE USER 'u'@'%' IDENTIFIED BY 'canary-1'`, `CREATE USER 'u'@'%' IDENTIFIED BY [REDACTED]`, 1},
+		{"mysql identified with as", `ALTER USER u IDENTIFIED WITH mysql_native_password AS '*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19'`, `ALTER USER u IDENTIFIED WITH mysql_native_password AS [REDACTED]`, 1},
+		{"mariadb via using password()", `ALTER USER u IDENTIFIED VIA ed25519 USING PASSWORD('canary-2')`, `ALTER USER u IDENTIFIED VIA ed25519 USING PASSWORD('[REDACTED]')`, 1},
+		{"mysql set password", `SET PASSWORD FOR 'u'@'%' = "canary-3"`, `SET PASSWORD FOR 'u'@'%' = [REDACTED]`, 1},
+		{"mysql replication", `CHANGE MASTER TO MASTER_HOST='h', MASTER_PASSWORD='canary-4'`, `CHANGE MASTER TO MASTER_HOST='h', MASTER_PASSWORD=[REDACTED]`, 1},
+		{"mysql aes key", `SELECT AES_ENCRYPT(card, 'k3y') FROM cards`, `SELECT AES_ENCRYPT(card, '[REDACTED]') FROM cards`, 1},
 		{"plain select untouched", `SELECT password_hint FROM users WHERE id = 1`, `SELECT password_hint FROM users WHERE id = 1`, 0},
 		{"no hints", `SELECT 1`, `SELECT 1`, 0},
 	}
