@@ -60,6 +60,18 @@ func TestBuiltinRules(t *testing.T) {
 		{SQL, "SELECT id, name FROM users WHERE id = $1", 1, nil},
 		{SQL, "INSERT INTO dropped_items VALUES (1)", 0, nil},
 		{SQL, "SELECT date_trunc('day', now())", 0, nil},
+		// SQL, MySQL dialect
+		{SQL, "GRANT ALL PRIVILEGES ON *.* TO 'eve'@'%' WITH GRANT OPTION", 0, []string{"sql.grant_revoke", "sql.mysql_all_privileges"}},
+		{SQL, "GRANT SELECT ON shop.* TO 'bob'@'%'", 0, []string{"sql.grant_revoke"}},
+		{SQL, "UPDATE mysql.user SET Super_priv = 'Y' WHERE User = 'eve'", 0, []string{"sql.mysql_privilege_tables"}},
+		{SQL, "SELECT * FROM payroll INTO OUTFILE '/tmp/p.csv'", 0, []string{"sql.mysql_server_file_access"}},
+		{SQL, "SELECT LOAD_FILE('/etc/shadow')", 0, []string{"sql.mysql_server_file_access"}},
+		{SQL, "LOAD DATA INFILE '/var/lib/x.csv' INTO TABLE t", 0, []string{"sql.mysql_server_file_access"}},
+		{SQL, "SET sql_log_bin = 0", 0, []string{"sql.mysql_disable_logging"}},
+		{SQL, "SET GLOBAL general_log = OFF", 0, []string{"sql.mysql_disable_logging", "sql.mysql_global_setting"}},
+		{SQL, "SET GLOBAL max_connections = 10", 0, []string{"sql.mysql_global_setting"}},
+		{SQL, "SET NAMES utf8mb4", 0, nil},
+		{SQL, "SELECT outfile_name FROM jobs", 0, nil},
 		// Shell
 		{Shell, "rm -rf /", 0, []string{"shell.rm_rf_system"}},
 		{Shell, "rm -fr /etc/nginx", 0, []string{"shell.rm_rf_system"}},
