@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/review"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -26,7 +29,15 @@ import (
 // that sends bytes invalid in UTF8, are recorded too (the second flagged
 // lossy): no byte keeps a statement out of the reviewer's sight.
 func TestClientEncodingsInElasticsearch(t *testing.T) {
-	s := newStack(t, stackOptions{})
+	pg := testenv.Postgres(t)
+	latin9DB := latin9Database(t, pg)
+	pw := filepath.Join(t.TempDir(), "demo.password")
+	writeFile(t, pw, pg.DemoPassword)
+	s := newStack(t, stackOptions{
+		extraAccounts: fmt.Sprintf("  - {name: latin9-db, type: postgres, host: %s, port: %d, database: %s, user: %s, secret: {file: %s}}\n",
+			pg.Host, pg.Port, latin9DB, pg.DemoUser, pw),
+		extraGrants: "  - {user: alice, accounts: [latin9-db]}\n",
+	})
 	s.start()
 	tag := randomHex(3)
 	tests := []struct {
@@ -34,12 +45,16 @@ func TestClientEncodingsInElasticsearch(t *testing.T) {
 		enc      encoding.Encoding
 		word     string // non-ASCII text of the encoding
 		setFirst bool   // switch with SET inside the session instead of PGCLIENTENCODING
+		account  string // default demo-postgres, a UTF8 database
 	}{
-		{"LATIN9", charmap.ISO8859_15, "prévu€", false},
-		{"WIN1252", charmap.Windows1252, "“déjà”€", false},
-		{"SJIS", japanese.ShiftJIS, "日本語表", false},
-		{"EUC_JP", japanese.EUCJP, "東京データ", false},
-		{"LATIN9", charmap.ISO8859_15, "séance€", true},
+		{encoding: "LATIN9", enc: charmap.ISO8859_15, word: "prévu€"},
+		{encoding: "WIN1252", enc: charmap.Windows1252, word: "“déjà”€"},
+		{encoding: "SJIS", enc: japanese.ShiftJIS, word: "日本語表"},
+		{encoding: "EUC_JP", enc: japanese.EUCJP, word: "東京データ"},
+		{encoding: "LATIN9", enc: charmap.ISO8859_15, word: "séance€", setFirst: true},
+		// A LATIN9 database and a client that names no encoding: the
+		// session is in the database's, as only the server reports.
+		{encoding: "LATIN9", enc: charmap.ISO8859_15, word: "øre€", account: "latin9-db"},
 	}
 	since := time.Now().Add(-time.Second)
 	type session struct {
@@ -62,12 +77,16 @@ func TestClientEncodingsInElasticsearch(t *testing.T) {
 			t.Fatalf("%s cannot encode %q: %v", tt.encoding, script, err)
 		}
 		env := []string{"PGCLIENTENCODING=" + tt.encoding}
-		if tt.setFirst {
+		account := "demo-postgres"
+		switch {
+		case tt.setFirst:
 			encoded = "SET client_encoding TO '" + tt.encoding + "';\n" + encoded
 			env = []string{"PGCLIENTENCODING=UTF8"}
 			stmts = append([]string{"SET client_encoding TO '" + tt.encoding + "'"}, stmts...)
+		case tt.account != "":
+			account, env = tt.account, []string{"PGCLIENTENCODING="} // libpq sends none
 		}
-		out := psqlFile(t, s.dsn("alice", alicePassword, "demo-postgres"), env, encoded)
+		out := psqlFile(t, s.dsn("alice", alicePassword, account), env, encoded)
 		if wantErr := `does not exist`; !strings.Contains(out, wantErr) {
 			t.Fatalf("%s: psql output %q lacks %q", tt.encoding, out, wantErr)
 		}
@@ -89,7 +108,8 @@ func TestClientEncodingsInElasticsearch(t *testing.T) {
 	})
 	checkExactlyOnce(t, evs, true)
 	for _, e := range evs {
-		if e.Str(schema.AttrSessionID) == "" || e.Str(schema.AttrAccount) != "demo-postgres" || e.Str(schema.AttrUserName) != "alice" {
+		account := e.Str(schema.AttrAccount)
+		if e.Str(schema.AttrSessionID) == "" || account != "demo-postgres" && account != "latin9-db" || e.Str(schema.AttrUserName) != "alice" {
 			t.Errorf("event without its session attributes: %+v", e)
 		}
 	}
@@ -152,6 +172,32 @@ func TestClientEncodingsInElasticsearch(t *testing.T) {
 	if log := s.gateway.log(); strings.Contains(log, "not OTLP log records") {
 		t.Errorf("the uploader found undecodable records:\n%s", log)
 	}
+}
+
+// latin9Database creates a LATIN9 database for this test (dropped at its
+// end) that the demo role can use.
+func latin9Database(t *testing.T, pg testenv.PG) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, pg.AdminDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := "pamtrail_latin9_" + randomHex(4)
+	if _, err := admin.Exec(ctx, "create database "+name+" encoding 'LATIN9' template template0 lc_collate 'C' lc_ctype 'C'"); err != nil {
+		t.Fatalf("creating a LATIN9 database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, pg.AdminDSN("postgres")); err == nil {
+			_, _ = c.Exec(ctx, "drop database if exists "+name+" with (force)")
+			_ = c.Close(ctx)
+		}
+	})
+	return name
 }
 
 // psqlFile runs psql on a script file (its bytes as given) with env.
