@@ -49,7 +49,7 @@ func FuzzSession(f *testing.F) {
 			if _, last, err := cr.next(); err == nil {
 				progressed = true
 				if last {
-					tr.client(cr.payload, now)
+					tr.client(cr.payload, cr.cut, now)
 				}
 			}
 			for tr.busy() {
@@ -59,7 +59,7 @@ func FuzzSession(f *testing.F) {
 				}
 				progressed = true
 				if last {
-					tr.server(sr.payload, now)
+					tr.server(sr.payload, sr.cut, now)
 				}
 			}
 			if !progressed {

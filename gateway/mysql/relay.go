@@ -39,7 +39,7 @@ func (s *session) pumpClient() pumpResult {
 			}
 		}
 		if last {
-			s.observeClient(pr.payload, seq)
+			s.observeClient(pr.payload, pr.cut, seq)
 		}
 		first = last
 		if err := pr.write(w); err != nil {
@@ -76,7 +76,7 @@ func (s *session) pumpServer() pumpResult {
 		s.bytesOut.Add(int64(len(pr.body) + 4))
 		if last && s.tr != nil {
 			s.mu.Lock()
-			s.tr.server(pr.payload, time.Now())
+			s.tr.server(pr.payload, pr.cut, time.Now())
 			busy := s.tr.busy()
 			s.mu.Unlock()
 			s.busy.Store(busy)
@@ -101,7 +101,7 @@ func (s *session) failClosed() bool {
 }
 
 // observeClient hands a complete command to the tracker.
-func (s *session) observeClient(p []byte, seq byte) {
+func (s *session) observeClient(p []byte, cut bool, seq byte) {
 	if len(p) > 0 && p[0] == wire.ComQuit {
 		s.quit.Store(true)
 	}
@@ -111,7 +111,7 @@ func (s *session) observeClient(p []byte, seq byte) {
 		return
 	}
 	s.mu.Lock()
-	s.tr.client(p, time.Now())
+	s.tr.client(p, cut, time.Now())
 	busy := s.tr.busy()
 	s.mu.Unlock()
 	s.busy.Store(busy)

@@ -88,8 +88,9 @@ func newTracker(lim limits, caps uint32, emit func(recorder.Query) error) *track
 // busy reports whether a command is waiting for its response.
 func (t *tracker) busy() bool { return t.cur != nil }
 
-// client observes one command payload.
-func (t *tracker) client(p []byte, now time.Time) {
+// client observes one command payload; cut reports that p is only the
+// start of it (the rest was relayed but not kept).
+func (t *tracker) client(p []byte, cut bool, now time.Time) {
 	if len(p) == 0 {
 		return
 	}
@@ -159,6 +160,7 @@ func (t *tracker) client(p []byte, now time.Time) {
 	if p[0] == wire.ComQuit {
 		return
 	}
+	c.ptrunc = c.ptrunc || (cut && p[0] == wire.ComStmtExecute)
 	t.cur = c
 	c.prev.reset(t.lim.previewRows, t.lim.previewBytes)
 }
@@ -170,8 +172,9 @@ func (t *tracker) text(b []byte) string {
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-// server observes one response payload.
-func (t *tracker) server(p []byte, now time.Time) {
+// server observes one response payload; cut reports that p is only the
+// start of it.
+func (t *tracker) server(p []byte, cut bool, now time.Time) {
 	c := t.cur
 	if c == nil || len(p) == 0 {
 		return
@@ -198,7 +201,7 @@ func (t *tracker) server(p []byte, now time.Time) {
 			t.finishStatement(c, now, status, nil)
 		}
 	case phaseRows:
-		t.row(c, p, now)
+		t.row(c, p, cut, now)
 	case phasePrepareOK:
 		c.prepDefs--
 		if c.prepDefs <= 0 {
@@ -245,12 +248,12 @@ func (t *tracker) first(c *command, p []byte, now time.Time) {
 	}
 }
 
-func (t *tracker) row(c *command, p []byte, now time.Time) {
+func (t *tracker) row(c *command, p []byte, cut bool, now time.Time) {
 	switch {
 	case p[0] == wire.HeaderErr:
 		c.ph = phaseFirst
 		t.first(c, p, now)
-	case wire.IsEOF(p):
+	case !cut && wire.IsEOF(p): // an end packet is tiny; a cut payload is a big row
 		var status uint16
 		if t.caps&wire.ClientDeprecateEOF != 0 {
 			ok, _ := wire.ParseOK(p, t.caps)
@@ -278,7 +281,7 @@ func (t *tracker) row(c *command, p []byte, now time.Time) {
 		} else {
 			vals, err = wire.ParseTextRow(p, len(c.cols))
 		}
-		c.prev.addRow(vals, err != nil)
+		c.prev.addRow(vals, err != nil || cut)
 	}
 }
 
