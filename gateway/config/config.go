@@ -30,6 +30,8 @@ type Config struct {
 	Grants    []Grant          `yaml:"grants"`
 	Redaction []RedactionRule  `yaml:"redaction"`
 	Metrics   *MetricsEndpoint `yaml:"metrics"`
+	Policies  []Policy         `yaml:"policies"`
+	Admin     *Admin           `yaml:"admin"`
 
 	// Dir is the directory of the config file; relative paths in the file
 	// are resolved against it so a config works from any working directory.
@@ -202,6 +204,8 @@ type Account struct {
 	// AllowLocalInfile lets mysql sessions run LOAD DATA LOCAL INFILE,
 	// which reads a file of the client's machine into the server.
 	AllowLocalInfile bool `yaml:"allow_local_infile"`
+	// Policy names the policies[] entry that guards this account.
+	Policy string `yaml:"policy"`
 }
 
 // Grant lets a user use accounts.
@@ -321,6 +325,16 @@ func (c *Config) applyDefaults() {
 			c.MySQL.AuthTimeout = Duration(30 * time.Second)
 		}
 	}
+	if c.Admin != nil && c.Admin.LocksFile == "" {
+		c.Admin.LocksFile = "locks.json"
+	}
+	for i := range c.Policies {
+		for j := range c.Policies[i].Files {
+			if len(c.Policies[i].Files[j].Operations) == 0 {
+				c.Policies[i].Files[j].Operations = []string{"upload"}
+			}
+		}
+	}
 	if c.SSH != nil && c.SSH.HostKeyFile == "" {
 		c.SSH.HostKeyFile = "ssh_host_ed25519_key"
 	}
@@ -372,6 +386,14 @@ func (c *Config) resolvePaths() {
 		abs(&c.MySQL.TLS.CertFile)
 		abs(&c.MySQL.TLS.KeyFile)
 		abs(&c.MySQL.TLS.ClientCAFile)
+	}
+	if c.Admin != nil {
+		abs(&c.Admin.LocksFile)
+		if c.Admin.TLS != nil {
+			abs(&c.Admin.TLS.CertFile)
+			abs(&c.Admin.TLS.KeyFile)
+			abs(&c.Admin.TLS.ClientCAFile)
+		}
 	}
 	if c.SSH != nil {
 		abs(&c.SSH.HostKeyFile)

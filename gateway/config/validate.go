@@ -129,7 +129,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	users := v.users(c.Users)
-	accounts := v.accounts(c)
+	policies := v.policies(c.Policies)
+	accounts := v.accounts(c, policies)
+	v.admin(c.Admin)
 	for i, g := range c.Grants {
 		f := fmt.Sprintf("grants[%d]", i)
 		if _, ok := users[g.User]; !ok {
@@ -178,7 +180,7 @@ func (v *validator) users(users []User) map[string]bool {
 	return seen
 }
 
-func (v *validator) accounts(c *Config) map[string]bool {
+func (v *validator) accounts(c *Config, policies map[string]bool) map[string]bool {
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {
 		f := fmt.Sprintf("accounts[%d]", i)
@@ -243,6 +245,9 @@ func (v *validator) accounts(c *Config) map[string]bool {
 		}
 		if a.MaxDuration < 0 {
 			v.add(f+".max_duration", "must be >= 0")
+		}
+		if a.Policy != "" && !policies[a.Policy] {
+			v.add(f+".policy", fmt.Sprintf("unknown policy %q", a.Policy))
 		}
 	}
 	return seen

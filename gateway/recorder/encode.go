@@ -8,6 +8,9 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pamtrail/pamtrail/gateway/policy"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 // record builds one OTLP LogRecord directly in protobuf wire format. The
@@ -182,3 +185,15 @@ func (r *record) strs(key string, vs []string) {
 
 // raw appends attributes encoded earlier (a session's constant ones).
 func (r *record) raw(encoded []byte) { r.b = append(r.b, encoded...) }
+
+// policy adds the attributes of a policy match: the rule, and whether the
+// action was blocked (enforce) or only flagged (audit).
+func (r *record) policy(m *policy.Match) {
+	if m == nil {
+		return
+	}
+	r.bool(schema.AttrBlocked, m.Blocks())
+	r.str(schema.AttrPolicyName, m.Policy)
+	r.str(schema.AttrPolicyRule, m.Rule)
+	r.str(schema.AttrPolicyMode, m.Mode)
+}

@@ -180,6 +180,7 @@ func (s *otelSession) Query(q Query) error {
 		rec.str(schema.AttrDBClientEncoding, q.ClientEncoding)
 	}
 	rec.lossy = q.TextLossy
+	rec.policy(q.Policy)
 	return s.emit(schema.EventDBQuery, rec)
 }
 
@@ -217,6 +218,7 @@ func (s *otelSession) Command(c Command) error {
 	if redactions > 0 {
 		rec.int(schema.AttrRedactions, int64(redactions))
 	}
+	rec.policy(c.Policy)
 	return s.emit(schema.EventSSHCommand, rec)
 }
 
@@ -256,6 +258,7 @@ func (s *otelSession) File(f FileOp) error {
 		s.errors.Add(1)
 		rec.str(schema.AttrErrorMessage, f.Error)
 	}
+	rec.policy(f.Policy)
 	return s.emit(schema.EventSSHFile, rec)
 }
 
@@ -292,6 +295,9 @@ func (s *otelSession) End(e End) error {
 	rec.int(schema.AttrRecordingErrors, s.recErrors.Load())
 	if msg != "" {
 		rec.str(schema.AttrErrorMessage, msg)
+	}
+	if e.Actor != "" {
+		rec.str(schema.AttrEndActor, e.Actor)
 	}
 	err := s.emit(schema.EventSessionEnd, rec)
 	if s.r.opts.OnSessionEnd != nil {

@@ -7,6 +7,8 @@ package recorder
 import (
 	"context"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/policy"
 )
 
 // SessionInfo describes a session at its start. All fields are known once the
@@ -79,6 +81,9 @@ type Query struct {
 	// TextLossy is set when some bytes could not be decoded to UTF-8 and
 	// were replaced by U+FFFD.
 	TextLossy bool
+	// Policy is the policy rule the statement matched: blocked before it
+	// reached the server (enforce) or only flagged (audit).
+	Policy *policy.Match
 }
 
 // Command is one SSH command with its output: an exec request, or one line of
@@ -92,6 +97,7 @@ type Command struct {
 	OutputTrunc bool
 	ExitStatus  *int
 	ExitSignal  string
+	Policy      *policy.Match // the rule the command matched, if any
 }
 
 // Output is a raw chunk of terminal output, kept for replay (asciicast v2).
@@ -111,6 +117,7 @@ type FileOp struct {
 	Target    string
 	Bytes     int64
 	Error     string
+	Policy    *policy.Match // the rule the operation matched, if any
 }
 
 // Forward is one TCP forward opened through the gateway.
@@ -125,8 +132,21 @@ type End struct {
 	Time     time.Time
 	Reason   string // schema.End*
 	Message  string
+	Actor    string // the admin who ended the session (terminated, locked)
 	BytesIn  int64
 	BytesOut int64
+}
+
+// AdminAction is an administrator's action on the gateway (schema.Admin*).
+type AdminAction struct {
+	Time       time.Time
+	Identity   string // who
+	Operation  string // what: schema.Admin*
+	Target     string // session id, user:NAME, account:NAME
+	Reason     string
+	Result     string // ok, not_found, rejected or an error
+	ClientAddr string
+	Ended      int // sessions the action ended
 }
 
 // Recorder starts sessions and records refused connections.

@@ -21,6 +21,10 @@ const (
 	EventSSHForward   = "pam.ssh.forward"
 	EventHeartbeat    = "pam.session.heartbeat"
 	EventSummary      = "pam.session.summary"
+	// EventAdminAction is an administrator's action (terminate, lock,
+	// unlock, reload): not part of any session, it has a session id of its
+	// own, as a refused login does.
+	EventAdminAction = "pam.admin.action"
 	// EventSpoolUndecodable stands in for a spooled payload the uploader
 	// could not decode: it is sent, not skipped, so a loss is visible.
 	EventSpoolUndecodable = "pam.spool.undecodable"
@@ -116,6 +120,34 @@ const (
 	AttrForwardTarget  = "pam.forward.target"
 )
 
+// Policy attributes, on a pam.db.query, pam.ssh.command or pam.ssh.file
+// event that matched a rule of the account's policy.
+const (
+	AttrBlocked    = "pam.blocked"     // true: the action was stopped (enforce); false: only flagged (audit)
+	AttrPolicyName = "pam.policy.name" // the policy
+	AttrPolicyRule = "pam.policy.rule" // the rule id that matched
+	AttrPolicyMode = "pam.policy.mode" // enforce or audit
+)
+
+// Admin attributes (pam.admin.action; AttrEndActor also on pam.session.end).
+const (
+	AttrAdminIdentity  = "pam.admin.identity"  // who: the admin identity that called the API
+	AttrAdminOperation = "pam.admin.operation" // what: terminate, lock, unlock, reload
+	AttrAdminTarget    = "pam.admin.target"    // on what: session id, user:NAME or account:NAME
+	AttrAdminReason    = "pam.admin.reason"    // why, as the admin gave it
+	AttrAdminResult    = "pam.admin.result"    // ok, not_found, rejected, or the error
+	AttrAdminEnded     = "pam.admin.sessions_ended"
+	AttrEndActor       = "pam.end.actor" // the admin identity that ended the session (terminate, lock, revoked grant)
+)
+
+// Admin actions (values of AttrAdminAction).
+const (
+	AdminTerminate = "terminate"
+	AdminLock      = "lock"
+	AdminUnlock    = "unlock"
+	AdminReload    = "reload"
+)
+
 // Session-end reasons (values of AttrEndReason).
 const (
 	EndClientQuit     = "client_quit"
@@ -126,6 +158,12 @@ const (
 	EndProtocolError  = "protocol_error"
 	EndRecordingError = "recording_error"
 	EndShutdown       = "gateway_shutdown"
+	// EndTerminated: an admin ended the session (pamtrail sessions terminate).
+	EndTerminated = "terminated"
+	// EndLocked: a lock on the session's user or account ended it.
+	EndLocked = "locked"
+	// EndGrantRevoked: a reload removed the grant the session used.
+	EndGrantRevoked = "grant_revoked"
 )
 
 // Auth-failure reasons (values of AttrAuthFailure).
@@ -140,6 +178,8 @@ const (
 	// AuthBadClientCert: postgres.tls.client_ca_file refused the client (no
 	// certificate, one the CA did not sign, or plaintext).
 	AuthBadClientCert = "bad_client_cert"
+	// AuthLocked: the user or the account is locked (pamtrail lock).
+	AuthLocked = "locked"
 )
 
 // Risk attributes, set on an event by the collector's session processor.
