@@ -89,6 +89,9 @@ func (s *Set) HasSQL() bool      { return s != nil && len(s.sql) > 0 }
 func (s *Set) HasCommands() bool { return s != nil && len(s.commands) > 0 }
 func (s *Set) HasFiles() bool    { return s != nil && len(s.files) > 0 }
 
+// Enforces reports whether matches block (enforce mode) rather than flag.
+func (s *Set) Enforces() bool { return s != nil && s.mode == config.PolicyEnforce }
+
 func (s *Set) match(rule string) *Match { return &Match{Policy: s.name, Rule: rule, Mode: s.mode} }
 
 // SQL checks one statement (a Parse's text, or one statement of a simple

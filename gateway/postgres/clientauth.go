@@ -12,6 +12,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -60,7 +61,7 @@ func (c *clientConn) authenticate() (*config.Account, error) {
 	if r := c.param("replication"); r != "" && !isFalse(r) {
 		return nil, &wireError{code: codeFeatureNotSupported, message: "replication connections are not supported by pamtrail"}
 	}
-	verifier, known := c.e.cfg.PostgresVerifier(c.user)
+	verifier, known := c.e.ctl.Config().PostgresVerifier(c.user)
 	if !known {
 		// Run the whole exchange against a mock verifier so an unknown
 		// user looks exactly like a wrong password.
@@ -104,7 +105,16 @@ func (c *clientConn) authenticate() (*config.Account, error) {
 	if err := c.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal}, &pgproto3.AuthenticationOk{}); err != nil {
 		return nil, err
 	}
-	acct, err := c.e.cfg.Authorize(c.user, c.database, "postgres")
+	acct, err := c.e.ctl.Authorize(c.user, c.database, "postgres")
+	var locked *control.LockedError
+	if errors.As(err, &locked) {
+		return nil, &authFailure{
+			wire:    &wireError{code: codeInvalidAuthorization, message: "pamtrail: " + locked.Error()},
+			reason:  schema.AuthLocked,
+			message: locked.Error(),
+			account: c.database,
+		}
+	}
 	if err != nil {
 		reason := schema.AuthNoGrant
 		if errors.Is(err, config.ErrUnknownAccount) {

@@ -19,9 +19,11 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
@@ -32,6 +34,9 @@ type Options struct {
 	Recorder recorder.Recorder
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// Control holds the reloadable users, accounts, grants, policies and
+	// locks; nil builds one from Config.
+	Control *control.Control
 	// Dial connects to upstream servers; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// ConnectTimeout bounds connecting and logging in upstream; zero
@@ -53,7 +58,8 @@ type Engine struct {
 
 	serverTLS   *tls.Config
 	cbind       []byte
-	upstreamTLS map[string]*tls.Config
+	upstreamTLS atomic.Pointer[map[string]*tls.Config] // by account; replaced on reload
+	ctl         *control.Control
 	mockSecret  []byte
 	cancels     *cancelRegistry
 	lim         limits
@@ -86,7 +92,7 @@ func New(opts Options) (*Engine, error) {
 		rec:         opts.Recorder,
 		log:         engine.Logger(opts.Logger, "postgres"),
 		dial:        opts.Dial,
-		upstreamTLS: map[string]*tls.Config{},
+		ctl:         opts.Control,
 		cancels:     newCancelRegistry(),
 		recordOn:    cfg.Recording.RecordingEnabled(),
 		authTimeout: cfg.Postgres.AuthTimeout.D(),
@@ -115,6 +121,37 @@ func New(opts Options) (*Engine, error) {
 			return nil, err
 		}
 	}
+	if e.ctl == nil {
+		var err error
+		if e.ctl, err = control.New(cfg, e.log); err != nil {
+			return nil, err
+		}
+	}
+	tlsByAccount, err := upstreamTLSConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.upstreamTLS.Store(&tlsByAccount)
+	// A reload may add accounts or change their TLS settings.
+	e.ctl.OnReload(func(next *config.Config) (func(), error) {
+		m, err := upstreamTLSConfigs(next)
+		if err != nil {
+			return nil, err
+		}
+		return func() { e.upstreamTLS.Store(&m) }, nil
+	})
+	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "postgres", Logger: e.log, Handle: e.serveConn, Release: e.closeLoops})
+	e.stopCtx = e.Context()
+	e.mockSecret = make([]byte, 32)
+	if _, err := rand.Read(e.mockSecret); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// upstreamTLSConfigs builds the upstream TLS settings of every postgres account.
+func upstreamTLSConfigs(cfg *config.Config) (map[string]*tls.Config, error) {
+	m := map[string]*tls.Config{}
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		if a.Type != "postgres" {
@@ -124,15 +161,9 @@ func New(opts Options) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.upstreamTLS[a.Name] = t
+		m[a.Name] = t
 	}
-	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "postgres", Logger: e.log, Handle: e.serveConn, Release: e.closeLoops})
-	e.stopCtx = e.Context()
-	e.mockSecret = make([]byte, 32)
-	if _, err := rand.Read(e.mockSecret); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return m, nil
 }
 
 // eventLoopCount is postgres.event_loops, or when unset one loop per four

@@ -369,7 +369,9 @@ type loopRelay struct {
 // startLoopRelay moves the session's sockets into an event loop. It
 // reports false, leaving the session untouched, when they cannot move.
 func (s *session) startLoopRelay(cs, ss *frameScanner, clientDone, serverDone chan pumpResult) (*loopRelay, bool) {
-	if s.e.loops == nil || s.strict {
+	// A filtered session rewrites messages, which the loop's one-read,
+	// one-write relay does not do.
+	if s.e.loops == nil || s.strict || s.filter != nil {
 		return nil, false
 	}
 	cfd, ok1 := plainSocketFD(s.client)

@@ -35,10 +35,11 @@ func (s *session) pump(src, dst net.Conn, sc *frameScanner, fromClient bool) pum
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if scanErr := s.observe(buf[:n], sc, fromClient); scanErr != nil {
+			out, scanErr := s.filterAndObserve(buf[:n], sc, fromClient)
+			if scanErr != nil {
 				return pumpResult{err: scanErr}
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write(out); werr != nil {
 				return pumpResult{err: werr, writeFailed: true}
 			}
 			counter.Add(int64(n))
@@ -50,6 +51,28 @@ func (s *session) pump(src, dst net.Conn, sc *frameScanner, fromClient bool) pum
 			return pumpResult{err: err}
 		}
 	}
+}
+
+// filterAndObserve returns what to forward for a chunk. Without an enforce
+// policy that is the chunk itself, observed. With one, the tracker sees
+// the client's statements as sent (the recorded text is what the user
+// typed) and the server's responses as forwarded (the recorded error of a
+// blocked statement is the 42501 the client got).
+func (s *session) filterAndObserve(chunk []byte, sc *frameScanner, fromClient bool) ([]byte, error) {
+	if s.filter == nil {
+		return chunk, s.observe(chunk, sc, fromClient)
+	}
+	if fromClient {
+		if err := s.observe(chunk, sc, true); err != nil {
+			return nil, err
+		}
+		return s.filter.client.apply(chunk)
+	}
+	out, err := s.filter.server.apply(chunk)
+	if err != nil {
+		return nil, err
+	}
+	return out, s.observe(out, sc, false)
 }
 
 // observe shows one chunk read from one side to the scanner, and through

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -34,6 +35,10 @@ type session struct {
 
 	// unregister takes the session out of the engine's registry.
 	unregister func()
+	// policy guards the account's statements; nil without SQL rules.
+	policy *policy.Set
+	// filter replaces blocked statements; nil unless the policy enforces.
+	filter *sqlFilter
 
 	// endOnce guards the end asked for from outside the session (engine
 	// shutdown, live control): requested is closed once asked is set.
@@ -115,9 +120,16 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 	}
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,
 		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
+	if set := e.ctl.Policy(acct.Name); set.HasSQL() {
+		s.policy = set
+		if set.Enforces() {
+			s.filter = newSQLFilter(set, e.maxMessage)
+		}
+	}
 	if e.recordOn {
 		s.tr = newTracker(e.lim, rs.Query, s.log)
 		s.tr.startWith(sessionCharset(up.initial, c.param("client_encoding")))
+		s.tr.policy = s.policy
 	}
 	// Hand over: the server's parameters, the server's process id with
 	// our secret, ReadyForQuery. A server that sent no key (a pooler

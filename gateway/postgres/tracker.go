@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
@@ -157,6 +158,7 @@ type tracker struct {
 	lim    limits
 	record func(recorder.Query) error
 	log    *slog.Logger
+	policy *policy.Set // the account's SQL rules, to mark matched statements
 	now    time.Time
 
 	// Client and server views of prepared statements and portals.
@@ -320,6 +322,11 @@ func (t *tracker) finish(q recorder.Query) {
 
 // addEvent queues an event until the next ReadyForQuery.
 func (t *tracker) addEvent(q recorder.Query) {
+	if t.policy != nil && !q.NotExecuted {
+		// The filter (sqlfilter.go) matched the same text before the
+		// statement went upstream, so the verdicts agree.
+		q.Policy = t.policy.SQL(q.Text)
+	}
 	q.Text = t.truncateText(q.Text)
 	t.markEncoding(&q)
 	t.done = append(t.done, q)

@@ -109,7 +109,7 @@ func (e *Engine) dialUpstream(ctx context.Context, acct *config.Account) (net.Co
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
-	if cfg := e.upstreamTLS[acct.Name]; cfg != nil {
+	if cfg := (*e.upstreamTLS.Load())[acct.Name]; cfg != nil {
 		tc, err := startUpstreamTLS(conn, cfg)
 		if err != nil {
 			_ = conn.Close()

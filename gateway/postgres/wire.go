@@ -23,15 +23,16 @@ const maxStartupPacket = 10000
 
 // SQLSTATE codes the gateway itself sends.
 const (
-	codeInvalidPassword      = "28P01"
-	codeInvalidAuthorization = "28000"
-	codeConnectionFailure    = "08006"
-	codeProtocolViolation    = "08P01"
-	codeFeatureNotSupported  = "0A000"
-	codeAdminShutdown        = "57P01"
-	codeIdleSessionTimeout   = "57P05"
-	codeCannotConnectNow     = "57P03"
-	codeInternalError        = "XX000"
+	codeInvalidPassword       = "28P01"
+	codeInvalidAuthorization  = "28000"
+	codeConnectionFailure     = "08006"
+	codeProtocolViolation     = "08P01"
+	codeFeatureNotSupported   = "0A000"
+	codeAdminShutdown         = "57P01"
+	codeInsufficientPrivilege = "42501"
+	codeIdleSessionTimeout    = "57P05"
+	codeCannotConnectNow      = "57P03"
+	codeInternalError         = "XX000"
 )
 
 // wireError is an error the gateway reports to the client as an
@@ -51,6 +52,11 @@ func protocolErrorf(format string, args ...any) *wireError {
 // appendErrorResponse appends a FATAL ErrorResponse: every error the gateway
 // sends by itself ends the connection.
 func appendErrorResponse(dst []byte, e *wireError) []byte {
+	return appendError(dst, "FATAL", e)
+}
+
+// appendError appends an ErrorResponse of the given severity.
+func appendError(dst []byte, severity string, e *wireError) []byte {
 	start := len(dst)
 	dst = append(dst, 'E', 0, 0, 0, 0)
 	field := func(k byte, v string) {
@@ -58,8 +64,8 @@ func appendErrorResponse(dst []byte, e *wireError) []byte {
 		dst = append(dst, v...)
 		dst = append(dst, 0)
 	}
-	field('S', "FATAL")
-	field('V', "FATAL")
+	field('S', severity)
+	field('V', severity)
 	field('C', e.code)
 	field('M', e.message)
 	if e.detail != "" {

@@ -169,7 +169,7 @@ func (r *OTel) AdminAction(ctx context.Context, a AdminAction) error {
 	}
 	info := SessionInfo{ID: NewSessionID(), User: a.Identity, ClientAddr: a.ClientAddr}
 	s := &otelSession{r: r, info: info}
-	s.base = r.sessionAttrs(info)
+	s.base, s.baseRepaired = r.sessionAttrs(info)
 	reason, _ := r.opts.Redactor.Shell(a.Reason)
 	body := fmt.Sprintf("%s %s by %s: %s", a.Operation, a.Target, a.Identity, a.Result)
 	rec := s.begin(schema.EventAdminAction, a.Time, a.Result != "ok", body)
