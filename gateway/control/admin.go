@@ -217,6 +217,9 @@ func (s *AdminServer) sessions(w http.ResponseWriter, _ *http.Request, _ *action
 	for _, l := range s.ctl.Sessions() {
 		out = append(out, SessionInfo{ID: l.ID, User: l.User, Account: l.Account, Protocol: l.Protocol, Start: l.Start})
 	}
+	if out == nil {
+		out = []SessionInfo{}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -226,11 +229,7 @@ func (s *AdminServer) terminate(w http.ResponseWriter, r *http.Request, act *act
 		return
 	}
 	act.target, act.reason = r.PathValue("id"), req.Reason
-	msg := "terminated by " + act.identity
-	if req.Reason != "" {
-		msg += ": " + req.Reason
-	}
-	if !s.ctl.Terminate(act.target, Cause{Reason: schema.EndTerminated, Message: msg, Actor: act.identity}) {
+	if !s.ctl.Terminate(act.target, act.identity, req.Reason) {
 		act.result = "not_found"
 		writeJSON(w, http.StatusNotFound, Result{GatewayID: s.gatewayID, Error: "no live session " + act.target + " on this gateway"})
 		return

@@ -1,10 +1,9 @@
 // Package control is the gateway's live control: the running config, which
 // a reload swaps without dropping sessions; the policies compiled from it;
-// the locks; and the registry of live sessions, through which an admin
-// ends one session (terminate), every session of a user or an account
+// the locks; and, through the engines' session registries (engine.Engine),
+// ending one session (terminate), every session of a user or an account
 // (lock), or those whose grant a reload removed. Engines consult it at
-// login and register each session they start; the admin API (admin.go)
-// drives it.
+// login; the admin API (admin.go) drives it.
 package control
 
 import (
@@ -18,28 +17,10 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
-
-// Cause is why a session is ended from outside: schema.End* with a message
-// and the admin who did it.
-type Cause struct {
-	Reason  string
-	Message string
-	Actor   string
-}
-
-// Live is a session an engine registered. End must return at once (it
-// only starts ending the session) and be safe to call more than once.
-type Live struct {
-	ID       string
-	User     string
-	Account  string
-	Protocol string
-	Start    time.Time
-	End      func(Cause)
-}
 
 // ErrLocked is returned by Authorize while a lock holds.
 var ErrLocked = errors.New("locked")
@@ -79,7 +60,7 @@ type Control struct {
 	now   func() time.Time
 
 	mu        sync.Mutex
-	live      map[string]*Live
+	engines   []engine.Engine
 	preparers []Preparer
 	reloadMu  sync.Mutex
 }
@@ -101,7 +82,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Control, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Control{log: log, locks: l, now: time.Now, live: map[string]*Live{}}
+	c := &Control{log: log, locks: l, now: time.Now}
 	c.cur.Store(snap)
 	return c, nil
 }
@@ -146,59 +127,58 @@ func (c *Control) OnReload(p Preparer) {
 	c.mu.Unlock()
 }
 
-// Register adds a live session; the returned function removes it. A
-// session whose user or account became locked while it logged in is ended
-// at once.
-func (c *Control) Register(l *Live) (unregister func()) {
+// AddEngine lets the control end the sessions of an engine.
+func (c *Control) AddEngine(e engine.Engine) {
 	c.mu.Lock()
-	c.live[l.ID] = l
+	c.engines = append(c.engines, e)
 	c.mu.Unlock()
-	if k, ok := c.locks.find(l.User, l.Account, c.now()); ok {
-		l.End(Cause{Reason: schema.EndLocked, Message: (&LockedError{Lock: k}).Error(), Actor: k.By})
-	}
-	return func() {
-		c.mu.Lock()
-		delete(c.live, l.ID)
-		c.mu.Unlock()
-	}
 }
 
-// Sessions lists the live sessions.
-func (c *Control) Sessions() []Live {
+func (c *Control) engineList() []engine.Engine {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Live, 0, len(c.live))
-	for _, l := range c.live {
-		out = append(out, *l)
+	return append([]engine.Engine(nil), c.engines...)
+}
+
+// Sessions lists the live sessions of every engine.
+func (c *Control) Sessions() []engine.SessionInfo {
+	var out []engine.SessionInfo
+	for _, e := range c.engineList() {
+		out = append(out, e.Sessions()...)
 	}
 	return out
 }
 
-// Terminate ends one live session; false when this gateway does not hold it.
-func (c *Control) Terminate(id string, cause Cause) bool {
-	c.mu.Lock()
-	l, ok := c.live[id]
-	c.mu.Unlock()
-	if ok {
-		l.End(cause)
+// Terminate ends one live session with reason terminated, telling who and
+// why; false when this gateway does not hold it.
+func (c *Control) Terminate(id, actor, why string) bool {
+	msg := "terminated by " + actor
+	if why != "" {
+		msg += ": " + why
 	}
-	return ok
+	for _, e := range c.engineList() {
+		if e.EndSession(id, schema.EndTerminated, msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // endWhere ends every live session for which match holds.
-func (c *Control) endWhere(match func(*Live) bool, cause func(*Live) Cause) int {
-	c.mu.Lock()
-	var hit []*Live
-	for _, l := range c.live {
-		if match(l) {
-			hit = append(hit, l)
-		}
+func (c *Control) endWhere(match func(engine.SessionInfo) bool, reason, message string) int {
+	n := 0
+	for _, e := range c.engineList() {
+		n += e.EndSessions(match, reason, message)
 	}
-	c.mu.Unlock()
-	for _, l := range hit {
-		l.End(cause(l))
-	}
-	return len(hit)
+	return n
+}
+
+// EndLocked ends the live sessions a lock covers.
+func (c *Control) endLocked(k Lock) int {
+	msg := (&LockedError{Lock: k}).Error() + " (by " + k.By + ")"
+	return c.endWhere(func(s engine.SessionInfo) bool {
+		return k.Kind == LockUser && s.User == k.Name || k.Kind == LockAccount && s.Account == k.Name
+	}, schema.EndLocked, msg)
 }
 
 // Lock stores a lock and ends the live sessions it covers.
@@ -215,10 +195,7 @@ func (c *Control) Lock(k Lock) (ended int, err error) {
 	if err := c.locks.add(k, c.now()); err != nil {
 		return 0, err
 	}
-	msg := (&LockedError{Lock: k}).Error()
-	return c.endWhere(func(l *Live) bool {
-		return k.Kind == LockUser && l.User == k.Name || k.Kind == LockAccount && l.Account == k.Name
-	}, func(*Live) Cause { return Cause{Reason: schema.EndLocked, Message: msg, Actor: k.By} }), nil
+	return c.endLocked(k), nil
 }
 
 // Unlock lifts a lock; false when there was none.
@@ -263,18 +240,12 @@ func (c *Control) Reload(next *config.Config, actor string) (ended int, warnings
 	if err := c.locks.reload(); err != nil { // checked above; a race with an edit is only logged
 		c.log.Warn("reload: locks file", "error", err)
 	}
-	ended = c.endWhere(func(l *Live) bool {
-		_, err := merged.Authorize(l.User, l.Account, l.Protocol)
+	ended = c.endWhere(func(s engine.SessionInfo) bool {
+		_, err := merged.Authorize(s.User, s.Account, s.Protocol)
 		return err != nil
-	}, func(l *Live) Cause {
-		return Cause{Reason: schema.EndGrantRevoked, Actor: actor,
-			Message: fmt.Sprintf("a reload removed user %q's grant on account %q", l.User, l.Account)}
-	})
+	}, schema.EndGrantRevoked, "the grant this session used was removed by a reload (by "+actor+")")
 	for _, k := range c.locks.active(c.now()) {
-		msg := (&LockedError{Lock: k}).Error()
-		ended += c.endWhere(func(l *Live) bool {
-			return k.Kind == LockUser && l.User == k.Name || k.Kind == LockAccount && l.Account == k.Name
-		}, func(*Live) Cause { return Cause{Reason: schema.EndLocked, Message: msg, Actor: k.By} })
+		ended += c.endLocked(k)
 	}
 	return ended, warnings, nil
 }

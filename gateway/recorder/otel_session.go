@@ -296,9 +296,6 @@ func (s *otelSession) End(e End) error {
 	if msg != "" {
 		rec.str(schema.AttrErrorMessage, msg)
 	}
-	if e.Actor != "" {
-		rec.str(schema.AttrEndActor, e.Actor)
-	}
 	err := s.emit(schema.EventSessionEnd, rec)
 	if s.r.opts.OnSessionEnd != nil {
 		s.r.opts.OnSessionEnd(s.info.ID)

@@ -132,7 +132,6 @@ type End struct {
 	Time     time.Time
 	Reason   string // schema.End*
 	Message  string
-	Actor    string // the admin who ended the session (terminated, locked)
 	BytesIn  int64
 	BytesOut int64
 }

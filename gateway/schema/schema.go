@@ -129,7 +129,7 @@ const (
 	AttrPolicyMode = "pam.policy.mode" // enforce or audit
 )
 
-// Admin attributes (pam.admin.action; AttrEndActor also on pam.session.end).
+// Admin attributes (pam.admin.action).
 const (
 	AttrAdminIdentity  = "pam.admin.identity"  // who: the admin identity that called the API
 	AttrAdminOperation = "pam.admin.operation" // what: terminate, lock, unlock, reload
@@ -137,7 +137,6 @@ const (
 	AttrAdminReason    = "pam.admin.reason"    // why, as the admin gave it
 	AttrAdminResult    = "pam.admin.result"    // ok, not_found, rejected, or the error
 	AttrAdminEnded     = "pam.admin.sessions_ended"
-	AttrEndActor       = "pam.end.actor" // the admin identity that ended the session (terminate, lock, revoked grant)
 )
 
 // Admin actions (values of AttrAdminAction).
