@@ -81,6 +81,7 @@ type stackOptions struct {
 	recording      string // YAML body of recording:
 	spool          string // extra YAML lines for spool:
 	ssh            bool   // also an SSH listener and the demo-ssh account
+	extra          string // YAML appended at the end (admin:, policies:)
 
 	listeners, userExtra string // filled by newStack
 }
@@ -160,8 +161,8 @@ accounts:
 %sgrants:
   - user: alice
     accounts: [%s]
-%s`, s.gatewayID, s.gwAddr, o.listeners, o.spool, s.otlpAddr, o.uploadInterval, o.recording, s.metricsAddr, aliceVerifier, o.userExtra, aliceVerifier,
-		s.pg.Host, s.pg.Port, s.pg.DemoUser, o.extraAccounts, grants, o.extraGrants))
+%s%s`, s.gatewayID, s.gwAddr, o.listeners, o.spool, s.otlpAddr, o.uploadInterval, o.recording, s.metricsAddr, aliceVerifier, o.userExtra, aliceVerifier,
+		s.pg.Host, s.pg.Port, s.pg.DemoUser, o.extraAccounts, grants, o.extraGrants, o.extra))
 	s.colConfig = filepath.Join(s.dir, "collector.yaml")
 	writeFile(t, s.colConfig, collectorConfig(s.otlpAddr, s.healthAddr, s.esURL, filepath.Join(s.dir, "queue")))
 	if err := os.MkdirAll(filepath.Join(s.dir, "queue"), 0o700); err != nil {

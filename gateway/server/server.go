@@ -10,26 +10,34 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/redact"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 	"github.com/pamtrail/pamtrail/gateway/spool"
 	"github.com/pamtrail/pamtrail/gateway/uploader"
 )
 
 // EngineFactory builds an engine for a protocol; cmd/pamtrail registers the
 // PostgreSQL and SSH engines so this package does not depend on them.
-type EngineFactory func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error)
+// ctl is the gateway's live control (reloadable users, grants, accounts,
+// policies, locks), which the engine consults at each login.
+type EngineFactory func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error)
 
 // Gateway is a running gateway.
 type Gateway struct {
 	cfg      *config.Config
+	path     string // the config file, read again by Reload
+	ctl      *control.Control
+	admin    *control.AdminServer
 	log      *slog.Logger
 	spool    *spool.Spool
 	rec      *recorder.OTel
@@ -52,8 +60,9 @@ type runningEngine struct {
 // Start opens the spool, starts the uploader and the engines' listeners.
 // Engines maps a protocol name ("postgres", "ssh") to its factory; a
 // protocol without a listener in cfg is not started.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines map[string]EngineFactory) (_ *Gateway, err error) {
-	g := &Gateway{cfg: cfg, log: log}
+// path is the config file cfg was loaded from, which Reload reads again.
+func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, engines map[string]EngineFactory) (_ *Gateway, err error) {
+	g := &Gateway{cfg: cfg, path: path, log: log}
 	defer func() {
 		if err != nil {
 			g.Shutdown(context.Background())
@@ -137,10 +146,16 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		if !ok {
 			return nil, fmt.Errorf("%s: no engine for this protocol in this build", proto)
 		}
-		eng, err := factory(cfg, rec, log) // engines name themselves
+		if g.ctl == nil {
+			if g.ctl, err = control.New(cfg, log); err != nil {
+				return nil, err
+			}
+		}
+		eng, err := factory(cfg, rec, g.ctl, log) // engines name themselves
 		if err != nil {
 			return nil, fmt.Errorf("%s engine: %w", proto, err)
 		}
+		g.ctl.AddEngine(eng)
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			return nil, fmt.Errorf("%s.address: %w", proto, err)
@@ -158,6 +173,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 		}()
 		log.Info("listening", "engine", proto, "address", ln.Addr().String())
 	}
+	if cfg.Admin != nil && g.ctl != nil {
+		// Admin actions are recorded even with recording.enabled: false.
+		if g.admin, err = control.StartAdmin(g.ctl, g.rec, g.Reload, log); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Metrics != nil && cfg.Metrics.Address != "" {
 		if err := g.serveMetrics(cfg.Metrics.Address); err != nil {
 			return nil, fmt.Errorf("metrics.address: %w", err)
@@ -173,6 +194,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, engines ma
 // Whatever is not uploaded stays in the spool for the next start. It is
 // safe on a partly started gateway.
 func (g *Gateway) Shutdown(ctx context.Context) {
+	if g.admin != nil {
+		_ = g.admin.Shutdown(ctx)
+	}
 	drain, cancel := ctx, context.CancelFunc(func() {})
 	if deadline, ok := ctx.Deadline(); ok {
 		drain, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/3))
@@ -205,6 +229,37 @@ func (g *Gateway) Shutdown(ctx context.Context) {
 			g.log.Error("closing spool", "error", err)
 		}
 	}
+}
+
+// Reload reads the config file again and applies what a reload can change
+// (control.Control.Reload); a file that fails validation changes nothing.
+// actor is who asked: an admin identity, or "signal:SIGHUP". The reload is
+// recorded as an admin action either way.
+func (g *Gateway) Reload(actor string) (ended int, warnings []string, err error) {
+	next, err := config.Load(g.path)
+	if err == nil {
+		ended, warnings, err = g.ctl.Reload(next, actor)
+	}
+	result := "ok"
+	if err != nil {
+		result = "rejected: " + err.Error()
+		g.log.Error("reload rejected; the running config stays", "by", actor, "error", err)
+	} else {
+		g.log.Info("config reloaded", "by", actor, "sessions_ended", ended, "warnings", warnings)
+	}
+	if strings.HasPrefix(actor, "signal:") { // the admin API records its own requests
+		_ = g.rec.AdminAction(context.Background(), recorder.AdminAction{Identity: actor, Operation: schema.AdminReload,
+			Target: "config", Result: result, Ended: ended})
+	}
+	return ended, warnings, err
+}
+
+// AdminAddr returns the admin API's bound address, nil without one.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.admin == nil {
+		return nil
+	}
+	return g.admin.Addr()
 }
 
 // Addr returns the bound address of a protocol's listener (tests bind :0).

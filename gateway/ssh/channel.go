@@ -77,6 +77,7 @@ func (s *session) serveSession(nc gossh.NewChannel) {
 	c.outputsLeft.Store(2)
 	c.liveCounted.Store(true)
 	s.liveSessions.Add(1)
+	defer s.trackChannel(c)()
 	c.run(clientReqs, targetReqs)
 }
 
@@ -175,7 +176,12 @@ func (c *sessionChannel) start(req *gossh.Request) {
 			reply(req, false)
 			return
 		}
-		tap = c.execTap(command)
+		m := c.s.checkExec(command)
+		if m.Blocks() {
+			c.refuseExec(req, command, m)
+			return
+		}
+		tap = c.execTap(command, m)
 	case "subsystem":
 		name, ok := parseString(req.Payload)
 		if !ok || name != "sftp" {
@@ -209,6 +215,16 @@ func (c *sessionChannel) start(req *gossh.Request) {
 		}
 	}
 	c.startRelays()
+}
+
+// notice writes a line for the user: on the terminal when the channel has
+// a pty, else on stderr (stdout may carry a protocol: sftp, scp, rsync).
+func (c *sessionChannel) notice(line string) {
+	if c.pty != nil {
+		_, _ = c.client.Write([]byte("\r\n" + line + "\r\n"))
+		return
+	}
+	_, _ = c.client.Stderr().Write([]byte(line + "\n"))
 }
 
 // started reports whether a shell, exec or subsystem was requested.
@@ -251,10 +267,16 @@ func (c *sessionChannel) startRelays() {
 	if tap != nil {
 		clientData, serverData, serverStderr = tap.clientData, tap.serverData, tap.serverStderr
 	}
+	var keys func([]byte) []byte
+	if tt, ok := tap.(*terminalTap); ok {
+		if set := c.s.policy(); set.HasCommands() && set.Enforces() {
+			keys = newTerminalGuard(c, tt, set).filter
+		}
+	}
 	c.relays.Add(3)
 	go func() {
 		defer c.relays.Done()
-		c.s.copyData(c.target, c.client, clientData, &c.s.bytesIn)
+		c.s.copyFiltered(c.target, c.client, keys, clientData, &c.s.bytesIn)
 		_ = c.target.CloseWrite()
 	}()
 	go func() {
@@ -282,16 +304,26 @@ func (c *sessionChannel) outputFinished() {
 // tap before it is forwarded. Taps copy what they keep, so the buffer is
 // reused, or replaced by a larger one once a read fills it.
 func (s *session) copyData(dst io.Writer, src io.Reader, tap func([]byte), counter *atomic.Int64) {
+	s.copyFiltered(dst, src, nil, tap, counter)
+}
+
+// copyFiltered is copyData where filter, when set, decides what of each
+// chunk is forwarded (and shown to the tap).
+func (s *session) copyFiltered(dst io.Writer, src io.Reader, filter func([]byte) []byte, tap func([]byte), counter *atomic.Int64) {
 	buf := make([]byte, relayBufferMin)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			s.touch()
 			counter.Add(int64(n))
-			if tap != nil {
-				tap(buf[:n])
+			out := buf[:n]
+			if filter != nil {
+				out = filter(out)
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if tap != nil {
+				tap(out)
+			}
+			if _, werr := dst.Write(out); werr != nil {
 				return
 			}
 			if n == len(buf) && len(buf) < relayBufferMax {

@@ -14,11 +14,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
@@ -31,6 +33,9 @@ type Options struct {
 	Recorder recorder.Recorder
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// Control holds the reloadable users, accounts, grants, policies and
+	// locks; nil builds one from Config.
+	Control *control.Control
 
 	// KeepaliveInterval is how often each side is probed; a side that
 	// misses KeepaliveMax probes in a row is dropped. Default 15s and 3.
@@ -65,7 +70,8 @@ type Engine struct {
 	rec     recorder.Recorder
 	log     *slog.Logger
 	hostKey gossh.Signer
-	keys    *userKeys
+	keys    atomic.Pointer[userKeys] // replaced on reload
+	ctl     *control.Control
 	opts    Options // with defaults applied
 	// ctx is cancelled when Shutdown starts; it bounds upstream dials and
 	// handshakes still in progress.
@@ -113,9 +119,23 @@ func New(opts Options) (*Engine, error) {
 		rec:     opts.Recorder,
 		log:     engine.Logger(opts.Logger, "ssh"),
 		hostKey: hostKey,
-		keys:    keys,
+		ctl:     opts.Control,
 		opts:    opts,
 	}
+	e.keys.Store(keys)
+	if e.ctl == nil {
+		if e.ctl, err = control.New(opts.Config, e.log); err != nil {
+			return nil, err
+		}
+	}
+	// A reload may add or remove users and their keys.
+	e.ctl.OnReload(func(next *config.Config) (func(), error) {
+		k, err := newUserKeys(next)
+		if err != nil {
+			return nil, err
+		}
+		return func() { e.keys.Store(k) }, nil
+	})
 	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: e.log, Handle: e.handleConn})
 	e.ctx = e.Context()
 	return e, nil

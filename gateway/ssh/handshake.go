@@ -10,6 +10,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
@@ -90,7 +91,7 @@ func (hs *handshake) serverConfig() *gossh.ServerConfig {
 // publicKey maps the offered key to a user. It runs before the client has
 // proved it holds the key, so it decides nothing else.
 func (hs *handshake) publicKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-	id, perms, err := hs.e.keys.identify(key)
+	id, perms, err := hs.e.keys.Load().identify(key)
 	if err != nil {
 		hs.fail(rankBadKey, schema.AuthBadKey, "", fmt.Sprintf("%s %s: %v", key.Type(), gossh.FingerprintSHA256(key), err))
 		return nil, err
@@ -103,7 +104,12 @@ func (hs *handshake) publicKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*g
 // target. Only when both succeed does the client's authentication succeed.
 func (hs *handshake) verified(meta gossh.ConnMetadata, _ gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 	user, account := perms.Extensions[extUser], meta.User()
-	acct, err := hs.e.cfg.Authorize(user, account, "ssh")
+	acct, err := hs.e.ctl.Authorize(user, account, "ssh")
+	var locked *control.LockedError
+	if errors.As(err, &locked) {
+		hs.fail(rankDenied, schema.AuthLocked, user, locked.Error())
+		return nil, &gossh.BannerError{Err: err, Message: "pamtrail: " + locked.Error() + "\n"}
+	}
 	if err != nil {
 		reason := schema.AuthNoGrant
 		if errors.Is(err, config.ErrUnknownAccount) {

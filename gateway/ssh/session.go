@@ -38,8 +38,12 @@ type session struct {
 
 	endOnce sync.Once
 	end     endCause
-	done    chan struct{} // closed by terminate
-	wg      sync.WaitGroup
+	// noticeOnce: an end from outside (engine.EndFunc) tells the channels once.
+	noticeOnce sync.Once
+	chansMu    sync.Mutex
+	chans      map[*sessionChannel]struct{}
+	done       chan struct{} // closed by terminate
+	wg         sync.WaitGroup
 }
 
 // negotiatedCipher is the cipher a connection sends with. Both hops are
@@ -55,8 +59,57 @@ func negotiatedCipher(c gossh.Conn) string {
 // endCause is why a session ended (schema.End*) and a human message.
 type endCause struct{ reason, message string }
 
-// endFunc implements engine.EndFunc.
-func (s *session) endFunc(reason, message string) { s.terminate(endCause{reason, message}) }
+// endFunc implements engine.EndFunc: every open channel gets a line saying
+// why (on the terminal, or stderr without a pty) and is closed, then the
+// connections are. It returns at once; a client that does not read its
+// channel delays the end by noticeTimeout at most.
+func (s *session) endFunc(reason, message string) {
+	s.noticeOnce.Do(func() {
+		go func() {
+			s.notifyChannels("pamtrail: session ended (" + reason + "): " + message)
+			s.terminate(endCause{reason, message})
+		}()
+	})
+}
+
+// noticeTimeout bounds telling the client why its session ends.
+const noticeTimeout = time.Second
+
+func (s *session) notifyChannels(line string) {
+	s.chansMu.Lock()
+	chans := make([]*sessionChannel, 0, len(s.chans))
+	for c := range s.chans {
+		chans = append(chans, c)
+	}
+	s.chansMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, c := range chans {
+			c.notice(line)
+			_ = c.client.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(noticeTimeout):
+	}
+}
+
+// trackChannel adds a session channel for notices; the result removes it.
+func (s *session) trackChannel(c *sessionChannel) func() {
+	s.chansMu.Lock()
+	if s.chans == nil {
+		s.chans = map[*sessionChannel]struct{}{}
+	}
+	s.chans[c] = struct{}{}
+	s.chansMu.Unlock()
+	return func() {
+		s.chansMu.Lock()
+		delete(s.chans, c)
+		s.chansMu.Unlock()
+	}
+}
 
 func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 	s := &session{

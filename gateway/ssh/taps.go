@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
@@ -90,6 +91,7 @@ type execTap struct {
 	// so no output could be attributed to a line.
 	script *headBuffer
 
+	policy  *policy.Match // an audit policy's match, recorded with the command
 	mu      sync.Mutex
 	preview headBuffer
 	status  *int
@@ -103,12 +105,12 @@ type fileTap interface {
 	close(end time.Time)
 }
 
-func (c *sessionChannel) execTap(command string) channelTap {
+func (c *sessionChannel) execTap(command string, audited *policy.Match) channelTap {
 	s := c.s
 	if !s.e.cfg.Recording.RecordingEnabled() {
 		return nil
 	}
-	t := &execTap{s: s, channel: channelExec, command: command, start: time.Now()}
+	t := &execTap{s: s, channel: channelExec, command: command, start: time.Now(), policy: audited}
 	t.preview.max = s.previewBytes()
 	if files, kind := newTransferTap(s, command); files != nil {
 		t.files, t.channel = files, kind
@@ -190,5 +192,6 @@ func (t *execTap) close(end time.Time) {
 		OutputTrunc: t.preview.truncated,
 		ExitStatus:  t.status,
 		ExitSignal:  t.signal,
+		Policy:      t.policy,
 	}))
 }

@@ -26,7 +26,8 @@ type terminalTap struct {
 type terminalEvent struct {
 	input      bool
 	data       []byte
-	cols, rows int // a resize when data is nil
+	cols, rows int         // a resize when data is nil
+	line       chan string // a question: the command line on screen now
 }
 
 func (c *sessionChannel) shellTap() channelTap {
@@ -75,6 +76,9 @@ func (t *terminalTap) run(tracker *terminal.Tracker) {
 			}
 		}
 		switch {
+		case ev.line != nil:
+			line, _ := tracker.Line()
+			ev.line <- line
 		case ev.data == nil:
 			tracker.Resize(ev.cols, ev.rows)
 		case ev.input:
@@ -112,6 +116,7 @@ func (t *terminalTap) run(tracker *terminal.Tracker) {
 }
 
 func (t *terminalTap) record(cmds []terminal.Command) {
+	set := t.s.policy()
 	for _, c := range cmds {
 		t.s.record(t.s.rec.Command(recorder.Command{
 			Start:       c.Start,
@@ -120,8 +125,17 @@ func (t *terminalTap) record(cmds []terminal.Command) {
 			Text:        c.Text,
 			Output:      c.Output,
 			OutputTrunc: c.OutputTruncated,
+			Policy:      set.Command(c.Text), // audit mode: flagged, not stopped
 		}))
 	}
+}
+
+// screenLine asks the emulator, after everything queued before, for the
+// command line on screen.
+func (t *terminalTap) screenLine() string {
+	q := make(chan string, 1)
+	t.events <- terminalEvent{line: q}
+	return <-q
 }
 
 func (t *terminalTap) clientData(p []byte) {

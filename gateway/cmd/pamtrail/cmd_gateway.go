@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/mysql"
 	"github.com/pamtrail/pamtrail/gateway/postgres"
@@ -22,14 +23,14 @@ import (
 
 // engines are the protocols this build serves.
 var engines = map[string]server.EngineFactory{
-	"postgres": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
-		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Logger: log})
+	"postgres": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
+		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
 	},
-	"mysql": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
+	"mysql": func(cfg *config.Config, rec recorder.Recorder, _ *control.Control, log *slog.Logger) (engine.Engine, error) {
 		return mysql.New(mysql.Options{Config: cfg, Recorder: rec, Logger: log})
 	},
-	"ssh": func(cfg *config.Config, rec recorder.Recorder, log *slog.Logger) (engine.Engine, error) {
-		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Logger: log})
+	"ssh": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
+		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
 	},
 }
 
@@ -55,13 +56,23 @@ func runGateway(args []string, stdout, stderr io.Writer) int {
 	gcPercent, gcSource := server.ApplyGCPercent(cfg.Gateway.GCPercent)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	gw, err := server.Start(ctx, cfg, log, engines)
+	gw, err := server.Start(ctx, cfg, *path, log, engines)
 	if err != nil {
 		log.Error("gateway failed to start", "error", err)
 		return 1
 	}
 	log.Info("gateway started", "config", *path, "gc_percent", gcPercent, "gc_percent_from", gcSource)
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for waiting := true; waiting; {
+		select {
+		case <-hup:
+			_, _, _ = gw.Reload("signal:SIGHUP") // logged and recorded by Reload
+		case <-ctx.Done():
+			waiting = false
+		}
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()

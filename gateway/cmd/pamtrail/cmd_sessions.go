@@ -44,6 +44,7 @@ var sessionsSubcommands = []sessionsSubcommand{
 	{"live", "SESSION_ID            (same as show --follow)", runSessionsLive},
 	{"play", "SESSION_ID [--speed N] [--idle-limit 2s] [--from 1m30s|TIME]", runSessionsPlay},
 	{"export", "SESSION_ID --format asciicast|jsonl|csv [-o FILE]", runSessionsExport},
+	{"terminate", "SESSION_ID --reason TEXT [--gateway URL ...] [--token-file F]", runSessionsTerminate},
 }
 
 // runSessions reviews recorded sessions.

@@ -17,14 +17,18 @@ type command struct {
 
 // commands lists every subcommand; each lives in its own cmd_*.go file.
 var commands = map[string]command{
-	"gateway":  {"run the gateway: pamtrail gateway --config FILE", runGateway},
-	"health":   {"probe a gateway's readiness: pamtrail health [--url http://127.0.0.1:9464/healthz]", runHealth},
-	"keygen":   {"create or rotate the spool encryption key", runKeygen},
-	"passwd":   {"print a SCRAM-SHA-256 verifier for a gateway user's password", runPasswd},
-	"setup":    {"install Elasticsearch templates / Kibana objects: pamtrail setup elasticsearch|kibana", runSetup},
-	"sessions": {"search and review recorded sessions", runSessions},
-	"validate": {"check a gateway config file: pamtrail validate --config FILE", runValidate},
-	"version":  {"print the version", runVersion},
+	"gateway":     {"run the gateway: pamtrail gateway --config FILE", runGateway},
+	"health":      {"probe a gateway's readiness: pamtrail health [--url http://127.0.0.1:9464/healthz]", runHealth},
+	"keygen":      {"create or rotate the spool encryption key", runKeygen},
+	"passwd":      {"print a SCRAM-SHA-256 verifier for a gateway user's password", runPasswd},
+	"setup":       {"install Elasticsearch templates / Kibana objects: pamtrail setup elasticsearch|kibana", runSetup},
+	"sessions":    {"search and review recorded sessions", runSessions},
+	"validate":    {"check a gateway config file: pamtrail validate --config FILE", runValidate},
+	"version":     {"print the version", runVersion},
+	"lock":        {"lock a user or account on every gateway: pamtrail lock user|account NAME [--for 1h] [--reason R] | lock list", runLock},
+	"unlock":      {"lift a lock: pamtrail unlock user|account NAME", runUnlock},
+	"reload":      {"make every gateway re-read its config (as SIGHUP does)", runReload},
+	"admin-token": {"create an admin token file and print its config line", runAdminToken},
 }
 
 func main() {

@@ -383,6 +383,25 @@ func (t *Tracker) takeFinished() []Command {
 	return f
 }
 
+// Line returns the command line the user is editing, as the screen shows
+// it now (the text after the prompt, with completion and history applied),
+// for a check before Enter reaches the shell. ok is false while a
+// full-screen program has the alternate screen.
+func (t *Tracker) Line() (line string, ok bool) {
+	if t.closed || t.emu.IsAltScreen() {
+		return "", false
+	}
+	floor := 0
+	if t.acceptRow >= 0 {
+		floor = t.acceptRow + 1 - t.emu.ScrollbackLen()
+	}
+	endX := t.emu.CursorPosition().X
+	if top, p, found := t.screen.promptRow(t.prompts, floor); found {
+		return strings.TrimPrefix(t.screen.lineFrom(top, endX), p), true
+	}
+	return strings.TrimPrefix(t.screen.lineFrom(t.screen.wrapTop(), endX), t.prompt), true
+}
+
 // Resize follows a window-change so wrapping matches the user's terminal.
 func (t *Tracker) Resize(width, height int) {
 	if t.closed || width <= 0 || height <= 0 {

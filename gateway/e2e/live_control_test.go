@@ -1,0 +1,174 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+)
+
+// adminSection is an admin API on a free loopback port for the identity
+// "ops-lead", whose token is written to tokenFile.
+func adminSection(t *testing.T, tokenFile string) (yaml, url string) {
+	token := randomHex(24)
+	writeFile(t, tokenFile, token+"\n")
+	sum := sha256.Sum256([]byte(token))
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	return fmt.Sprintf("admin:\n  address: %s\n  locks_file: locks.json\n  identities:\n    - {name: ops-lead, token_sha256: %s}\n",
+		addr, hex.EncodeToString(sum[:])), "http://" + addr
+}
+
+// livePsql is a psql session kept open on stdin, so the test decides when
+// it would end and sees how the gateway ended it.
+type livePsql struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	out   bytes.Buffer
+	done  chan struct{}
+}
+
+func startPsql(t *testing.T, dsn string) *livePsql {
+	t.Helper()
+	p := &livePsql{cmd: exec.Command("psql", dsn, "-X", "-v", "ON_ERROR_STOP=0"), done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	var err error
+	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.done })
+	fmt.Fprintln(p.stdin, "select 'psql-ready';")
+	testenv.Eventually(t, 15*time.Second, 20*time.Millisecond, func() (bool, string) {
+		return strings.Contains(p.output(), "psql-ready"), p.output()
+	})
+	return p
+}
+
+func (p *livePsql) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *livePsql) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// ended waits for psql to notice its connection was closed (it does so at
+// its next statement, so the test sends one) and returns its output.
+func (p *livePsql) ended(t *testing.T, within time.Duration) string {
+	t.Helper()
+	fmt.Fprintln(p.stdin, "select 'after-end';")
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("psql still connected after %s:\n%s", within, p.output())
+	}
+	return p.output()
+}
+
+// liveSessions asks a gateway's admin API for its live sessions.
+func liveSessions(t *testing.T, url, tokenFile string) []map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/sessions", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(run(t, "cat", tokenFile)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("GET /v1/sessions: %v", err)
+	}
+	return out
+}
+
+// Two gateway processes, a session on each: terminate finds the session's
+// gateway and ends only that session, within 2 s, telling the client why;
+// a lock ends the user's sessions on every gateway and refuses new ones
+// until unlock.
+func TestTerminateAndLockAcrossGateways(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	var stacks [2]*stack
+	var urls [2]string
+	for i := range stacks {
+		var extra string
+		extra, urls[i] = adminSection(t, tokenFile+fmt.Sprint(i))
+		stacks[i] = newStack(t, stackOptions{extra: extra})
+	}
+	// Both gateways trust the same token, as one admin's would.
+	token := strings.TrimSpace(run(t, "cat", tokenFile+"0"))
+	writeFile(t, tokenFile, token+"\n")
+	writeFile(t, tokenFile+"1", token+"\n")
+	sum := sha256.Sum256([]byte(token))
+	for _, s := range stacks {
+		run(t, "sed", "-i", "s/token_sha256: .*}/token_sha256: "+hex.EncodeToString(sum[:])+"}/", s.gwConfig)
+		s.start()
+	}
+	admin := []string{"--gateway", urls[0], "--gateway", urls[1], "--token-file", tokenFile}
+
+	onA := startPsql(t, stacks[0].dsn("alice", alicePassword, "demo-postgres"))
+	onB := startPsql(t, stacks[1].dsn("alice", alicePassword, "demo-postgres"))
+	live := liveSessions(t, urls[1], tokenFile)
+	if len(live) != 1 {
+		t.Fatalf("gateway B lists %d live sessions, want 1: %v", len(live), live)
+	}
+	id := live[0]["id"].(string)
+
+	start := time.Now()
+	out := run(t, pamtrailBin, append([]string{"sessions", "terminate", id, "--reason", "suspicious activity",
+		"--url", stacks[0].esURL}, admin...)...)
+	if !strings.Contains(out, "terminated on gateway "+stacks[1].gatewayID) {
+		t.Fatalf("terminate output: %s", out)
+	}
+	got := onB.ended(t, 2*time.Second)
+	t.Logf("terminate: client saw the end %s after the command started", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(got, "terminated by ops-lead: suspicious activity") {
+		t.Fatalf("psql on gateway B was not told who and why:\n%s", got)
+	}
+	if strings.Contains(onA.output(), "terminat") {
+		t.Fatalf("the session on gateway A was touched:\n%s", onA.output())
+	}
+
+	// A lock reaches every gateway: A's live session ends, new logins fail.
+	out = run(t, pamtrailBin, append([]string{"lock", "user", "alice", "--for", "1h", "--reason", "incident 42"}, admin...)...)
+	if strings.Count(out, "locked user alice") != 2 {
+		t.Fatalf("lock output: %s", out)
+	}
+	if got := onA.ended(t, 2*time.Second); !strings.Contains(got, `user "alice" is locked: incident 42`) {
+		t.Fatalf("psql on gateway A after the lock:\n%s", got)
+	}
+	for _, s := range stacks {
+		msg, err := psql(t, s.dsn("alice", alicePassword, "demo-postgres"), "-c", "select 1")
+		if err == nil || !strings.Contains(msg, `user "alice" is locked: incident 42`) {
+			t.Fatalf("login on %s while locked: err %v, output %s", s.gatewayID, err, msg)
+		}
+	}
+	if out := run(t, pamtrailBin, append([]string{"lock", "list"}, admin...)...); strings.Count(out, "user alice") != 2 {
+		t.Fatalf("lock list: %s", out)
+	}
+	run(t, pamtrailBin, append([]string{"unlock", "user", "alice"}, admin...)...)
+	for _, s := range stacks {
+		if msg, err := psql(t, s.dsn("alice", alicePassword, "demo-postgres"), "-c", "select 1"); err != nil {
+			t.Fatalf("login on %s after unlock: %v %s", s.gatewayID, err, msg)
+		}
+	}
+}
