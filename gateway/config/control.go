@@ -108,27 +108,13 @@ func (v *validator) policies(ps []Policy) map[string]bool {
 	seen := map[string]bool{}
 	for i, p := range ps {
 		f := fmt.Sprintf("policies[%d]", i)
-		if !namePattern.MatchString(p.Name) {
-			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
-		}
-		if seen[p.Name] {
-			v.add(f+".name", fmt.Sprintf("duplicate policy %q", p.Name))
-		}
-		seen[p.Name] = true
+		v.uniqueName(f+".name", "policy", p.Name, seen)
 		v.oneOf(f+".mode", p.Mode, PolicyEnforce, PolicyAudit)
 		if len(p.SQL)+len(p.Commands)+len(p.Files) == 0 {
 			v.add(f, "has no rules: add sql, commands or files")
 		}
 		ids := map[string]bool{}
-		rule := func(field, id string) {
-			switch {
-			case !namePattern.MatchString(id):
-				v.add(field+".id", "must be 1-63 letters, digits or ._@- characters")
-			case ids[id]:
-				v.add(field+".id", fmt.Sprintf("duplicate rule id %q in the policy", id))
-			}
-			ids[id] = true
-		}
+		rule := func(field, id string) { v.uniqueName(field+".id", "rule id", id, ids) }
 		for j, r := range p.SQL {
 			rf := fmt.Sprintf("%s.sql[%d]", f, j)
 			rule(rf, r.ID)
@@ -194,13 +180,7 @@ func (v *validator) admin(a *Admin) {
 	seen := map[string]bool{}
 	for i, id := range a.Identities {
 		f := fmt.Sprintf("admin.identities[%d]", i)
-		if !namePattern.MatchString(id.Name) {
-			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
-		}
-		if seen[id.Name] {
-			v.add(f+".name", fmt.Sprintf("duplicate identity %q", id.Name))
-		}
-		seen[id.Name] = true
+		v.uniqueName(f+".name", "identity", id.Name, seen)
 		if b, err := hex.DecodeString(id.TokenSHA256); err != nil || len(b) != 32 {
 			v.add(f+".token_sha256", "must be 64 hex digits: the SHA-256 of the token (pamtrail admin-token)")
 		}

@@ -153,13 +153,7 @@ func (v *validator) users(users []User) map[string]bool {
 	seen := map[string]bool{}
 	for i, u := range users {
 		f := fmt.Sprintf("users[%d]", i)
-		if !namePattern.MatchString(u.Name) {
-			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
-		}
-		if seen[u.Name] {
-			v.add(f+".name", fmt.Sprintf("duplicate user %q", u.Name))
-		}
-		seen[u.Name] = true
+		v.uniqueName(f+".name", "user", u.Name, seen)
 		if u.PostgresSCRAM == "" && len(u.SSHAuthorizedKeys) == 0 {
 			v.add(f, "needs postgres_scram or ssh_authorized_keys to be able to log in")
 		}
@@ -184,13 +178,7 @@ func (v *validator) accounts(c *Config, policies map[string]bool) map[string]boo
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {
 		f := fmt.Sprintf("accounts[%d]", i)
-		if !namePattern.MatchString(a.Name) {
-			v.add(f+".name", "must be 1-63 letters, digits or ._@- characters")
-		}
-		if seen[a.Name] {
-			v.add(f+".name", fmt.Sprintf("duplicate account %q", a.Name))
-		}
-		seen[a.Name] = true
+		v.uniqueName(f+".name", "account", a.Name, seen)
 		v.oneOf(f+".type", a.Type, "postgres", "mysql", "ssh")
 		if a.Host == "" {
 			v.add(f+".host", "required")
@@ -254,6 +242,18 @@ func (v *validator) accounts(c *Config, policies map[string]bool) map[string]boo
 }
 
 type validator struct{ errs []*FieldError }
+
+// uniqueName checks a name's syntax and that seen does not have it yet,
+// then adds it.
+func (v *validator) uniqueName(field, kind, name string, seen map[string]bool) {
+	if !namePattern.MatchString(name) {
+		v.add(field, "must be 1-63 letters, digits or ._@- characters")
+	}
+	if seen[name] {
+		v.add(field, fmt.Sprintf("duplicate %s %q", kind, name))
+	}
+	seen[name] = true
+}
 
 func (v *validator) add(field, reason string) {
 	v.errs = append(v.errs, &FieldError{Field: field, Reason: reason})

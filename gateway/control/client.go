@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
 )
 
 // Client calls the admin API of one or more gateways.
@@ -36,14 +38,7 @@ func NewClient(gateways []string, tokenFile, caFile string) (*Client, error) {
 	if tokenFile == "" {
 		return nil, errors.New("no admin token: pass --token-file FILE or set PAMTRAIL_ADMIN_TOKEN_FILE")
 	}
-	fi, err := os.Stat(tokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("admin token: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("admin token file %s has mode %04o; it must not be accessible by group or others (chmod 600)", tokenFile, fi.Mode().Perm())
-	}
-	raw, err := os.ReadFile(tokenFile)
+	raw, err := config.SecretRef{File: tokenFile}.Resolve() // refused if group or others may read it
 	if err != nil {
 		return nil, fmt.Errorf("admin token: %w", err)
 	}

@@ -173,24 +173,38 @@ func runLockList(af adminFlags, stdout, stderr io.Writer) int {
 	return code
 }
 
-// runUnlock: pamtrail unlock user|account NAME.
-func runUnlock(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("unlock", flag.ContinueOnError)
+// adminCommand parses an admin subcommand's flags and positional
+// arguments (valid says whether they fit) and builds the client; code is
+// non-zero when the command must stop there.
+func adminCommand(name, usage string, args []string, stderr io.Writer, valid func([]string) bool) (c *control.Client, pos []string, code int) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var af adminFlags
 	af.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return 2
+		return nil, nil, 2
 	}
-	if len(pos) != 2 || (pos[0] != control.LockUser && pos[0] != control.LockAccount) {
-		fmt.Fprintln(stderr, "usage: pamtrail unlock user|account NAME")
-		return 2
+	if !valid(pos) {
+		fmt.Fprintln(stderr, usage)
+		return nil, nil, 2
 	}
-	c, err := af.client()
-	if err != nil {
+	if c, err = af.client(); err != nil {
 		fmt.Fprintf(stderr, "pamtrail: %v\n", err)
-		return 2
+		return nil, nil, 2
+	}
+	return c, pos, 0
+}
+
+func isLockTarget(pos []string) bool {
+	return len(pos) == 2 && (pos[0] == control.LockUser || pos[0] == control.LockAccount)
+}
+
+// runUnlock: pamtrail unlock user|account NAME.
+func runUnlock(args []string, stdout, stderr io.Writer) int {
+	c, pos, code := adminCommand("unlock", "usage: pamtrail unlock user|account NAME", args, stderr, isLockTarget)
+	if code != 0 {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
@@ -199,17 +213,9 @@ func runUnlock(args []string, stdout, stderr io.Writer) int {
 
 // runReload asks every gateway to re-read its config (as SIGHUP does).
 func runReload(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var af adminFlags
-	af.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	c, err := af.client()
-	if err != nil {
-		fmt.Fprintf(stderr, "pamtrail: %v\n", err)
-		return 2
+	c, _, code := adminCommand("reload", "usage: pamtrail reload [--gateway URL ...]", args, stderr, func(pos []string) bool { return len(pos) == 0 })
+	if code != 0 {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
