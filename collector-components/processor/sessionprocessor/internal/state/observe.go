@@ -33,7 +33,7 @@ func Observe(rs *rules.Set, record plog.LogRecord) (Observation, string, bool) {
 	}
 	event := record.EventName()
 	switch event {
-	case schema.EventAuthFailure, schema.EventSummary, schema.EventSpoolUndecodable:
+	case schema.EventAuthFailure, schema.EventSummary, schema.EventSpoolUndecodable, schema.EventAdminAction:
 		return Observation{}, "", false
 	}
 	o := Observation{Seq: seq, Event: event, Time: record.Timestamp().AsTime()}
@@ -136,7 +136,27 @@ func evaluateRisk(rs *rules.Set, event string, attrs pcommon.Map) (string, []rul
 	default:
 		return "", nil
 	}
-	return text, rs.Match(target, text, rows, nil)
+	return text, rs.Match(target, text, rows, policyMatch(attrs))
+}
+
+// policyMatchSeverity is the risk of an action the gateway's policy
+// blocked or, in audit mode, would have blocked: someone tried what the
+// account's owners chose to forbid.
+const policyMatchSeverity = 3 // high, in schema.RiskLevels
+
+// policyMatch turns the gateway's policy verdict on the event into a risk
+// match "policy.<rule>", so a blocked or audited action raises the
+// session's risk like any rule of the processor.
+func policyMatch(attrs pcommon.Map) []rules.Match {
+	rule, ok := StringAttr(attrs, schema.AttrPolicyRule)
+	if !ok {
+		return nil
+	}
+	reason := "blocked by policy rule " + rule
+	if v, ok := attrs.Get(schema.AttrBlocked); !ok || v.Type() != pcommon.ValueTypeBool || !v.Bool() {
+		reason = "policy rule " + rule + " would block this (audit mode)"
+	}
+	return []rules.Match{{RuleID: "policy." + rule, Severity: policyMatchSeverity, Reason: reason}}
 }
 
 // annotateRisk records the matches on the event itself.
