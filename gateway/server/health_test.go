@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/healthz"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
@@ -51,11 +52,11 @@ func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
 	lag := config.Duration(maxLag)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg.Metrics = &config.MetricsEndpoint{Address: metricsAddr, MaxUploadLag: &lag}
-	factories := map[string]EngineFactory{"ssh": func(*config.Config, recorder.Recorder, *slog.Logger) (engine.Engine, error) {
+	factories := map[string]EngineFactory{"ssh": func(*config.Config, recorder.Recorder, *control.Control, *slog.Logger) (engine.Engine, error) {
 		// A lifecycle that closes what it accepts: enough for the listeners check.
 		return engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: slog.New(slog.DiscardHandler), Handle: func(net.Conn) {}}), nil
 	}}
-	g, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), factories)
+	g, err := Start(context.Background(), cfg, "", slog.New(slog.NewTextHandler(io.Discard, nil)), factories)
 	if err != nil {
 		t.Fatal(err)
 	}
