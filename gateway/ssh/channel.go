@@ -38,6 +38,7 @@ type sessionChannel struct {
 	requested   bool       // a shell, exec or subsystem was requested
 	running     bool       // the relays have started
 	tap         channelTap // set with the request; may be nil
+	sftpGuard   *sftpGuard // an sftp subsystem under an enforced files rule
 	relays      sync.WaitGroup
 	outputsLeft atomic.Int32  // stdout and stderr copies still running
 	outputDone  chan struct{} // both done: the client has the target's EOF
@@ -190,6 +191,11 @@ func (c *sessionChannel) start(req *gossh.Request) {
 			return
 		}
 		tap = c.sftpTap()
+		if set := c.s.policy(); set.HasFiles() && set.Enforces() {
+			c.mu.Lock()
+			c.sftpGuard = newSFTPGuard(c, set)
+			c.mu.Unlock()
+		}
 	case "shell":
 		tap = c.shellTap()
 	}
@@ -268,11 +274,17 @@ func (c *sessionChannel) startRelays() {
 		clientData, serverData, serverStderr = tap.clientData, tap.serverData, tap.serverStderr
 	}
 	var keys func([]byte) []byte
+	var toClient io.Writer = c.client
 	if tt, ok := tap.(*terminalTap); ok {
 		if set := c.s.policy(); set.HasCommands() && set.Enforces() {
 			keys = newTerminalGuard(c, tt, set).filter
 		}
 	}
+	c.mu.Lock()
+	if g := c.sftpGuard; g != nil {
+		keys, toClient = g.filter, g
+	}
+	c.mu.Unlock()
 	c.relays.Add(3)
 	go func() {
 		defer c.relays.Done()
@@ -281,7 +293,7 @@ func (c *sessionChannel) startRelays() {
 	}()
 	go func() {
 		defer c.relays.Done()
-		c.s.copyData(c.client, c.target, serverData, &c.s.bytesOut)
+		c.s.copyData(toClient, c.target, serverData, &c.s.bytesOut)
 		c.outputFinished()
 	}()
 	go func() {

@@ -50,6 +50,7 @@ type gatewayOptions struct {
 	accounts    []extraAccount
 	sshListener string // extra YAML for the ssh: section
 	failWith    error  // make the recorder fail every session event
+	extra       string // YAML appended to the config (policies:)
 }
 
 // extraAccount is an account granted to alice; fields are YAML values
@@ -138,7 +139,8 @@ accounts:
 grants:
   - {user: alice, accounts: [%[6]s]}
   - {user: bob, accounts: [%[7]s]}
-`, dir, opts.sshListener, alicePub, bobPub, accounts, strings.Join(aliceGrants, ", "), accountKey)
+%[8]s
+`, dir, opts.sshListener, alicePub, bobPub, accounts, strings.Join(aliceGrants, ", "), accountKey, opts.extra)
 	cfg, err := config.Parse([]byte(yaml), dir)
 	if err != nil {
 		t.Fatalf("test config: %v", err)

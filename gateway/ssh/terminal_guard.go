@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/policy"
@@ -73,7 +74,7 @@ func (g *terminalGuard) filter(p []byte) []byte {
 // check matches the line at an Enter; a blocked line is refused on the
 // terminal and recorded.
 func (g *terminalGuard) check() *policy.Match {
-	line := g.tap.screenLine()
+	line := strings.TrimSpace(g.tap.screenLine())
 	m, text := g.set.Command(line), line
 	if m == nil && g.plain && len(g.typed) > 0 {
 		m, text = g.set.Command(string(g.typed)), string(g.typed)
