@@ -40,28 +40,54 @@ const (
 )
 
 func (c *clientConn) authenticate(plugin string, resp []byte) error {
+	var err error
 	switch {
 	case plugin == pluginNative && c.nativeHash() != nil:
+		if len(resp) != sha1.Size {
+			// The client answered the greeting's plugin, not its own:
+			// ask again for a native response to a fresh scramble.
+			if resp, err = c.switchPlugin(pluginNative); err != nil {
+				return err
+			}
+		}
 		return c.authNative(resp)
 	case plugin != pluginCachingSHA2:
-		// Switch to caching_sha2_password with a fresh scramble.
-		if _, err := rand.Read(c.nonce); err != nil {
+		if resp, err = c.switchPlugin(pluginCachingSHA2); err != nil {
 			return err
-		}
-		for i, b := range c.nonce {
-			c.nonce[i] = b&0x7f | 1
-		}
-		p := append([]byte{authSwitchRequest}, pluginCachingSHA2...)
-		p = append(append(append(p, 0), c.nonce...), 0)
-		if err := c.pc.WritePayload(p); err != nil {
-			return quietErr(err)
-		}
-		var err error
-		if resp, err = c.pc.ReadPayload(); err != nil {
-			return quietErr(err)
 		}
 	}
 	return c.authCachingSHA2(resp)
+}
+
+// newNonce draws a 20-byte scramble; it is NUL-terminated on the wire, so
+// no byte of it is 0.
+func (c *clientConn) newNonce() error {
+	c.nonce = make([]byte, 20)
+	if _, err := rand.Read(c.nonce); err != nil {
+		return err
+	}
+	for i, b := range c.nonce {
+		c.nonce[i] = b&0x7f | 1
+	}
+	return nil
+}
+
+// switchPlugin sends an AuthSwitchRequest to plugin with a fresh
+// scramble and returns the client's answer.
+func (c *clientConn) switchPlugin(plugin string) ([]byte, error) {
+	if err := c.newNonce(); err != nil {
+		return nil, err
+	}
+	p := append([]byte{authSwitchRequest}, plugin...)
+	p = append(append(append(p, 0), c.nonce...), 0)
+	if err := c.pc.WritePayload(p); err != nil {
+		return nil, quietErr(err)
+	}
+	resp, err := c.pc.ReadPayload()
+	if err != nil {
+		return nil, quietErr(err)
+	}
+	return resp, nil
 }
 
 func (c *clientConn) authCachingSHA2(resp []byte) error {
@@ -240,4 +266,12 @@ func (e *Engine) serverVersion() string {
 func isLoopback(addr string) bool {
 	ip := net.ParseIP(addr)
 	return ip != nil && ip.IsLoopback()
+}
+
+// NativePasswordHash is MySQL's stored form of a mysql_native_password:
+// "*" and the upper-case hex of SHA1(SHA1(password)).
+func NativePasswordHash(password string) string {
+	h1 := sha1.Sum([]byte(password)) //nolint:gosec // the protocol's hash
+	h2 := sha1.Sum(h1[:])            //nolint:gosec
+	return "*" + strings.ToUpper(hex.EncodeToString(h2[:]))
 }

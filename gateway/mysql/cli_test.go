@@ -94,6 +94,32 @@ func TestMariaDBClientRefusals(t *testing.T) {
 	}
 }
 
+// TestNativePasswordClients logs in with a client that starts with
+// mysql_native_password: checked against users[].mysql_native_password
+// when the user has one, switched to caching_sha2_password otherwise.
+func TestNativePasswordClients(t *testing.T) {
+	tests := []struct {
+		name   string
+		hash   string
+		method string
+	}{
+		{"native hash configured", NativePasswordHash(testPassword), "ok"},
+		{"switched to caching_sha2", "", "ok"},
+		{"wrong native hash", NativePasswordHash("not-the-password"), "ERROR 1045"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := startGateway(t, func(c *config.Config) { c.Users[0].MySQLNativePassword = tt.hash })
+			host, port := splitHostPort(t, g.addr)
+			out := runMariaDB(t, "SELECT 'ok' AS r;\n", "-h", host, "-P", port, "-u", testUser, "-p"+testPassword,
+				"--default-auth=mysql_native_password", testAccount)
+			if !strings.Contains(out, tt.method) {
+				t.Fatalf("output:\n%s", out)
+			}
+		})
+	}
+}
+
 // runMariaDB runs the mariadb client in batch mode with --force and
 // returns stdout and stderr together.
 func runMariaDB(t *testing.T, script string, args ...string) string {

@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -128,12 +127,8 @@ func (c *clientConn) establish() (*session, error) {
 
 // greet sends the initial handshake (protocol 10).
 func (c *clientConn) greet() error {
-	c.nonce = make([]byte, 20)
-	if _, err := rand.Read(c.nonce); err != nil {
+	if err := c.newNonce(); err != nil {
 		return err
-	}
-	for i, b := range c.nonce { // the scramble is NUL-terminated on the wire
-		c.nonce[i] = b&0x7f | 1
 	}
 	caps := capsOffered
 	if c.e.serverTLS != nil {
