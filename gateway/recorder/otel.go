@@ -48,6 +48,9 @@ type Options struct {
 	// MaxTextBytes bounds query/command text kept in a record.
 	MaxTextBytes int
 	Now          func() time.Time
+	// Signer, if set, signs each session's checkpoints (chain.go); without
+	// it records are chained but not signed.
+	Signer Signer
 	// OnSessionEnd, if set, is called after a session's end is recorded
 	// (the gateway uses it to upload a finished session without waiting
 	// for the next cycle). It must not block.
@@ -105,15 +108,18 @@ func (r *OTel) ActiveSessions() int {
 // repeats the pam.seq of the session's latest event instead of taking one:
 // it is not an event (the collector keeps it on the session document, off
 // the events index), and the events' seqs stay gapless, which is how a
-// reader tells that none is missing.
+// reader tells that none is missing. For the same reason it stays out of
+// the hash chain.
 func (r *OTel) Heartbeat() {
 	r.active.Range(func(_, v any) bool {
 		s := v.(*otelSession)
-		rec := s.beginAt(schema.EventHeartbeat, r.opts.Now(), false, "", max(s.seq.Load()-1, 0))
+		rec := s.begin(schema.EventHeartbeat, r.opts.Now(), false, "")
 		rec.int(schema.AttrQueryCount, s.queries.Load())
 		rec.int(schema.AttrCommandCount, s.commands.Load())
 		rec.int(schema.AttrErrorCount, s.errors.Load())
-		_ = s.emit(schema.EventHeartbeat, rec)
+		if err := s.appendUnchained(rec); err != nil {
+			_ = r.recordFailure(s, schema.EventHeartbeat, err)
+		}
 		return true
 	})
 }
@@ -123,8 +129,7 @@ func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, err
 	if info.Start.IsZero() {
 		info.Start = r.opts.Now()
 	}
-	s := &otelSession{r: r, info: info, policy: r.opts.PolicyFor(info.Account)}
-	s.base, s.baseRepaired = r.sessionAttrs(info)
+	s := newOTelSession(r, info, r.opts.PolicyFor(info.Account))
 	rec := s.begin(schema.EventSessionStart, info.Start, false, fmt.Sprintf("%s session started by %s on %s", info.ResourceType, info.User, info.Account))
 	rec.str(schema.AttrServerAddr, info.ServerAddr)
 	rec.int(schema.AttrServerPort, int64(info.ServerPort))
@@ -136,7 +141,7 @@ func (r *OTel) SessionStart(ctx context.Context, info SessionInfo) (Session, err
 	if info.UpstreamUser != "" {
 		rec.str(schema.AttrDBUpstreamUser, info.UpstreamUser)
 	}
-	if err := s.append(rec); err != nil {
+	if err := s.appendChained(schema.EventSessionStart, rec); err != nil {
 		// A session that cannot even record its start is refused under
 		// either policy: nothing of it would be auditable.
 		_ = r.recordFailure(s, schema.EventSessionStart, err)
@@ -153,8 +158,7 @@ func (r *OTel) AuthFailure(ctx context.Context, f AuthFailure) error {
 		f.Time = r.opts.Now()
 	}
 	info := SessionInfo{ID: NewSessionID(), User: f.User, Account: f.Account, ResourceType: f.ResourceType, ClientAddr: f.ClientAddr, ClientPort: f.ClientPort}
-	s := &otelSession{r: r, info: info}
-	s.base, s.baseRepaired = r.sessionAttrs(info)
+	s := newOTelSession(r, info, Policy{})
 	msg, _ := r.opts.Redactor.Shell(f.Message)
 	rec := s.begin(schema.EventAuthFailure, f.Time, true, msg)
 	rec.str(schema.AttrAuthFailure, f.Reason)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/chain"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -21,7 +23,16 @@ type otelSession struct {
 	// replaced when base was encoded (a client-chosen user name).
 	baseRepaired []string
 
-	seq       atomic.Int64 // next sequence number; 0 is the start event
+	// mu orders the session's records: numbering, chaining and spooling
+	// happen under it (chain.go).
+	mu       sync.Mutex
+	next     int64 // next sequence number; 0 is the start event
+	head     chain.Hash
+	canon    chain.Canon
+	signedTo int64 // last seq covered by a checkpoint; -1 before the first
+	dirty    bool  // recorded an event since the last checkpoint
+	sealed   bool  // the final checkpoint is written
+
 	queries   atomic.Int64
 	commands  atomic.Int64
 	errors    atomic.Int64
@@ -31,26 +42,27 @@ type otelSession struct {
 
 func (s *otelSession) ID() string { return s.info.ID }
 
-// begin starts a record with the session attributes and the next sequence
-// number. Sequence numbers are taken in call order, so they follow protocol
-// order for each engine goroutine.
-func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
-	return s.beginAt(event, ts, warn, body, s.seq.Add(1)-1)
+// newOTelSession prepares a session whose chain starts at its genesis link.
+func newOTelSession(r *OTel, info SessionInfo, policy Policy) *otelSession {
+	s := &otelSession{r: r, info: info, policy: policy, signedTo: -1, head: chain.Genesis(info.ID)}
+	s.base, s.baseRepaired = r.sessionAttrs(info)
+	return s
 }
 
-// beginAt is begin with a given pam.seq.
-func (s *otelSession) beginAt(event string, ts time.Time, warn bool, body string, seq int64) *record {
+// begin starts a record with the session attributes. The sequence number
+// and chain link are added when it is appended, in append order, which
+// follows protocol order for each engine goroutine.
+func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
 	rec := newRecord()
 	rec.repaired = append(rec.repaired, s.baseRepaired...)
 	rec.header(event, ts, s.r.opts.Now(), warn, body)
 	rec.raw(s.base)
-	rec.int(schema.AttrSeq, seq)
 	return rec
 }
 
 // emit appends a record and applies the session's failure policy.
 func (s *otelSession) emit(event string, rec *record) error {
-	if err := s.append(rec); err != nil {
+	if err := s.appendChained(event, rec); err != nil {
 		return s.r.recordFailure(s, event, err)
 	}
 	return nil
@@ -58,10 +70,9 @@ func (s *otelSession) emit(event string, rec *record) error {
 
 var errNotDurable = errors.New("strict mode needs a durable sink")
 
-// append hands the encoded record to the sink and recycles the buffer (the
-// sink copies what it keeps), returning the raw failure.
-func (s *otelSession) append(rec *record) error {
-	defer rec.release()
+// flagRepaired marks a record whose text had invalid UTF-8 replaced; it is
+// part of what is chained.
+func flagRepaired(rec *record) {
 	if len(rec.repaired) > 0 {
 		rec.strs(schema.AttrTextRepaired, rec.repaired)
 		rec.lossy = true
@@ -69,15 +80,20 @@ func (s *otelSession) append(rec *record) error {
 	if rec.lossy {
 		rec.bool(schema.AttrTextLossy, true)
 	}
+}
+
+// spool hands an encoded record to the sink (which copies what it keeps),
+// returning the raw failure.
+func (s *otelSession) spool(b []byte) error {
 	var err error
 	if s.policy.Strict {
 		ds, ok := s.r.opts.Sink.(DurableSink)
 		if !ok {
 			return errNotDurable
 		}
-		err = ds.AppendDurable(context.Background(), rec.b)
+		err = ds.AppendDurable(context.Background(), b)
 	} else {
-		err = s.r.opts.Sink.Append(rec.b)
+		err = s.r.opts.Sink.Append(b)
 	}
 	if err != nil {
 		return err
@@ -297,6 +313,9 @@ func (s *otelSession) End(e End) error {
 		rec.str(schema.AttrErrorMessage, msg)
 	}
 	err := s.emit(schema.EventSessionEnd, rec)
+	if sealErr := s.seal(); sealErr != nil && err == nil {
+		err = s.r.recordFailure(s, schema.EventCheckpoint, sealErr)
+	}
 	if s.r.opts.OnSessionEnd != nil {
 		s.r.opts.OnSessionEnd(s.info.ID)
 	}

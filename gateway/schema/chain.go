@@ -1,0 +1,42 @@
+package schema
+
+import "strings"
+
+// Tamper evidence (SCHEMA.md, "Hash chain and checkpoints"). Every record of
+// a session carries pam.chain; pam.chain.checkpoint events carry a signature
+// over the chain head.
+const (
+	// EventCheckpoint is a signed statement by the gateway: the chain head
+	// after seq pam.checkpoint.to is pam.checkpoint.head.
+	EventCheckpoint = "pam.chain.checkpoint"
+
+	AttrChain               = "pam.chain"                // hex SHA-256 link: H(previous link ‖ canonical record)
+	AttrCheckpointFrom      = "pam.checkpoint.from"      // first seq this checkpoint adds to the signed part
+	AttrCheckpointTo        = "pam.checkpoint.to"        // last seq covered (the record before the checkpoint)
+	AttrCheckpointHead      = "pam.checkpoint.head"      // hex pam.chain of seq pam.checkpoint.to
+	AttrCheckpointKeyID     = "pam.checkpoint.key_id"    // id of the gateway's Ed25519 signing key
+	AttrCheckpointSignature = "pam.checkpoint.signature" // base64 Ed25519 signature
+	AttrCheckpointFinal     = "pam.checkpoint.final"     // the session had ended: nothing may follow
+
+	// KeysIndex holds the signing keys' public halves, one document per key
+	// id, for verifiers (pamtrail setup elasticsearch --signing-keys).
+	KeysIndex = "pamtrail-keys"
+
+	// SessionCheckpoint is the sessions-index object holding the session's
+	// last checkpoint as recorded ({from, to, head, key_id, signature,
+	// final}); SessionSealed is true once a final checkpoint was seen.
+	SessionCheckpoint = "checkpoint"
+	SessionSealed     = "sealed"
+)
+
+// ChainExcluded reports whether an attribute is left out of a record's
+// canonical form: the chain value itself, the checkpoint signature (it
+// authenticates itself), and what the collector adds or strips on the way
+// to Elasticsearch.
+func ChainExcluded(key string) bool {
+	switch key {
+	case AttrChain, AttrCheckpointSignature, AttrSchemaViolation, AttrSpoolDecodeError:
+		return true
+	}
+	return strings.HasPrefix(key, "pam.risk.") || strings.HasPrefix(key, "elasticsearch.")
+}
