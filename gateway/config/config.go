@@ -144,6 +144,9 @@ type Recording struct {
 	// SensitiveFunctions are SQL functions whose literal arguments are
 	// secrets, added to the built-in pgcrypto list (redacted before spooling).
 	SensitiveFunctions []string `yaml:"sensitive_functions"`
+	// SigningKeyFile is the Ed25519 signing keyring (pamtrail keygen
+	// --signing) that signs each session's chain checkpoints.
+	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // RecordingEnabled reports whether events are recorded at all.
@@ -371,6 +374,7 @@ func (c *Config) resolvePaths() {
 	}
 	abs(&c.Spool.Dir)
 	abs(&c.Spool.KeyFile)
+	abs(&c.Recording.SigningKeyFile)
 	abs(&c.Upload.TLS.CAFile)
 	abs(&c.Upload.TLS.CertFile)
 	abs(&c.Upload.TLS.KeyFile)

@@ -85,7 +85,12 @@ func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Dir, err)
 	}
+	signer, err := loadSigner(cfg.Recording.SigningKeyFile, log)
+	if err != nil {
+		return nil, err
+	}
 	g.rec, err = recorder.NewOTel(recorder.Options{
+		Signer:       signer,
 		Sink:         spool.RecordSink{Spool: g.spool},
 		GatewayID:    cfg.Gateway.ID,
 		Logger:       log.With("component", "recorder"),
@@ -118,7 +123,7 @@ func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		MaxInFlight:     up.MaxInFlight,
 		Timeout:         up.Timeout.D(),
 		GatewayID:       cfg.Gateway.ID,
-		BeforeCycle:     g.rec.Heartbeat,
+		BeforeCycle:     g.rec.Cycle,
 		Logger:          log, // the uploader names itself
 	})
 	if err != nil {
@@ -285,6 +290,21 @@ func loadKeys(s config.Spool) (*keys.Ring, error) {
 		return nil, fmt.Errorf("spool.key_env: %w", err)
 	}
 	return ring, nil
+}
+
+// loadSigner reads the signing key. A gateway without one still chains its
+// records, but nothing vouches for the chain: it says so at every start.
+func loadSigner(path string, log *slog.Logger) (recorder.Signer, error) {
+	if path == "" {
+		log.Warn("recording.signing_key_file is not set: recordings are hash-chained but not signed (pamtrail keygen --signing)")
+		return nil, nil
+	}
+	k, err := keys.LoadSigning(path)
+	if err != nil {
+		return nil, fmt.Errorf("recording.signing_key_file: %w", err)
+	}
+	log.Info("signing session checkpoints", "key_id", k.ID)
+	return k, nil
 }
 
 func buildRedactor(rules []config.RedactionRule, sensitiveFuncs []string) *redact.Redactor {

@@ -10,8 +10,9 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
 
-// runKeygen creates, rotates or prunes the spool keyring. It prints key ids
-// only, never key material.
+// runKeygen creates, rotates or prunes the spool keyring, or with --signing
+// the gateway's Ed25519 signing keyring. It prints key ids only, never key
+// material.
 func runKeygen(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -20,10 +21,12 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 	rotate := fs.Bool("rotate", false, "add a new current key to an existing keyring, keeping the old ones")
 	prune := fs.Bool("prune-unused", false, "remove keys that no segment in --spool uses (the current key is kept)")
 	spoolDir := fs.String("spool", "", "spool directory, for --prune-unused")
+	signing := fs.Bool("signing", false, "an Ed25519 signing keyring for session checkpoints (public keys go to FILE.pub)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pamtrail keygen --out FILE [--force]")
 		fmt.Fprintln(stderr, "       pamtrail keygen --rotate --out FILE")
 		fmt.Fprintln(stderr, "       pamtrail keygen --prune-unused --spool DIR --out FILE")
+		fmt.Fprintln(stderr, "       pamtrail keygen --signing [--rotate] --out FILE")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +47,11 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 		return fail("--prune-unused and --spool DIR go together")
 	case *force && (*rotate || *prune):
 		return fail("--force only applies when creating a keyring")
+	case *signing && *prune:
+		return fail("--prune-unused applies to the spool keyring, not to --signing")
+	}
+	if *signing {
+		return keygenSigning(*out, *rotate, *force, stdout, fail)
 	}
 
 	switch {
@@ -74,5 +82,28 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "wrote keyring %s with key %s\n", *out, k.ID)
 	}
+	return 0
+}
+
+// keygenSigning creates or rotates a signing keyring. Rotation keeps every
+// older public key in FILE.pub, so checkpoints signed before stay
+// verifiable.
+func keygenSigning(out string, rotate, force bool, stdout io.Writer, fail func(string, ...any) int) int {
+	var k keys.SigningKey
+	var err error
+	if rotate {
+		k, err = keys.RotateSigningFile(out)
+	} else {
+		k, err = keys.CreateSigningFile(out, force)
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	verb := "wrote signing keyring " + out + " with"
+	if rotate {
+		verb = "added to " + out + " the current"
+	}
+	fmt.Fprintf(stdout, "%s signing key %s; public keys: %s (give it to verifiers: pamtrail sessions verify --keys, or pamtrail setup elasticsearch --signing-keys)\n",
+		verb, k.ID, keys.PublicPath(out))
 	return 0
 }

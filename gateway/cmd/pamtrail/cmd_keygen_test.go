@@ -93,3 +93,27 @@ func TestKeygenUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestKeygenSigning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signing.key")
+	tests := []struct {
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{[]string{"--signing", "--out", path}, 0, "signing key"},
+		{[]string{"--signing", "--out", path}, 1, "already exists"},
+		{[]string{"--signing", "--rotate", "--out", path}, 0, "current signing key"},
+		{[]string{"--signing", "--prune-unused", "--spool", "x", "--out", path}, 1, "spool keyring"},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := runKeygenT(tt.args...)
+		if code != tt.wantCode || !strings.Contains(stdout+stderr, tt.want) {
+			t.Errorf("%v: exit %d, output %q %q; want %d and %q", tt.args, code, stdout, stderr, tt.wantCode, tt.want)
+		}
+	}
+	pubs, err := keys.LoadPublic(keys.PublicPath(path))
+	if err != nil || len(pubs) != 2 {
+		t.Fatalf("public keys after a rotation: %v %v", pubs, err)
+	}
+}
