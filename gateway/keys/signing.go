@@ -297,3 +297,6 @@ func idLabelN(id string, size int) string {
 	}
 	return fmt.Sprintf("%q", id)
 }
+
+// Base64 is the public key in the form the key files and index hold.
+func (p PublicKey) Base64() string { return base64.StdEncoding.EncodeToString(p.Key) }

@@ -43,6 +43,7 @@ func showSession(ctx context.Context, args []string, follow bool, stdout, stderr
 	c.fs.BoolVar(&opts.raw, "raw", false, "also print the raw terminal chunks kept for replay (escape sequences shown, never sent)")
 	c.fs.BoolVar(&follow, "follow", follow, "keep printing new events while the session is active (Ctrl-C stops)")
 	c.fs.DurationVar(&opts.interval, "interval", opts.interval, "how often --follow polls")
+	trustedFiles := registerKeysFlag(c.fs)
 	pos, code := c.parse(args, 1, "session id")
 	if code >= 0 {
 		return code
@@ -69,16 +70,18 @@ func showSession(ctx context.Context, args []string, follow bool, stdout, stderr
 		return c.fail(err)
 	}
 	conn := review.ConnectionOf(sess, events, time.Now())
+	integrity, integrityLine := showIntegrity(rctx, cl.ES, opts.id, *trustedFiles)
 	if c.jsonOut {
-		return c.writeJSON(map[string]any{"session": sess, "connection": conn, "events": events})
+		return c.writeJSON(map[string]any{"session": sess, "connection": conn, "events": events, "integrity": integrity})
 	}
-	return c.done(writeShow(stdout, sess, conn, events, opts.grep))
+	return c.done(writeShow(stdout, sess, conn, events, opts.grep, integrityLine))
 }
 
-func writeShow(w io.Writer, sess review.Session, conn review.Connection, events []review.Event, grep string) error {
+func writeShow(w io.Writer, sess review.Session, conn review.Connection, events []review.Event, grep, integrity string) error {
 	if err := review.WriteSessionDetail(w, sess, conn); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, integrity)
 	header := fmt.Sprintf("\nTranscript (%d events)", len(events))
 	if grep != "" {
 		header = fmt.Sprintf("\nEvents containing %q (%d)", review.Sanitize(grep, false), len(events))

@@ -10,7 +10,10 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/keys"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 	"github.com/pamtrail/pamtrail/gateway/setup"
+	"github.com/pamtrail/pamtrail/gateway/verify"
 )
 
 const (
@@ -50,6 +53,8 @@ func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var conn esFlags
 	conn.register(fs)
+	var signingKeys keyFiles
+	fs.Var(&signingKeys, "signing-keys", "also publish these public signing key files (pamtrail keygen --signing writes FILE.pub) to the "+schema.KeysIndex+" index, where `sessions verify` finds them; repeatable")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -74,6 +79,17 @@ func runSetupElasticsearch(args []string, stdout, stderr io.Writer) int {
 	if err := setup.InstallElasticsearch(ctx, es, setup.ElasticsearchOptions{Progress: stdout}); err != nil {
 		fmt.Fprintf(stderr, "pamtrail setup elasticsearch: %s: %v\n", cfg.URL, err)
 		return 1
+	}
+	for _, f := range signingKeys {
+		pubs, err := keys.LoadPublic(f)
+		if err == nil {
+			err = verify.Store{ES: es}.PublishKeys(ctx, pubs)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "pamtrail setup elasticsearch: %s: %v\n", cfg.URL, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "published %d signing key(s) from %s to %s\n", len(pubs), f, schema.KeysIndex)
 	}
 	fmt.Fprintf(stdout, "Elasticsearch at %s is ready for pamtrail\n", cfg.URL)
 	return 0

@@ -1,0 +1,210 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/pamtrail/pamtrail/gateway/keys"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// Store reads what verification needs from Elasticsearch.
+type Store struct {
+	ES *elasticsearch.Client
+}
+
+// pageSize is how many event documents one scroll page holds.
+const pageSize = 5000
+
+// Events returns every event document of a session, as indexed.
+func (s Store) Events(ctx context.Context, sessionID string) ([]Doc, error) {
+	query := map[string]any{
+		"size":  pageSize,
+		"query": map[string]any{"term": map[string]any{"attributes." + schema.AttrSessionID: sessionID}},
+		"sort":  []any{"_doc"},
+	}
+	res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.EventsIndexPattern),
+		s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithScroll(time.Minute), s.ES.Search.WithIgnoreUnavailable(true))
+	var docs []Doc
+	for {
+		var page struct {
+			ScrollID string `json:"_scroll_id"`
+			Hits     struct {
+				Hits []struct {
+					ID     string          `json:"_id"`
+					Source json.RawMessage `json:"_source"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := decode(res, err, &page); err != nil {
+			return nil, fmt.Errorf("reading the events of session %s: %w", sessionID, err)
+		}
+		for _, h := range page.Hits.Hits {
+			docs = append(docs, Doc{ID: h.ID, Source: h.Source})
+		}
+		if len(page.Hits.Hits) < pageSize || page.ScrollID == "" {
+			if page.ScrollID != "" {
+				if r, err := s.ES.ClearScroll(s.ES.ClearScroll.WithContext(ctx), s.ES.ClearScroll.WithScrollID(page.ScrollID)); err == nil {
+					r.Body.Close()
+				}
+			}
+			return docs, nil
+		}
+		res, err = s.ES.Scroll(s.ES.Scroll.WithContext(ctx), s.ES.Scroll.WithScrollID(page.ScrollID), s.ES.Scroll.WithScroll(time.Minute))
+	}
+}
+
+// State reads the session document's status and checkpoint.
+func (s Store) State(ctx context.Context, sessionID string) (SessionState, error) {
+	res, err := s.ES.Get(schema.SessionsIndex, sessionID, s.ES.Get.WithContext(ctx))
+	if err == nil && res.StatusCode == http.StatusNotFound {
+		res.Body.Close()
+		return SessionState{}, nil
+	}
+	var doc struct {
+		Source struct {
+			Status     string      `json:"status"`
+			Checkpoint *Checkpoint `json:"checkpoint"`
+		} `json:"_source"`
+	}
+	if err := decode(res, err, &doc); err != nil {
+		return SessionState{}, fmt.Errorf("reading the session document of %s: %w", sessionID, err)
+	}
+	return SessionState{Status: doc.Source.Status, Checkpoint: doc.Source.Checkpoint}, nil
+}
+
+// SessionsSince lists the sessions that started at or after since, oldest
+// first (refused logins have no session and are not listed).
+func (s Store) SessionsSince(ctx context.Context, since time.Time) ([]string, error) {
+	var ids []string
+	var after []any
+	for {
+		query := map[string]any{
+			"size":    1000,
+			"_source": false,
+			"query": map[string]any{"bool": map[string]any{"filter": []any{
+				map[string]any{"term": map[string]any{"event_name": schema.EventSessionStart}},
+				map[string]any{"range": map[string]any{"@timestamp": map[string]any{"gte": since.UTC().Format(time.RFC3339Nano)}}},
+			}}},
+			"fields": []string{"attributes." + schema.AttrSessionID},
+			"sort":   []any{map[string]any{"attributes." + schema.AttrSessionID: "asc"}},
+		}
+		if after != nil {
+			query["search_after"] = after
+		}
+		res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.EventsIndexPattern),
+			s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true))
+		var page struct {
+			Hits struct {
+				Hits []struct {
+					Fields map[string][]string `json:"fields"`
+					Sort   []any               `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := decode(res, err, &page); err != nil {
+			return nil, fmt.Errorf("listing sessions: %w", err)
+		}
+		for _, h := range page.Hits.Hits {
+			if v := h.Fields["attributes."+schema.AttrSessionID]; len(v) > 0 {
+				ids = append(ids, v[0])
+			}
+			after = h.Sort
+		}
+		if len(page.Hits.Hits) < 1000 {
+			return ids, nil
+		}
+	}
+}
+
+// keyDoc is one document of the keys index.
+type keyDoc struct {
+	KeyID     string    `json:"key_id"`
+	PublicKey string    `json:"public_key"`
+	Created   time.Time `json:"created,omitzero"`
+}
+
+// Keys reads the published public keys. A document whose id does not
+// match its key is refused.
+func (s Store) Keys(ctx context.Context) ([]keys.PublicKey, error) {
+	query := map[string]any{"size": 10000, "query": map[string]any{"match_all": map[string]any{}}}
+	res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.KeysIndex),
+		s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true))
+	var page struct {
+		Hits struct {
+			Hits []struct {
+				Source keyDoc `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := decode(res, err, &page); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", schema.KeysIndex, err)
+	}
+	var out []keys.PublicKey
+	for _, h := range page.Hits.Hits {
+		k, err := keys.ParsePublicKey(h.Source.KeyID, h.Source.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", schema.KeysIndex, err)
+		}
+		k.Created = h.Source.Created
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// PublishKeys writes public keys to the keys index, one document per key
+// id. Publishing the same key again changes nothing; a different key under
+// an existing id is refused by Elasticsearch (create only).
+func (s Store) PublishKeys(ctx context.Context, pubs []keys.PublicKey) error {
+	for _, k := range pubs {
+		body := jsonBody(keyDoc{KeyID: k.ID, PublicKey: k.Base64(), Created: k.Created})
+		res, err := s.ES.Create(schema.KeysIndex, k.ID, body, s.ES.Create.WithContext(ctx), s.ES.Create.WithRefresh("true"))
+		if err == nil && res.StatusCode == http.StatusConflict {
+			res.Body.Close()
+			continue // already published (ids are derived from the key)
+		}
+		if err := decode(res, err, nil); err != nil {
+			return fmt.Errorf("publishing key %s to %s: %w", k.ID, schema.KeysIndex, err)
+		}
+	}
+	return nil
+}
+
+// Refresh makes recent writes searchable, so a verification right after a
+// session sees all of it.
+func (s Store) Refresh(ctx context.Context) {
+	res, err := s.ES.Indices.Refresh(s.ES.Indices.Refresh.WithContext(ctx),
+		s.ES.Indices.Refresh.WithIndex(schema.EventsIndexPattern, schema.SessionsIndex), s.ES.Indices.Refresh.WithIgnoreUnavailable(true))
+	if err == nil {
+		res.Body.Close()
+	}
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+func decode(res *esapi.Response, err error, into any) error {
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		b, _ := io.ReadAll(io.LimitReader(res.Body, 2048))
+		return fmt.Errorf("elasticsearch: %s: %s", res.Status(), strings.TrimSpace(string(b)))
+	}
+	if into == nil {
+		return nil
+	}
+	return json.NewDecoder(res.Body).Decode(into)
+}
