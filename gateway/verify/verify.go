@@ -61,9 +61,9 @@ type Report struct {
 	Sealed bool `json:"sealed"`
 	// UnsignedTail is what follows the last valid checkpoint: chained, but
 	// not yet vouched for (a session still running, or a gateway that died).
-	UnsignedTail *Range   `json:"unsigned_tail,omitempty"`
-	Checkpoints  int      `json:"checkpoints"`
-	KeyIDs       []string `json:"key_ids,omitempty"`
+	UnsignedTail *Range    `json:"unsigned_tail,omitempty"`
+	Checkpoints  int       `json:"checkpoints"`
+	KeyIDs       []string  `json:"key_ids,omitempty"`
 	Findings     []Finding `json:"findings,omitempty"`
 }
 

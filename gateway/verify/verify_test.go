@@ -22,7 +22,10 @@ import (
 
 type sliceSink struct{ recs [][]byte }
 
-func (s *sliceSink) Append(p []byte) error { s.recs = append(s.recs, append([]byte(nil), p...)); return nil }
+func (s *sliceSink) Append(p []byte) error {
+	s.recs = append(s.recs, append([]byte(nil), p...))
+	return nil
+}
 
 // exporterJSON renders a record the way the elasticsearch exporter's otel
 // mapping mode does (the e2e tests check the real one).
@@ -154,7 +157,10 @@ func TestSessionFindings(t *testing.T) {
 			return d[:len(d)-2]
 		}},
 		{name: "forged event after the end", end: true, want: "inserted@11", tamper: func(t *testing.T, d []Doc) []Doc {
-			forged := edit(t, d[8], func(_ map[string]any, a map[string]any) { a[schema.AttrSeq] = 11; a[schema.AttrDBQueryText] = "select 'innocent'" })
+			forged := edit(t, d[8], func(_ map[string]any, a map[string]any) {
+				a[schema.AttrSeq] = 11
+				a[schema.AttrDBQueryText] = "select 'innocent'"
+			})
 			forged.ID = "sess:11"
 			return relink(t, append(d, forged), 11)
 		}},
