@@ -58,6 +58,7 @@ func (s *Session) Document(now time.Time) map[string]any {
 		})
 	}
 	doc[schema.SessionRiskFindings] = findings
+	s.addCheckpoint(doc)
 	if s.FindingsDropped > 0 {
 		doc[schema.SessionFindingsDropped] = s.FindingsDropped
 	}

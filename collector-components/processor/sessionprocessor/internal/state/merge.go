@@ -31,6 +31,8 @@ type Observation struct {
 	// Reported are the gateway's counts on heartbeats and the end event.
 	Reported Counts
 	End      *EndInfo
+	// Checkpoint comes with pam.chain.checkpoint events.
+	Checkpoint *Checkpoint
 }
 
 // EndInfo is what the end event tells.
@@ -94,7 +96,7 @@ func apply(s *Session, o *Observation, maxFindings int) {
 		if !o.Time.IsZero() {
 			s.Start = o.Time
 		}
-	case schema.EventSessionEnd, schema.EventHeartbeat:
+	case schema.EventSessionEnd, schema.EventHeartbeat, schema.EventCheckpoint:
 	default:
 		if o.Time.After(s.LastActivity) {
 			s.LastActivity = o.Time
@@ -135,6 +137,7 @@ func apply(s *Session, o *Observation, maxFindings int) {
 	if o.End != nil {
 		applyEnd(s, o)
 	}
+	mergeCheckpoint(s, o.Checkpoint)
 }
 
 // addFinding keeps s.Findings ordered by seq and rule, capped at

@@ -62,6 +62,8 @@ func Observe(rs *rules.Set, record plog.LogRecord) (Observation, string, bool) {
 		o.End = endInfo(attrs)
 	case schema.EventHeartbeat:
 		o.Reported = reportedCounts(attrs)
+	case schema.EventCheckpoint:
+		o.Checkpoint = checkpointOf(attrs)
 	case schema.EventDBQuery:
 		o.Query = true
 		_, o.Error = StringAttr(attrs, schema.AttrDBStatusCode)
