@@ -152,16 +152,9 @@ type keyEntry struct {
 // Load reads a keyring file. It refuses a file readable or writable by group
 // or others, since anyone who can read it can read every recording.
 func Load(path string) (*Ring, error) {
-	info, err := os.Stat(path)
+	data, err := readPrivate("keyring", path)
 	if err != nil {
-		return nil, fmt.Errorf("keys: keyring %s: %w", path, err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("keys: keyring %s has mode %#o: it must not be accessible by group or others (chmod 600)", path, perm)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("keys: keyring %s: %w", path, err)
+		return nil, err
 	}
 	r, err := Parse(data)
 	if err != nil {
@@ -170,15 +163,29 @@ func Load(path string) (*Ring, error) {
 	return r, nil
 }
 
+// readPrivate reads a file of secrets, refusing one that group or others
+// may access. what names the file in errors ("keyring").
+func readPrivate(what, path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s %s: %w", what, path, err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("keys: %s %s has mode %#o: it must not be accessible by group or others (chmod 600)", what, path, perm)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %s %s: %w", what, path, err)
+	}
+	return data, nil
+}
+
 // Parse decodes the JSON keyring format. Errors name the offending entry and
 // never include key material.
 func Parse(data []byte) (*Ring, error) {
 	var f keyringFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a pamtrail keyring (invalid JSON: %s)", jsonProblem(err))
-	}
-	if f.Version != fileVersion {
-		return nil, fmt.Errorf("unsupported keyring version %d (want %d)", f.Version, fileVersion)
+	if err := decodeKeyFile(data, "keyring", &f, &f.Version, fileVersion); err != nil {
+		return nil, err
 	}
 	keys := make([]Key, 0, len(f.Keys))
 	for i, e := range f.Keys {
@@ -193,6 +200,18 @@ func Parse(data []byte) (*Ring, error) {
 		keys = append(keys, k)
 	}
 	return NewRing(keys...)
+}
+
+// decodeKeyFile decodes one of pamtrail's versioned JSON key files into f
+// and checks *version; what names the kind of file in errors.
+func decodeKeyFile(data []byte, what string, f any, version *int, want int) error {
+	if err := json.Unmarshal(data, f); err != nil {
+		return fmt.Errorf("not a pamtrail %s (invalid JSON: %s)", what, jsonProblem(err))
+	}
+	if *version != want {
+		return fmt.Errorf("unsupported %s version %d (want %d)", what, *version, want)
+	}
+	return nil
 }
 
 // jsonProblem describes a decoding error without quoting the input, which

@@ -110,16 +110,9 @@ func PublicPath(path string) string { return path + ".pub" }
 // LoadSigning reads a signing keyring and returns its current key. Like
 // the spool keyring, it must not be accessible by group or others.
 func LoadSigning(path string) (SigningKey, error) {
-	info, err := os.Stat(path)
+	data, err := readPrivate("signing keyring", path)
 	if err != nil {
-		return SigningKey{}, fmt.Errorf("keys: signing keyring %s: %w", path, err)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return SigningKey{}, fmt.Errorf("keys: signing keyring %s has mode %#o: it must not be accessible by group or others (chmod 600)", path, perm)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return SigningKey{}, fmt.Errorf("keys: signing keyring %s: %w", path, err)
+		return SigningKey{}, err
 	}
 	ring, err := parseSigning(data)
 	if err != nil {
@@ -130,11 +123,8 @@ func LoadSigning(path string) (SigningKey, error) {
 
 func parseSigning(data []byte) ([]SigningKey, error) {
 	var f signingFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a pamtrail signing keyring (invalid JSON: %s)", jsonProblem(err))
-	}
-	if f.Version != signingFileVersion {
-		return nil, fmt.Errorf("unsupported signing keyring version %d (want %d)", f.Version, signingFileVersion)
+	if err := decodeKeyFile(data, "signing keyring", &f, &f.Version, signingFileVersion); err != nil {
+		return nil, err
 	}
 	if len(f.Keys) == 0 {
 		return nil, errors.New("signing keyring has no keys")
@@ -159,11 +149,8 @@ func parseSigning(data []byte) ([]SigningKey, error) {
 // list). Ids must match their keys, so a mislabelled key is refused.
 func ParsePublic(data []byte) ([]PublicKey, error) {
 	var f publicFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("not a pamtrail public key file (invalid JSON: %s)", jsonProblem(err))
-	}
-	if f.Version != signingFileVersion {
-		return nil, fmt.Errorf("unsupported public key file version %d (want %d)", f.Version, signingFileVersion)
+	if err := decodeKeyFile(data, "public key file", &f, &f.Version, signingFileVersion); err != nil {
+		return nil, err
 	}
 	out := make([]PublicKey, 0, len(f.Keys))
 	for i, e := range f.Keys {

@@ -40,3 +40,16 @@ func ChainExcluded(key string) bool {
 	}
 	return strings.HasPrefix(key, "pam.risk.") || strings.HasPrefix(key, "elasticsearch.")
 }
+
+// Checkpoint is a checkpoint's statement as the sessions index stores it
+// (SessionCheckpoint), written by the session processor and read by
+// `pamtrail sessions verify`.
+type Checkpoint struct {
+	GatewayID string `json:"gateway_id"`
+	KeyID     string `json:"key_id"`
+	From      int64  `json:"from"`
+	To        int64  `json:"to"`
+	Head      string `json:"head"`
+	Signature string `json:"signature"`
+	Final     bool   `json:"final"`
+}

@@ -72,8 +72,8 @@ func (s Store) State(ctx context.Context, sessionID string) (SessionState, error
 	}
 	var doc struct {
 		Source struct {
-			Status     string      `json:"status"`
-			Checkpoint *Checkpoint `json:"checkpoint"`
+			Status     string             `json:"status"`
+			Checkpoint *schema.Checkpoint `json:"checkpoint"`
 		} `json:"_source"`
 	}
 	if err := decode(res, err, &doc); err != nil {

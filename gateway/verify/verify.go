@@ -74,24 +74,13 @@ func (r Report) Intact() bool { return len(r.Findings) == 0 }
 // last checkpoint the collector saw, kept apart from the events, so that
 // deleting a session's last events does not go unnoticed.
 type SessionState struct {
-	Status     string      // active, ended, failed, lost; "" if unknown
-	Checkpoint *Checkpoint // nil if none was recorded
+	Status     string             // active, ended, failed, lost; "" if unknown
+	Checkpoint *schema.Checkpoint // nil if none was recorded
 }
 
-// Checkpoint is a checkpoint as stored (in an event or the session document).
-type Checkpoint struct {
-	GatewayID string `json:"gateway_id"`
-	KeyID     string `json:"key_id"`
-	From      int64  `json:"from"`
-	To        int64  `json:"to"`
-	Head      string `json:"head"`
-	Signature string `json:"signature"`
-	Final     bool   `json:"final"`
-}
-
-// check verifies the signature against the trusted keys; it returns the
-// parsed statement or why it does not hold.
-func (c Checkpoint) check(sessionID string, trusted map[string]keys.PublicKey) (chain.Checkpoint, error) {
+// checkCheckpoint verifies a stored checkpoint's signature against the
+// trusted keys; it returns the parsed statement or why it does not hold.
+func checkCheckpoint(c schema.Checkpoint, sessionID string, trusted map[string]keys.PublicKey) (chain.Checkpoint, error) {
 	head, err := chain.ParseHash(c.Head)
 	if err != nil {
 		return chain.Checkpoint{}, fmt.Errorf("head: %v", err)
@@ -278,7 +267,7 @@ func checkCheckpoints(rep *Report, sessionID string, resolved []*event, trusted 
 		}
 		rep.Checkpoints++
 		stored := checkpointOf(e)
-		cp, err := stored.check(sessionID, trusted)
+		cp, err := checkCheckpoint(stored, sessionID, trusted)
 		if err != nil {
 			found.add(BadSignature, int64(seq), fmt.Sprintf("checkpoint at seq %d: %v", seq, err))
 			continue
@@ -311,7 +300,7 @@ func checkCheckpoints(rep *Report, sessionID string, resolved []*event, trusted 
 	// if it is validly signed and reaches further than the events do, the
 	// end of the session was removed.
 	if sc := state.Checkpoint; sc != nil {
-		if cp, err := sc.check(sessionID, trusted); err == nil {
+		if cp, err := checkCheckpoint(*sc, sessionID, trusted); err == nil {
 			keyIDs[cp.KeyID] = true
 			if cp.To+1 > rep.LastSeq {
 				found.add(Truncated, rep.LastSeq+1, fmt.Sprintf("the session document holds a checkpoint signed at seq %d; the events stop at seq %d", cp.To+1, rep.LastSeq))
@@ -331,8 +320,8 @@ func checkCheckpoints(rep *Report, sessionID string, resolved []*event, trusted 
 	sort.Strings(rep.KeyIDs)
 }
 
-func checkpointOf(e *event) Checkpoint {
-	c := Checkpoint{Final: e.bool(schema.AttrCheckpointFinal)}
+func checkpointOf(e *event) schema.Checkpoint {
+	c := schema.Checkpoint{Final: e.bool(schema.AttrCheckpointFinal)}
 	c.GatewayID, _ = e.str(schema.AttrGatewayID)
 	c.KeyID, _ = e.str(schema.AttrCheckpointKeyID)
 	c.Head, _ = e.str(schema.AttrCheckpointHead)

@@ -71,7 +71,7 @@ func exporterJSON(t *testing.T, r *logspb.LogRecord) json.RawMessage {
 // session records one real session through the recorder, with a checkpoint
 // cycle in the middle, and returns its documents, the session document's
 // checkpoint and the trusted keys.
-func session(t *testing.T, end bool) ([]Doc, *Checkpoint, map[string]keys.PublicKey) {
+func session(t *testing.T, end bool) ([]Doc, *schema.Checkpoint, map[string]keys.PublicKey) {
 	t.Helper()
 	signer, err := keys.NewSigningKey()
 	if err != nil {
@@ -91,7 +91,7 @@ func session(t *testing.T, end bool) ([]Doc, *Checkpoint, map[string]keys.Public
 		_ = s.End(recorder.End{Reason: schema.EndClientQuit})
 	}
 	var docs []Doc
-	var last *Checkpoint
+	var last *schema.Checkpoint
 	for _, b := range sink.recs {
 		var lr logspb.LogRecord
 		if err := proto.Unmarshal(b, &lr); err != nil {

@@ -9,27 +9,18 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
-// Checkpoint is a session's latest signed checkpoint as the gateway recorded
-// it (gateway/chain). The collector holds no keys and does not verify it; it
+// A session keeps its latest signed checkpoint as the gateway recorded it
+// (gateway/chain). The collector holds no keys and does not verify it; it
 // keeps a copy apart from the events, so that a verifier can tell a session
 // whose last events were deleted, and Kibana which sessions are sealed.
-type Checkpoint struct {
-	GatewayID string `json:"gateway_id"`
-	KeyID     string `json:"key_id"`
-	From      int64  `json:"from"`
-	To        int64  `json:"to"`
-	Head      string `json:"head"`
-	Signature string `json:"signature"`
-	Final     bool   `json:"final"`
-}
 
 // checkpointOf reads a pam.chain.checkpoint record.
-func checkpointOf(attrs pcommon.Map) *Checkpoint {
+func checkpointOf(attrs pcommon.Map) *schema.Checkpoint {
 	to, ok := attrs.Get(schema.AttrCheckpointTo)
 	if !ok || to.Type() != pcommon.ValueTypeInt {
 		return nil
 	}
-	c := &Checkpoint{From: IntAttr(attrs, schema.AttrCheckpointFrom), To: to.Int()}
+	c := &schema.Checkpoint{From: IntAttr(attrs, schema.AttrCheckpointFrom), To: to.Int()}
 	c.GatewayID, _ = StringAttr(attrs, schema.AttrGatewayID)
 	c.KeyID, _ = StringAttr(attrs, schema.AttrCheckpointKeyID)
 	c.Head, _ = StringAttr(attrs, schema.AttrCheckpointHead)
@@ -42,7 +33,7 @@ func checkpointOf(attrs pcommon.Map) *Checkpoint {
 
 // mergeCheckpoint keeps the checkpoint that reaches furthest, whatever
 // order records arrive in.
-func mergeCheckpoint(s *Session, c *Checkpoint) {
+func mergeCheckpoint(s *Session, c *schema.Checkpoint) {
 	if c != nil && (s.Checkpoint == nil || c.To > s.Checkpoint.To) {
 		s.Checkpoint = c
 	}

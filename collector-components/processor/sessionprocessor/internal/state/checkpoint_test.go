@@ -52,7 +52,7 @@ func TestCheckpointOnSessionDocument(t *testing.T) {
 		require.Equal(t, "s", id)
 		Merge(s, []Observation{o}, time.Now(), 10)
 		doc := s.Document(time.Now())
-		cp, _ := doc[schema.SessionCheckpoint].(*Checkpoint)
+		cp, _ := doc[schema.SessionCheckpoint].(*schema.Checkpoint)
 		require.NotNil(t, cp)
 		require.Equal(t, tt.wantTo, cp.To)
 		require.Equal(t, tt.wantSealed, doc[schema.SessionSealed])

@@ -32,7 +32,7 @@ type Observation struct {
 	Reported Counts
 	End      *EndInfo
 	// Checkpoint comes with pam.chain.checkpoint events.
-	Checkpoint *Checkpoint
+	Checkpoint *schema.Checkpoint
 }
 
 // EndInfo is what the end event tells.

@@ -72,7 +72,7 @@ type Session struct {
 
 	Summary *Summary `json:"summary,omitempty"`
 	// Checkpoint is the latest signed checkpoint (checkpoint.go).
-	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Checkpoint *schema.Checkpoint `json:"checkpoint,omitempty"`
 	// SummaryPending is set while a finished session waits for its summary:
 	// until every record up to the end has been merged, or for a provider
 	// that runs outside the merge.
