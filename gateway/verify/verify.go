@@ -47,7 +47,9 @@ type Range struct {
 // Report is the verdict on one session.
 type Report struct {
 	SessionID string `json:"session_id"`
-	// Status is "intact" when there is no finding, else "tampered".
+	// Status is "intact" when there is no finding, "tampered" when there
+	// is, and "unchained" for a session recorded without a hash chain (by
+	// a gateway older than tamper evidence): nothing can be verified.
 	Status string `json:"status"`
 	Events int    `json:"events"`
 	// LastSeq is the highest sequence number present (-1: none).
@@ -67,8 +69,15 @@ type Report struct {
 	Findings     []Finding `json:"findings,omitempty"`
 }
 
-// Intact reports whether nothing was found.
-func (r Report) Intact() bool { return len(r.Findings) == 0 }
+// Intact reports whether the session verified: chained, nothing found.
+func (r Report) Intact() bool { return r.Status == StatusIntact }
+
+// Statuses of a Report.
+const (
+	StatusIntact    = "intact"
+	StatusTampered  = "tampered"
+	StatusUnchained = "unchained"
+)
 
 // SessionState is what the sessions index says about the session: the
 // last checkpoint the collector saw, kept apart from the events, so that
@@ -122,11 +131,13 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 	found := findings{}
 	var evs []*event
 	bySeq := map[int64][]*event{}
+	chained := false
 	for _, d := range docs {
 		e, err := parseDoc(d)
 		if err != nil {
 			return rep, err
 		}
+		chained = chained || e.hasLink
 		if e.seq < 0 {
 			found.add(Inserted, -1, fmt.Sprintf("document %s has no valid pam.seq", d.ID))
 			continue
@@ -216,9 +227,13 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 			rep.Findings = append(rep.Findings, *f)
 		}
 	}
-	rep.Status = "intact"
-	if !rep.Intact() {
-		rep.Status = "tampered"
+	switch {
+	case !chained && rep.Checkpoints == 0:
+		rep.Status, rep.Findings, rep.UnsignedTail = StatusUnchained, nil, nil
+	case len(rep.Findings) == 0:
+		rep.Status = StatusIntact
+	default:
+		rep.Status = StatusTampered
 	}
 	return rep, nil
 }

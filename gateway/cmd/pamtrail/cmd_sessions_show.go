@@ -72,7 +72,11 @@ func showSession(ctx context.Context, args []string, follow bool, stdout, stderr
 	conn := review.ConnectionOf(sess, events, time.Now())
 	integrity, integrityLine := showIntegrity(rctx, cl.ES, opts.id, *trustedFiles)
 	if c.jsonOut {
-		return c.writeJSON(map[string]any{"session": sess, "connection": conn, "events": events, "integrity": integrity})
+		out := map[string]any{"session": sess, "connection": conn, "events": events}
+		if integrity != nil {
+			out["integrity"] = integrity
+		}
+		return c.writeJSON(out)
 	}
 	return c.done(writeShow(stdout, sess, conn, events, opts.grep, integrityLine))
 }
@@ -81,7 +85,9 @@ func writeShow(w io.Writer, sess review.Session, conn review.Connection, events 
 	if err := review.WriteSessionDetail(w, sess, conn); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, integrity)
+	if integrity != "" {
+		fmt.Fprintln(w, integrity)
+	}
 	header := fmt.Sprintf("\nTranscript (%d events)", len(events))
 	if grep != "" {
 		header = fmt.Sprintf("\nEvents containing %q (%d)", review.Sanitize(grep, false), len(events))

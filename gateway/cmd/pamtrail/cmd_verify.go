@@ -167,6 +167,10 @@ func runVerify(ctx context.Context, es *elasticsearch.Client, ids []string, sinc
 // index access could have written, so they are sanitized for the terminal.
 func writeReport(w io.Writer, r verify.Report) {
 	fmt.Fprintf(w, "session %s: %s\n", review.Sanitize(r.SessionID, false), strings.ToUpper(r.Status))
+	if r.Status == verify.StatusUnchained {
+		fmt.Fprintf(w, "  %d events recorded without a hash chain (by a gateway older than tamper evidence): nothing to verify\n", r.Events)
+		return
+	}
 	fmt.Fprintf(w, "  %d events, seq 0..%d; %s\n", r.Events, r.LastSeq, integritySummary(r))
 	for _, f := range r.Findings {
 		fmt.Fprintf(w, "  %-14s first at seq %d (%d in all): %s\n", f.Kind, f.FirstSeq, f.Count, review.Sanitize(f.Detail, false))
@@ -195,7 +199,8 @@ func integritySummary(r verify.Report) string {
 }
 
 // showIntegrity is the verification line of `sessions show`; a session
-// that cannot be verified says why instead of failing the whole view.
+// that cannot be verified says why instead of failing the whole view, and
+// one recorded without a chain (an older gateway) shows nothing.
 func showIntegrity(ctx context.Context, es *elasticsearch.Client, id string, files keyFiles) (*verify.Report, string) {
 	store := verify.Store{ES: es}
 	trusted, _, err := trustedKeys(ctx, store, files)
@@ -205,6 +210,9 @@ func showIntegrity(ctx context.Context, es *elasticsearch.Client, id string, fil
 	r, err := verifySession(ctx, store, id, trusted)
 	if err != nil {
 		return nil, "Integrity: not verified: " + err.Error()
+	}
+	if r.Status == verify.StatusUnchained {
+		return nil, ""
 	}
 	line := "Integrity: " + strings.ToUpper(r.Status) + " — " + integritySummary(r)
 	for _, f := range r.Findings {
