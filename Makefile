@@ -73,6 +73,7 @@ bench: build
 	@mkdir -p $(PAMTRAIL_HOME)
 	$(GO) test -run '^$$' -bench '^Benchmark(Pgbench|IdleSessionMemory|LargeResultMemory)$$' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
 	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkTerminateLatency$$' -benchtime 200x ./gateway/postgres/ | grep -E '^(Benchmark|ok|FAIL)' | tee $(PAMTRAIL_HOME)/bench-control.txt
 	PAMTRAIL_BENCH_BACKLOG_MB=1024 $(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 	$(GO) test -run '^$$' -bench '^Benchmark(DecodeText|TrackerPgbenchSelect)$$' -benchmem -count 5 ./gateway/postgres/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
 

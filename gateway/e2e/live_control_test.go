@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -170,5 +171,72 @@ func TestTerminateAndLockAcrossGateways(t *testing.T) {
 		if msg, err := psql(t, s.dsn("alice", alicePassword, "demo-postgres"), "-c", "select 1"); err != nil {
 			t.Fatalf("login on %s after unlock: %v %s", s.gatewayID, err, msg)
 		}
+	}
+}
+
+// A reload while sessions run: a new user can log in at once, a user whose
+// grant was removed is cut off (live session ended as grant_revoked, new
+// logins refused), everyone else's sessions go on untouched. A config that
+// fails validation is rejected whole, by the CLI and by SIGHUP alike, and
+// the running one stays.
+func TestReloadAddsUserAndRevokesGrantWhileSessionsRun(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	extra, url := adminSection(t, tokenFile)
+	bobGrant := "  - user: bob\n    accounts: [demo-postgres]\n"
+	s := newStack(t, stackOptions{extra: extra, extraGrants: bobGrant})
+	s.start()
+	admin := []string{"--gateway", url, "--token-file", tokenFile}
+
+	alice := startPsql(t, s.dsn("alice", alicePassword, "demo-postgres"))
+	bob := startPsql(t, s.dsn("bob", alicePassword, "demo-postgres"))
+	if _, err := psql(t, s.dsn("carol", alicePassword, "demo-postgres"), "-c", "select 1"); err == nil {
+		t.Fatal("carol logged in before she was added")
+	}
+
+	cfg := run(t, "cat", s.gwConfig)
+	next := strings.Replace(cfg, bobGrant, "  - user: carol\n    accounts: [demo-postgres]\n", 1)
+	next = strings.Replace(next, "users:\n", fmt.Sprintf("users:\n  - name: carol\n    postgres_scram: %q\n", aliceVerifier), 1)
+	if next == cfg {
+		t.Fatal("the config edit did not apply")
+	}
+	writeFile(t, s.gwConfig, next)
+	out := run(t, pamtrailBin, append([]string{"reload"}, admin...)...)
+	if !strings.Contains(out, "1 session(s) ended") {
+		t.Fatalf("reload output: %s", out)
+	}
+	if got := bob.ended(t, 2*time.Second); !strings.Contains(got, "grant this session used was removed by a reload (by ops-lead)") {
+		t.Fatalf("bob's session after the reload:\n%s", got)
+	}
+	fmt.Fprintln(alice.stdin, "select 'alice-still-' || 'here';")
+	testenv.Eventually(t, 10*time.Second, 20*time.Millisecond, func() (bool, string) {
+		return strings.Contains(alice.output(), "alice-still-here"), alice.output()
+	})
+	if msg, err := psql(t, s.dsn("carol", alicePassword, "demo-postgres"), "-c", "select 'carol-in'"); err != nil || !strings.Contains(msg, "carol-in") {
+		t.Fatalf("carol after the reload: %v %s", err, msg)
+	}
+	if msg, err := psql(t, s.dsn("bob", alicePassword, "demo-postgres"), "-c", "select 1"); err == nil {
+		t.Fatalf("bob logged in after his grant was removed: %s", msg)
+	}
+
+	// An invalid file changes nothing, whichever way the reload comes.
+	writeFile(t, s.gwConfig, strings.Replace(next, "name: carol", "name: 'carol with spaces'", 1))
+	cmd := exec.Command(pamtrailBin, append([]string{"reload"}, admin...)...)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "users[0].name") {
+		t.Fatalf("reload of an invalid config: err %v, output %s", err, out)
+	}
+	s.gateway.mu.Lock()
+	pid := s.gateway.cmd.Process.Pid
+	s.gateway.mu.Unlock()
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, func() (bool, string) {
+		return strings.Count(s.gateway.log(), "reload rejected") >= 2, ""
+	})
+	if !s.gateway.running() {
+		t.Fatal("the gateway stopped on a bad reload")
+	}
+	if msg, err := psql(t, s.dsn("carol", alicePassword, "demo-postgres"), "-c", "select 'carol-still-in'"); err != nil || !strings.Contains(msg, "carol-still-in") {
+		t.Fatalf("carol after a rejected reload: %v %s", err, msg)
 	}
 }
