@@ -51,3 +51,21 @@ func LoadCertPool(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// UpstreamTLSByAccount builds UpstreamTLS for every account of one type,
+// by account name; engines build it at start and again at each reload.
+func (c *Config) UpstreamTLSByAccount(accountType string) (map[string]*tls.Config, error) {
+	m := map[string]*tls.Config{}
+	for i := range c.Accounts {
+		a := &c.Accounts[i]
+		if a.Type != accountType {
+			continue
+		}
+		t, err := a.UpstreamTLS(fmt.Sprintf("accounts[%d]", i))
+		if err != nil {
+			return nil, err
+		}
+		m[a.Name] = t
+	}
+	return m, nil
+}

@@ -166,7 +166,7 @@ func passwordMatches(v scram.Verifier, password []byte) bool {
 
 // nativeHash is the user's SHA1(SHA1(password)), or nil.
 func (c *clientConn) nativeHash() []byte {
-	u, ok := c.e.cfg.User(c.user)
+	u, ok := c.e.ctl.Config().User(c.user)
 	if !ok || u.MySQLNativePassword == "" {
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
@@ -32,6 +33,9 @@ type Options struct {
 	Config   *config.Config
 	Recorder recorder.Recorder
 	Logger   *slog.Logger
+	// Control holds the reloadable users, accounts, grants and locks; nil
+	// builds one from Config.
+	Control *control.Control
 	// Dial connects to upstream servers; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
@@ -45,7 +49,8 @@ type Engine struct {
 	log         *slog.Logger
 	dial        func(ctx context.Context, network, address string) (net.Conn, error)
 	serverTLS   *tls.Config
-	upstreamTLS map[string]*tls.Config
+	upstreamTLS atomic.Pointer[map[string]*tls.Config] // by account; replaced on reload
+	ctl         *control.Control
 	// rsaKey answers caching_sha2_password clients without TLS, which send
 	// the password encrypted to it.
 	rsaKey      *rsa.PrivateKey
@@ -96,7 +101,7 @@ func New(opts Options) (*Engine, error) {
 		rec:         opts.Recorder,
 		log:         engine.Logger(opts.Logger, "mysql"),
 		dial:        opts.Dial,
-		upstreamTLS: map[string]*tls.Config{},
+		ctl:         opts.Control,
 		recordOn:    cfg.Recording.RecordingEnabled(),
 		authTimeout: cfg.MySQL.AuthTimeout.D(),
 		maxPacket:   int(cfg.MySQL.MaxPacketBytes),
@@ -125,18 +130,25 @@ func New(opts Options) (*Engine, error) {
 			e.serverTLS.ClientCAs, e.serverTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 	}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if a.Type != "mysql" {
-			continue
+	if e.ctl == nil {
+		var err error
+		if e.ctl, err = control.New(cfg, e.log); err != nil {
+			return nil, err
 		}
-		t, err := a.UpstreamTLS(fmt.Sprintf("accounts[%d]", i))
+	}
+	tlsByAccount, err := cfg.UpstreamTLSByAccount("mysql")
+	if err != nil {
+		return nil, err
+	}
+	e.upstreamTLS.Store(&tlsByAccount)
+	// A reload may add accounts or change their TLS settings.
+	e.ctl.OnReload(func(next *config.Config) (func(), error) {
+		m, err := next.UpstreamTLSByAccount("mysql")
 		if err != nil {
 			return nil, err
 		}
-		e.upstreamTLS[a.Name] = t
-	}
-	var err error
+		return func() { e.upstreamTLS.Store(&m) }, nil
+	})
 	if e.rsaKey, e.rsaPEM, err = newRSAKey(); err != nil {
 		return nil, fmt.Errorf("mysql: generating the RSA key for caching_sha2_password: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/mysql/wire"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
@@ -215,7 +216,12 @@ func (c *clientConn) authorize() (*config.Account, error) {
 		return nil, &authFailure{reason: schema.AuthUnknownAccount, message: "no account named (the database of the connection)",
 			err: &wire.Err{Code: erBadDB, SQLState: "42000", Message: "name the pamtrail account as the database, e.g. mysql -D demo-mysql"}}
 	}
-	acct, err := c.e.cfg.Authorize(c.user, c.account, "mysql")
+	acct, err := c.e.ctl.Authorize(c.user, c.account, "mysql")
+	var locked *control.LockedError
+	if errors.As(err, &locked) {
+		return nil, &authFailure{reason: schema.AuthLocked, message: locked.Error(),
+			err: &wire.Err{Code: erAccessDenied, SQLState: "28000", Message: "pamtrail: " + locked.Error()}}
+	}
 	if err != nil {
 		reason := schema.AuthNoGrant
 		if errors.Is(err, config.ErrUnknownAccount) {

@@ -123,7 +123,7 @@ func (e *Engine) login(up *upstreamConn, a *config.Account, c *clientConn, passw
 	} else {
 		caps &^= wire.ClientConnectWithDB
 	}
-	if tc := e.upstreamTLS[a.Name]; tc != nil {
+	if tc := (*e.upstreamTLS.Load())[a.Name]; tc != nil {
 		if g.caps&wire.ClientSSL == 0 {
 			return errors.New("the account has TLS enabled but the server does not offer TLS")
 		}

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -127,14 +126,14 @@ func New(opts Options) (*Engine, error) {
 			return nil, err
 		}
 	}
-	tlsByAccount, err := upstreamTLSConfigs(cfg)
+	tlsByAccount, err := cfg.UpstreamTLSByAccount("postgres")
 	if err != nil {
 		return nil, err
 	}
 	e.upstreamTLS.Store(&tlsByAccount)
 	// A reload may add accounts or change their TLS settings.
 	e.ctl.OnReload(func(next *config.Config) (func(), error) {
-		m, err := upstreamTLSConfigs(next)
+		m, err := next.UpstreamTLSByAccount("postgres")
 		if err != nil {
 			return nil, err
 		}
@@ -147,23 +146,6 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
-}
-
-// upstreamTLSConfigs builds the upstream TLS settings of every postgres account.
-func upstreamTLSConfigs(cfg *config.Config) (map[string]*tls.Config, error) {
-	m := map[string]*tls.Config{}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		if a.Type != "postgres" {
-			continue
-		}
-		t, err := a.UpstreamTLS(fmt.Sprintf("accounts[%d]", i))
-		if err != nil {
-			return nil, err
-		}
-		m[a.Name] = t
-	}
-	return m, nil
 }
 
 // eventLoopCount is postgres.event_loops, or when unset one loop per four

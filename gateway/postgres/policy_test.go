@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/control"
+	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 )
 
 // guardedConfig is baseConfig with the demo account under a policy that
@@ -191,4 +195,51 @@ func FuzzRewriter(f *testing.F) {
 			t.Fatalf("output is not a prefix of the stream while a message is held:\n in  %q\n out %q", stream, out)
 		}
 	})
+}
+
+// A lock ends the user's live session at once (57P01 with the lock's
+// reason) and refuses new logins with a clear error, each recorded as an
+// authentication failure with reason locked; unlocking lets the user in.
+func TestLockEndsSessionAndRefusesLogins(t *testing.T) {
+	pg := postgresServer(t)
+	cfg := baseConfig(t, pg.demoAccount(t))
+	cfg.Admin = &config.Admin{Address: "127.0.0.1:0", LocksFile: filepath.Join(t.TempDir(), "locks.json")}
+	ctl, err := control.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayWith(t, cfg, func(o *Options) { o.Control = ctl })
+	ctl.AddEngine(g.engine)
+	ctx := context.Background()
+	live := connectPgx(t, g.connString(testUser, testPassword, "demo"))
+
+	if _, err := ctl.Lock(control.Lock{Kind: control.LockUser, Name: testUser, Reason: "incident 7", By: "ops-lead"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = live.Exec(ctx, "select 1")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "57P01" || !strings.Contains(pe.Message, `user "alice" is locked: incident 7 (by ops-lead)`) {
+		t.Fatalf("live session after the lock: %v", err)
+	}
+	_, err = pgx.Connect(ctx, g.connString(testUser, testPassword, "demo"))
+	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, `user "alice" is locked: incident 7`) {
+		t.Fatalf("login while locked: %v", err)
+	}
+	evs, _ := g.rec.WaitFor(10*time.Second, func(evs []recordertest.Event) bool { return countKind(evs, "auth_failure") > 0 && countKind(evs, "end") > 0 })
+	var reasons []string
+	for _, e := range evs {
+		switch e.Kind {
+		case "auth_failure":
+			reasons = append(reasons, "refused: "+e.Failure.Reason)
+		case "end":
+			reasons = append(reasons, "ended: "+e.End.Reason)
+		}
+	}
+	if want := []string{"ended: locked", "refused: locked"}; !reflect.DeepEqual(reasons, want) {
+		t.Fatalf("recorded %q, want %q", reasons, want)
+	}
+	if found, err := ctl.Unlock(control.LockUser, testUser); !found || err != nil {
+		t.Fatalf("unlock: %v %v", found, err)
+	}
+	connectPgx(t, g.connString(testUser, testPassword, "demo"))
 }

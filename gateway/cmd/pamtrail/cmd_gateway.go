@@ -26,8 +26,8 @@ var engines = map[string]server.EngineFactory{
 	"postgres": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
 		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
 	},
-	"mysql": func(cfg *config.Config, rec recorder.Recorder, _ *control.Control, log *slog.Logger) (engine.Engine, error) {
-		return mysql.New(mysql.Options{Config: cfg, Recorder: rec, Logger: log})
+	"mysql": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
+		return mysql.New(mysql.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
 	},
 	"ssh": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
 		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
