@@ -225,7 +225,9 @@ func TestLockEndsSessionAndRefusesLogins(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, `user "alice" is locked: incident 7`) {
 		t.Fatalf("login while locked: %v", err)
 	}
-	evs, _ := g.rec.WaitFor(10*time.Second, func(evs []recordertest.Event) bool { return countKind(evs, "auth_failure") > 0 && countKind(evs, "end") > 0 })
+	evs, _ := g.rec.WaitFor(10*time.Second, func(evs []recordertest.Event) bool {
+		return countKind(evs, "auth_failure") > 0 && countKind(evs, "end") > 0
+	})
 	var reasons []string
 	for _, e := range evs {
 		switch e.Kind {
