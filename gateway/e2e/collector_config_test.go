@@ -20,6 +20,7 @@ receivers:
     protocols:
       grpc:
         endpoint: %[4]s
+        max_recv_msg_size_mib: 64
 processors:
   session:
     # The gateways in these tests upload (and heartbeat) every second.

@@ -58,7 +58,7 @@ func bySession(evs []review.Event) map[string][]review.Event {
 
 // checkExactlyOnce fails on a duplicate or a gap in a session's sequence
 // numbers: every recorded event must arrive once.
-func checkExactlyOnce(t *testing.T, evs []review.Event, wantEnd bool) {
+func checkExactlyOnce(t testing.TB, evs []review.Event, wantEnd bool) {
 	t.Helper()
 	for id, list := range bySession(evs) {
 		seen := map[int64]int{}

@@ -125,14 +125,14 @@ func (r encodingRecorder) HandleRPC(_ context.Context, st stats.RPCStats) {
 
 // startOTLPServer serves on addr ("127.0.0.1:0" for a fresh port). The
 // server is stopped at test cleanup.
-func startOTLPServer(t *testing.T, addr string, creds credentials.TransportCredentials) *otlpServer {
+func startOTLPServer(t testing.TB, addr string, creds credentials.TransportCredentials) *otlpServer {
 	t.Helper()
 	s := &otlpServer{}
 	s.listen(t, addr, creds)
 	return s
 }
 
-func (s *otlpServer) listen(t *testing.T, addr string, creds credentials.TransportCredentials) {
+func (s *otlpServer) listen(t testing.TB, addr string, creds credentials.TransportCredentials) {
 	t.Helper()
 	var lis net.Listener
 	var err error

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func openSpool(t *testing.T, dir string, ring *keys.Ring) *spool.Spool {
+func openSpool(t testing.TB, dir string, ring *keys.Ring) *spool.Spool {
 	t.Helper()
 	sp, err := spool.Open(dir, spool.Options{Keys: ring, FsyncInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -31,7 +31,7 @@ func openSpool(t *testing.T, dir string, ring *keys.Ring) *spool.Spool {
 	return sp
 }
 
-func newRing(t *testing.T) *keys.Ring {
+func newRing(t testing.TB) *keys.Ring {
 	t.Helper()
 	k, err := keys.NewKey()
 	if err != nil {

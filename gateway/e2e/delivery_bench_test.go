@@ -1,0 +1,363 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v8"
+	"github.com/elastic/go-elasticsearch/v8/esutil"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pamtrail/pamtrail/gateway/review"
+	"github.com/pamtrail/pamtrail/gateway/schema"
+)
+
+// exporterParallelism is sending_queue::num_consumers of the shipped
+// collector configs: the direct bulk baseline uses as many parallel
+// requests.
+const exporterParallelism = 2
+
+// BenchmarkDelivery measures the whole delivery path on this machine, side
+// by side with Elasticsearch's own limit (issue #10), in one run:
+//
+//  1. Elasticsearch direct: the event documents of this run, bulk-indexed
+//     with go-elasticsearch's BulkIndexer into the same template with the
+//     exporter's parallelism and bulk size;
+//  2. end to end, sustained: pgbench through the gateway (10 s cadence),
+//     statements searchable per second, and the oldest unacknowledged record;
+//  3. drain of a backlog (PAMTRAIL_BENCH_BACKLOG records, default 1,000,000)
+//     recorded while the collector was down;
+//  4. event -> searchable p50/p99 at half the sustained rate, 10 s and 1 s
+//     cadence;
+//  5. collector and gateway peak RSS during the drain.
+//
+// Run with -benchtime 1x (make bench).
+func BenchmarkDelivery(b *testing.B) {
+	backlog := 1_000_000
+	if v := os.Getenv("PAMTRAIL_BENCH_BACKLOG"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1000 {
+			b.Fatalf("PAMTRAIL_BENCH_BACKLOG=%q: want a count >= 1000", v)
+		}
+		backlog = n
+	}
+	for range b.N {
+		s := newStack(b, stackOptions{uploadInterval: "10s"})
+		s.start()
+
+		// Documents exactly as the exporter writes them, for the baseline.
+		warm, _ := s.runPgbench(b, pgbenchLoad{clients: 4, transactions: 5000})
+		s.waitStatements(b, warm, 2*time.Minute)
+		docs := s.sampleDocuments(b, 10_000)
+		direct := directBulkRate(b, s.esURL, docs, 300_000)
+
+		const window = 60 * time.Second
+		before := s.statementCount(b)
+		var ageMax atomic.Int64 // milliseconds
+		stopAge := s.sampleOldestUnacked(b, &ageMax)
+		ran, tps := s.runPgbench(b, pgbenchLoad{clients: 4, duration: window})
+		stopAge()
+		indexedInWindow := s.statementCount(b) - before
+		sustained := float64(indexedInWindow) / window.Seconds()
+		s.waitStatements(b, before+ran, 10*time.Minute)
+
+		probeRate := sustained / 2
+		p10 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
+		s.setUploadInterval(b, "1s")
+		p1 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
+		s.setUploadInterval(b, "10s")
+
+		// The backlog: recorded with the collector down, drained after.
+		s.collector.stop()
+		base := s.statementCount(b)
+		perClient := backlog / 4
+		s.runPgbench(b, pgbenchLoad{clients: 4, transactions: perClient})
+		spoolBytes, _ := s.metric(b, "pamtrail_spool_bytes")
+		start := time.Now()
+		s.startCollector()
+		var gwPeak, colPeak atomic.Int64
+		stopRSS := sampleRSS([]*proc{s.gateway, s.collector}, []*atomic.Int64{&gwPeak, &colPeak})
+		s.waitStatements(b, base+4*perClient, 30*time.Minute)
+		drainTime := time.Since(start)
+		stopRSS()
+		drain := float64(4*perClient) / drainTime.Seconds()
+
+		fmt.Printf("\ndelivery (one run, this machine):\n")
+		fmt.Printf("  (1) Elasticsearch direct bulk, %d parallel: %.0f docs/s\n", exporterParallelism, direct)
+		fmt.Printf("  (2) end to end sustained, 10 s cadence: %.0f statements/s searchable (ratio %.2f); pgbench %.0f tps; oldest unacked max %.1f s\n",
+			sustained, sustained/direct, tps, float64(ageMax.Load())/1000)
+		fmt.Printf("  (3) drain of %d records (%.0f MiB spool) after a collector outage: %.0f records/s in %v (ratio %.2f)\n",
+			4*perClient, spoolBytes/(1<<20), drain, drainTime.Round(time.Second), drain/direct)
+		fmt.Printf("  (4) event -> searchable at %.0f statements/s load: 10 s cadence p50 %.2f s p99 %.2f s; 1 s cadence p50 %.2f s p99 %.2f s\n",
+			probeRate, p10[0], p10[1], p1[0], p1[1])
+		fmt.Printf("  (5) peak RSS during the drain: collector %d MiB, gateway %d MiB\n\n", colPeak.Load()>>20, gwPeak.Load()>>20)
+		b.ReportMetric(direct, "direct-docs/s")
+		b.ReportMetric(sustained, "sustained-rec/s")
+		b.ReportMetric(sustained/direct, "sustained/direct")
+		b.ReportMetric(drain, "drain-rec/s")
+		b.ReportMetric(drain/direct, "drain/direct")
+		b.ReportMetric(p10[1], "p99-10s-cadence-s")
+		b.ReportMetric(p1[1], "p99-1s-cadence-s")
+		b.ReportMetric(float64(colPeak.Load()>>20), "collector-peak-MiB")
+		b.ReportMetric(float64(gwPeak.Load()>>20), "gateway-peak-MiB")
+	}
+}
+
+// sampleDocuments returns up to n event documents of this stack's gateway
+// as stored (_source), with their ids.
+func (s *stack) sampleDocuments(t testing.TB, n int) []bulkDoc {
+	t.Helper()
+	es := newES(t, s.esURL)
+	body, _ := json.Marshal(map[string]any{
+		"size":  n,
+		"query": map[string]any{"term": map[string]any{review.Attr(schema.AttrGatewayID): s.gatewayID}},
+	})
+	res, err := es.Search(es.Search.WithIndex(schema.EventsIndexPattern), es.Search.WithBody(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Hits struct {
+			Hits []struct {
+				ID     string          `json:"_id"`
+				Source json.RawMessage `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if res.IsError() || json.NewDecoder(res.Body).Decode(&out) != nil || len(out.Hits.Hits) == 0 {
+		t.Fatalf("sampling event documents: %s", res.String())
+	}
+	docs := make([]bulkDoc, len(out.Hits.Hits))
+	for i, h := range out.Hits.Hits {
+		docs[i] = bulkDoc{id: h.ID, source: h.Source}
+	}
+	return docs
+}
+
+type bulkDoc struct {
+	id     string
+	source []byte
+}
+
+func newES(t testing.TB, url string) *elasticsearch.Client {
+	t.Helper()
+	es, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{url}, CompressRequestBody: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// directBulkRate indexes total copies of docs (new ids) into a data stream
+// of the events template, as the exporter does (create, gzip, ~1 MB bulks,
+// exporterParallelism requests at once), and returns documents per second.
+func directBulkRate(t testing.TB, url string, docs []bulkDoc, total int) float64 {
+	t.Helper()
+	es := newES(t, url)
+	stream := schema.EventsIndex + "-benchdirect-" + randomHex(4)
+	t.Cleanup(func() { _, _ = es.Indices.DeleteDataStream([]string{stream}) })
+	var failed atomic.Int64
+	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
+		Client: es, Index: stream, NumWorkers: exporterParallelism, FlushBytes: 1e6, FlushInterval: 200 * time.Millisecond,
+		OnError: func(_ context.Context, err error) { t.Errorf("bulk: %v", err) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for i := range total {
+		d := docs[i%len(docs)]
+		err := bi.Add(ctx, esutil.BulkIndexerItem{
+			Action: "create", DocumentID: d.id + "-" + strconv.Itoa(i/len(docs)), Body: bytes.NewReader(d.source),
+			OnFailure: func(context.Context, esutil.BulkIndexerItem, esutil.BulkIndexerResponseItem, error) { failed.Add(1) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bi.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d direct bulk documents failed", n, total)
+	}
+	return float64(total) / elapsed.Seconds()
+}
+
+// sampleOldestUnacked records the largest oldest-unacknowledged age the
+// gateway reports, until the returned stop is called.
+func (s *stack) sampleOldestUnacked(t testing.TB, maxMillis *atomic.Int64) (stop func()) {
+	return every(500*time.Millisecond, func() {
+		if v, ok := s.metric(t, "pamtrail_spool_oldest_unacked_age_seconds"); ok && int64(v*1000) > maxMillis.Load() {
+			maxMillis.Store(int64(v * 1000))
+		}
+	})
+}
+
+// sampleRSS records each process's largest resident set, in bytes.
+func sampleRSS(procs []*proc, peaks []*atomic.Int64) (stop func()) {
+	return every(250*time.Millisecond, func() {
+		for i, p := range procs {
+			if rss := p.rss(); rss > peaks[i].Load() {
+				peaks[i].Store(rss)
+			}
+		}
+	})
+}
+
+// every runs f on a ticker until the returned stop is called (and waits).
+func every(d time.Duration, f func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(d)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				f()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// setUploadInterval restarts the gateway with another upload cadence; the
+// spool carries over.
+func (s *stack) setUploadInterval(t testing.TB, interval string) {
+	t.Helper()
+	raw, err := os.ReadFile(s.gwConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := regexp.MustCompile(`(?m)^  interval: .*$`).ReplaceAllString(string(raw), "  interval: "+interval)
+	writeFile(t, s.gwConfig, cfg)
+	s.gateway.stop()
+	s.startGateway()
+}
+
+// visibilityUnderLoad runs pgbench at rate statements/s for d while a probe
+// session runs one statement every 100 ms, and returns the p50 and p99 (in
+// seconds) of the time from each probe statement's completion to its event
+// being searchable. Searches poll every 100 ms, which bounds the error.
+func (s *stack) visibilityUnderLoad(t testing.TB, rate float64, d time.Duration) [2]float64 {
+	t.Helper()
+	token := "probe" + randomHex(4)
+	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.dsn("alice", alicePassword, "demo-postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var acked sync.Map // probe index -> completion time
+	var sent atomic.Int64
+	sending := atomic.Bool{}
+	sending.Store(true)
+	seen := map[int]time.Duration{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.runPgbench(t, pgbenchLoad{clients: 4, duration: d, rate: rate})
+	}()
+	go func() {
+		defer wg.Done()
+		seen = s.pollProbes(ctx, t, token, &acked, &sent, &sending)
+	}()
+	deadline := time.Now().Add(d)
+	for tick := time.NewTicker(100 * time.Millisecond); time.Now().Before(deadline); <-tick.C {
+		i := int(sent.Load())
+		if _, err := conn.Exec(ctx, fmt.Sprintf("select '%s %d'", token, i), pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatal(err)
+		}
+		acked.Store(i, time.Now())
+		sent.Add(1)
+	}
+	sending.Store(false)
+	wg.Wait()
+	probes := int(sent.Load())
+	if len(seen) < probes {
+		t.Fatalf("%d of %d probe statements searchable", len(seen), probes)
+	}
+	lat := make([]float64, 0, len(seen))
+	for _, d := range seen {
+		lat = append(lat, d.Seconds())
+	}
+	slices.Sort(lat)
+	return [2]float64{lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]}
+}
+
+// pollProbes searches for the probe events every 100 ms and returns, per
+// probe, how long after its completion it was first found.
+func (s *stack) pollProbes(ctx context.Context, t testing.TB, token string, acked *sync.Map, sent *atomic.Int64, sending *atomic.Bool) map[int]time.Duration {
+	c, err := review.NewClient(s.esURL)
+	if err != nil {
+		t.Error(err)
+		return nil
+	}
+	seen := map[int]time.Duration{}
+	index := regexp.MustCompile(token + ` ([0-9]+)`)
+	for ctx.Err() == nil && (sending.Load() || len(seen) < int(sent.Load())) {
+		evs, _, err := c.Events(ctx, review.Filter{GatewayID: s.gatewayID, Text: token, EventName: schema.EventDBQuery, Size: 10000})
+		if err != nil {
+			t.Error(err)
+			return seen
+		}
+		now := time.Now()
+		for _, e := range evs {
+			m := index.FindStringSubmatch(e.Str(schema.AttrDBQueryText))
+			if m == nil {
+				continue
+			}
+			i, _ := strconv.Atoi(m[1])
+			if _, ok := seen[i]; ok {
+				continue
+			}
+			if at, ok := acked.Load(i); ok {
+				seen[i] = now.Sub(at.(time.Time))
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // the search poll interval, part of the figure's resolution
+	}
+	return seen
+}
+
+// rss is the process's resident set size in bytes (0 when not running).
+func (p *proc) rss() int64 {
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

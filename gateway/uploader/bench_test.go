@@ -1,0 +1,91 @@
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// benchPayloads are n spooled records shaped like the recorder's statement
+// events (session attributes, statement text, response, timing).
+func benchPayloads(b *testing.B, n int) [][]byte {
+	b.Helper()
+	out := make([][]byte, n)
+	for i := range out {
+		lr := sessionRecord("01bench0session0id00000000", int64(i))
+		lr.Attributes = append(lr.Attributes,
+			kv("user.name", str("alice")), kv("pam.account", str("demo-postgres")), kv("pam.resource.type", str("postgres")),
+			kv("client.address", str("127.0.0.1")), kv("pam.gateway.id", str("gw-bench")),
+			kv("db.query.text", str(fmt.Sprintf("select %d as n, 'pamtrail delivery load' as note", i))),
+			kv("db.operation.name", str("SELECT")), kv("pam.db.command_tag", str("SELECT 1")),
+			kv("pam.response.text", str("n | note\n1 | pamtrail delivery load")), kv("db.response.returned_rows", i64(1)),
+			kv("pam.duration_ms", &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 0.8}}), kv("pam.start_time", str("2026-12-03T10:00:00.000000001Z")))
+		raw, err := proto.Marshal(lr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out[i] = raw
+	}
+	return out
+}
+
+// BenchmarkConvert is the cost per record of rebuilding SDK records from
+// the spooled OTLP bytes (decode, emit through the LoggerProvider, clone):
+// what the uploader spends on the OTel log SDK at catch-up rates. Issue #17
+// asks whether it is worth a cheaper path.
+func BenchmarkConvert(b *testing.B) {
+	payloads := benchPayloads(b, 2000)
+	c := newConverter("gw-bench", "host-bench")
+	defer func() { _ = c.shutdown(context.Background()) }()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if recs, bad := c.convert(payloads); bad != 0 || len(recs) != len(payloads) {
+			b.Fatalf("converted %d, %d bad", len(recs), bad)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(payloads)), "ns/record")
+}
+
+// BenchmarkUploadBacklog drains a spooled backlog to a real OTLP/gRPC server
+// on loopback (which only decodes and counts): the uploader's own ceiling,
+// with everything it does per record (spool read and AES-GCM open,
+// conversion, OTLP encoding, gzip, gRPC, in-order acks).
+func BenchmarkUploadBacklog(b *testing.B) {
+	const records = 50_000
+	payloads := benchPayloads(b, records)
+	srv := startOTLPServer(b, "127.0.0.1:0", nil)
+	for range b.N {
+		b.StopTimer()
+		sp := openSpool(b, b.TempDir(), newRing(b))
+		for _, p := range payloads {
+			if _, err := sp.Append(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cfg := fastConfig(srv.addr)
+		cfg.Interval, cfg.MaxBatchRecords = time.Hour, 2000
+		u, err := New(sp, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := u.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		for u.Stats().Pending > 0 {
+			if err := u.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(records)/time.Since(start).Seconds(), "records/s")
+		b.StopTimer()
+		_ = u.Shutdown(context.Background())
+	}
+}
