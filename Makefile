@@ -66,8 +66,10 @@ test-integration:
 
 # Side-by-side figures from one run: pgbench -S direct vs pgbouncer vs the
 # gateway recording vs recording off (PAMTRAIL_BENCH_SECONDS per run, default
-# 20), SSH throughput direct vs ProxyJump vs gateway, then the component
-# micro-benchmarks (spool append, recorder, session processor).
+# 20), SSH throughput direct vs ProxyJump vs gateway, the component
+# micro-benchmarks (spool append, recorder, session processor, uploader), and
+# delivery: Elasticsearch's direct bulk rate vs the whole path sustained and
+# draining a 1,000,000-record backlog, event -> searchable, peak RSS.
 bench: build
 	$(SERVICES) up postgres pgbouncer sshd
 	@mkdir -p $(PAMTRAIL_HOME)
@@ -76,9 +78,12 @@ bench: build
 	$(GO) test -run '^$$' -bench '^BenchmarkTerminateLatency$$' -benchtime 200x ./gateway/postgres/ | grep -E '^(Benchmark|ok|FAIL)' | tee $(PAMTRAIL_HOME)/bench-control.txt
 	PAMTRAIL_BENCH_BACKLOG_MB=1024 $(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 	$(GO) test -run '^$$' -bench '^Benchmark(DecodeText|TrackerPgbenchSelect)$$' -benchmem -count 5 ./gateway/postgres/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Convert|UploadBacklog)$$' -benchmem ./gateway/uploader/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
+	$(SERVICES) up elasticsearch
+	$(GO) test -run '^$$' -bench '^BenchmarkDelivery$$' -benchtime 1x -timeout 60m ./gateway/e2e/ | tee $(PAMTRAIL_HOME)/bench-delivery.txt
 
 soak: build services
-	PAMTRAIL_SOAK=1 $(GO) test -v -count=1 -timeout 85m -run 'Campaign' ./gateway/e2e/... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|campaign'
+	PAMTRAIL_SOAK=1 $(GO) test -v -count=1 -timeout 150m -run 'Campaign' ./gateway/e2e/... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|campaign'
 
 fuzz:
 	deploy/local/fuzz.sh
