@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/review"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 // adminSection is an admin API on a free loopback port for the identity
@@ -147,6 +149,24 @@ func TestTerminateAndLockAcrossGateways(t *testing.T) {
 	}
 	if strings.Contains(onA.output(), "terminat") {
 		t.Fatalf("the session on gateway A was touched:\n%s", onA.output())
+	}
+	// In Elasticsearch: the session ended as terminated, saying who and
+	// why, and the admin's action is an event of its own.
+	stacks[1].waitSession(id, 30*time.Second, func(s review.Session) bool { return s.EndReason == schema.EndTerminated })
+	stacks[1].waitEvents(30*time.Second, review.Filter{EventName: schema.EventAdminAction}, func(evs []review.Event) (bool, string) {
+		for _, e := range evs {
+			if e.Str(schema.AttrAdminOperation) == schema.AdminTerminate && e.Str(schema.AttrAdminIdentity) == "ops-lead" &&
+				e.Str(schema.AttrAdminTarget) == id && e.Str(schema.AttrAdminReason) == "suspicious activity" && e.Str(schema.AttrAdminResult) == "ok" {
+				return true, ""
+			}
+		}
+		return false, describe(evs)
+	})
+	end := stacks[1].waitEvents(30*time.Second, review.Filter{SessionID: id, EventName: schema.EventSessionEnd}, func(evs []review.Event) (bool, string) {
+		return len(evs) == 1, describe(evs)
+	})
+	if msg := end[0].Str(schema.AttrErrorMessage); msg != "terminated by ops-lead: suspicious activity" {
+		t.Fatalf("recorded end message %q, want who and why", msg)
 	}
 
 	// A lock reaches every gateway: A's live session ends, new logins fail.
