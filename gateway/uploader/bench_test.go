@@ -7,6 +7,7 @@ import (
 	"time"
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -50,6 +51,31 @@ func BenchmarkConvert(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(payloads)), "ns/record")
+}
+
+// BenchmarkDecode compares, per spooled record, the wire-level decoder the
+// uploader uses with the generated decoder plus copy it falls back to.
+func BenchmarkDecode(b *testing.B) {
+	payloads := benchPayloads(b, 2000)
+	b.Run("wire", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := range b.N {
+			if _, _, err := decodeRecord(payloads[i%len(payloads)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("generated", func(b *testing.B) {
+		b.ReportAllocs()
+		var lr logspb.LogRecord
+		for i := range b.N {
+			lr.Reset()
+			if err := proto.Unmarshal(payloads[i%len(payloads)], &lr); err != nil {
+				b.Fatal(err)
+			}
+			recordFromProto(&lr)
+		}
+	})
 }
 
 // BenchmarkUploadBacklog drains a spooled backlog to a real OTLP/gRPC server

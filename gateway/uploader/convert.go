@@ -68,13 +68,16 @@ func (c *converter) convert(payloads [][]byte) ([]sdklog.Record, int) {
 	bad := 0
 	var lr logspb.LogRecord
 	for _, p := range payloads {
-		lr.Reset()
-		if err := proto.Unmarshal(p, &lr); err != nil {
-			bad++
-			c.emitUndecodable(p, err)
-			continue
+		ctx, r, err := decodeRecord(p)
+		if err != nil {
+			lr.Reset()
+			if err := proto.Unmarshal(p, &lr); err != nil {
+				bad++
+				c.emitUndecodable(p, err)
+				continue
+			}
+			ctx, r = recordFromProto(&lr)
 		}
-		ctx, r := recordFromProto(&lr)
 		c.logger.Emit(ctx, r)
 	}
 	return c.sink.take(), bad

@@ -3,6 +3,8 @@ package uploader
 import (
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -23,6 +25,32 @@ func FuzzConvert(f *testing.F) {
 		records, bad := c.convert([][]byte{payload})
 		if len(records) != 1 || bad > 1 {
 			t.Fatalf("convert gave %d records (%d undecodable) for one payload", len(records), bad)
+		}
+	})
+}
+
+// FuzzDecodeRecordMatchesProto: whenever the wire-level decoder accepts a
+// payload, the generated decoder accepts it too and both build the same
+// record; anything the fast path declines takes the generated one.
+func FuzzDecodeRecordMatchesProto(f *testing.F) {
+	for _, seed := range decodeSeeds(f) {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		fastCtx, fast, err := decodeRecord(payload)
+		if err != nil {
+			return
+		}
+		var lr logspb.LogRecord
+		if err := proto.Unmarshal(payload, &lr); err != nil {
+			t.Fatalf("the fast path accepted a payload proto.Unmarshal refuses: %v", err)
+		}
+		slowCtx, slow := recordFromProto(&lr)
+		if diff := recordDiff(fast, slow); diff != "" {
+			t.Fatalf("fast and generated decoders disagree: %s", diff)
+		}
+		if !trace.SpanContextFromContext(fastCtx).Equal(trace.SpanContextFromContext(slowCtx)) {
+			t.Fatalf("span contexts differ: %v vs %v", trace.SpanContextFromContext(fastCtx), trace.SpanContextFromContext(slowCtx))
 		}
 	})
 }

@@ -16,6 +16,14 @@
 // A cycle keeps sending while the spool has records, so a backlog drains as
 // fast as the collector accepts requests; Interval is the longest a record
 // waits for its upload, not a pace.
+//
+// Records are rebuilt through the OTel log SDK (a LoggerProvider attaches
+// the resource and scope; otlploggrpc encodes and sends), which costs a
+// decode of the spooled OTLP bytes, an SDK record and an encode per record.
+// The decode was the largest part: BenchmarkDecode measured the generated
+// protobuf decoder plus copy at 79 allocations per statement record, the
+// wire-level decoder in decode.go at 34, two to three times faster. The
+// generated path remains for anything the wire decoder declines.
 package uploader
 
 import (

@@ -1,0 +1,292 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/log"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Why a wire-level decoder: decoding a spooled OTLP LogRecord into the
+// generated structs and then copying it into a log.Record cost about half
+// of the uploader's CPU per record (BenchmarkConvert). decodeRecord reads
+// the wire format straight into the API record the SDK emits. It handles
+// what the recorder writes; anything else (a field it does not know, a
+// field repeated that should not be, invalid UTF-8, deep nesting) makes it
+// give up with errSlowPath, and the record goes through proto.Unmarshal and
+// recordFromProto instead, so both paths always agree
+// (FuzzDecodeRecordMatchesProto).
+
+// errSlowPath asks for the generated decoder.
+var errSlowPath = errors.New("uploader: record needs the generated decoder")
+
+// maxValueDepth bounds nested arrays and maps on the fast path.
+const maxValueDepth = 32
+
+// OTLP field numbers (opentelemetry/proto/logs/v1 and common/v1).
+const (
+	fieldTime           = 1
+	fieldSeverityNumber = 2
+	fieldSeverityText   = 3
+	fieldBody           = 5
+	fieldAttributes     = 6
+	fieldDropped        = 7
+	fieldFlags          = 8
+	fieldTraceID        = 9
+	fieldSpanID         = 10
+	fieldObservedTime   = 11
+	fieldEventName      = 12
+
+	fieldKVKey   = 1
+	fieldKVValue = 2
+
+	fieldAnyString = 1
+	fieldAnyBool   = 2
+	fieldAnyInt    = 3
+	fieldAnyDouble = 4
+	fieldAnyArray  = 5
+	fieldAnyKVList = 6
+	fieldAnyBytes  = 7
+
+	fieldListValues = 1 // ArrayValue.values and KeyValueList.values
+)
+
+// decodeRecord maps an OTLP LogRecord in wire format onto the API record
+// exactly as proto.Unmarshal followed by recordFromProto would.
+func decodeRecord(b []byte) (context.Context, log.Record, error) {
+	var r log.Record
+	var seen [fieldEventName + 1]bool
+	var attrs []log.KeyValue
+	var traceID, spanID []byte
+	var flags uint32
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num > fieldEventName || (seen[num] && num != fieldAttributes) {
+			return nil, r, errSlowPath
+		}
+		seen[num] = true
+		b = b[n:]
+		var err error
+		switch {
+		case (num == fieldTime || num == fieldObservedTime) && typ == protowire.Fixed64Type:
+			var v uint64
+			v, b, err = consumeFixed64(b)
+			if v != 0 && num == fieldTime {
+				r.SetTimestamp(time.Unix(0, int64(v)))
+			} else if v != 0 {
+				r.SetObservedTimestamp(time.Unix(0, int64(v)))
+			}
+		case num == fieldSeverityNumber && typ == protowire.VarintType:
+			var v uint64
+			v, b, err = consumeVarint(b)
+			r.SetSeverity(log.Severity(int32(v)))
+		case (num == fieldSeverityText || num == fieldEventName) && typ == protowire.BytesType:
+			var s string
+			s, b, err = consumeString(b)
+			if num == fieldSeverityText {
+				r.SetSeverityText(s)
+			} else {
+				r.SetEventName(s)
+			}
+		case num == fieldBody && typ == protowire.BytesType:
+			var raw []byte
+			raw, b, err = consumeBytes(b)
+			if err == nil {
+				var v log.Value
+				v, err = decodeAnyValue(raw, 0)
+				r.SetBody(v)
+			}
+		case num == fieldAttributes && typ == protowire.BytesType:
+			var raw []byte
+			raw, b, err = consumeBytes(b)
+			if err == nil {
+				var kv log.KeyValue
+				kv, err = decodeKeyValue(raw, 0)
+				attrs = append(attrs, kv)
+			}
+		case num == fieldDropped && typ == protowire.VarintType:
+			_, b, err = consumeVarint(b)
+		case num == fieldFlags && typ == protowire.Fixed32Type:
+			flags, n = protowire.ConsumeFixed32(b)
+			b, err = advance(b, n)
+		case (num == fieldTraceID || num == fieldSpanID) && typ == protowire.BytesType:
+			var raw []byte
+			raw, b, err = consumeBytes(b)
+			if num == fieldTraceID {
+				traceID = raw
+			} else {
+				spanID = raw
+			}
+		default:
+			return nil, r, errSlowPath
+		}
+		if err != nil {
+			return nil, r, err
+		}
+	}
+	if len(attrs) > 0 {
+		r.AddAttributes(attrs...)
+	}
+	ctx := context.Background()
+	var tid trace.TraceID
+	var sid trace.SpanID
+	if copy(tid[:], traceID) == len(tid) && tid.IsValid() {
+		copy(sid[:], spanID)
+		ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags & 0xff),
+		}))
+	}
+	return ctx, r, nil
+}
+
+func decodeKeyValue(b []byte, depth int) (log.KeyValue, error) {
+	var kv log.KeyValue
+	var seenKey, seenValue bool
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return kv, errSlowPath
+		}
+		b = b[n:]
+		var err error
+		switch {
+		case num == fieldKVKey && !seenKey:
+			seenKey = true
+			kv.Key, b, err = consumeString(b)
+		case num == fieldKVValue && !seenValue:
+			seenValue = true
+			var raw []byte
+			if raw, b, err = consumeBytes(b); err == nil {
+				kv.Value, err = decodeAnyValue(raw, depth+1)
+			}
+		default:
+			return kv, errSlowPath
+		}
+		if err != nil {
+			return kv, err
+		}
+	}
+	return kv, nil
+}
+
+// decodeAnyValue decodes an AnyValue; an empty one is the empty value.
+func decodeAnyValue(b []byte, depth int) (log.Value, error) {
+	if depth > maxValueDepth {
+		return log.Value{}, errSlowPath
+	}
+	var v log.Value
+	for set := false; len(b) > 0; set = true {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || set { // a second member of the oneof: proto keeps the last
+			return v, errSlowPath
+		}
+		b = b[n:]
+		var err error
+		switch {
+		case num == fieldAnyString && typ == protowire.BytesType:
+			var s string
+			s, b, err = consumeString(b)
+			v = log.StringValue(s)
+		case num == fieldAnyBool && typ == protowire.VarintType:
+			var x uint64
+			x, b, err = consumeVarint(b)
+			v = log.BoolValue(x != 0)
+		case num == fieldAnyInt && typ == protowire.VarintType:
+			var x uint64
+			x, b, err = consumeVarint(b)
+			v = log.Int64Value(int64(x))
+		case num == fieldAnyDouble && typ == protowire.Fixed64Type:
+			var x uint64
+			x, b, err = consumeFixed64(b)
+			v = log.Float64Value(math.Float64frombits(x))
+		case num == fieldAnyBytes && typ == protowire.BytesType:
+			var raw []byte
+			raw, b, err = consumeBytes(b)
+			v = log.BytesValue(append([]byte{}, raw...))
+		case (num == fieldAnyArray || num == fieldAnyKVList) && typ == protowire.BytesType:
+			var raw []byte
+			if raw, b, err = consumeBytes(b); err == nil {
+				v, err = decodeList(raw, num == fieldAnyKVList, depth)
+			}
+		default:
+			return v, errSlowPath
+		}
+		if err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// decodeList decodes an ArrayValue or a KeyValueList.
+func decodeList(b []byte, kvs bool, depth int) (log.Value, error) {
+	var vals []log.Value
+	var pairs []log.KeyValue
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || num != fieldListValues || typ != protowire.BytesType {
+			return log.Value{}, errSlowPath
+		}
+		raw, rest, err := consumeBytes(b[n:])
+		if err != nil {
+			return log.Value{}, err
+		}
+		b = rest
+		if kvs {
+			kv, err := decodeKeyValue(raw, depth+1)
+			if err != nil {
+				return log.Value{}, err
+			}
+			pairs = append(pairs, kv)
+			continue
+		}
+		v, err := decodeAnyValue(raw, depth+1)
+		if err != nil {
+			return log.Value{}, err
+		}
+		vals = append(vals, v)
+	}
+	if kvs {
+		return log.MapValue(pairs...), nil
+	}
+	return log.SliceValue(vals...), nil
+}
+
+func advance(b []byte, n int) ([]byte, error) {
+	if n < 0 {
+		return b, errSlowPath
+	}
+	return b[n:], nil
+}
+
+func consumeVarint(b []byte) (uint64, []byte, error) {
+	v, n := protowire.ConsumeVarint(b)
+	rest, err := advance(b, n)
+	return v, rest, err
+}
+
+func consumeFixed64(b []byte) (uint64, []byte, error) {
+	v, n := protowire.ConsumeFixed64(b)
+	rest, err := advance(b, n)
+	return v, rest, err
+}
+
+func consumeBytes(b []byte) ([]byte, []byte, error) {
+	v, n := protowire.ConsumeBytes(b)
+	rest, err := advance(b, n)
+	return v, rest, err
+}
+
+// consumeString is consumeBytes for a proto3 string, which must be UTF-8.
+func consumeString(b []byte) (string, []byte, error) {
+	raw, rest, err := consumeBytes(b)
+	if err == nil && !utf8.Valid(raw) {
+		err = errSlowPath
+	}
+	return string(raw), rest, err
+}
