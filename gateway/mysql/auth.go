@@ -125,7 +125,7 @@ func (c *clientConn) authCachingSHA2(resp []byte) error {
 	default:
 		return refuse(erAccessDenied, "28000", "pamtrail needs TLS or RSA key exchange for caching_sha2_password: connect with --ssl, or allow the server's public key (get-server-public-key / allowPublicKeyRetrieval)")
 	}
-	verifier, known := c.e.cfg.PostgresVerifier(c.user)
+	verifier, known := c.e.ctl.Config().PostgresVerifier(c.user)
 	if !known {
 		// Check against a mock so an unknown user costs what a wrong
 		// password costs.
@@ -241,8 +241,9 @@ func (e *Engine) decryptPassword(ct, nonce []byte) ([]byte, error) {
 func (e *Engine) serverVersion() string {
 	e.versionOnce.Do(func() {
 		e.version = "8.0.40-pamtrail"
-		for i := range e.cfg.Accounts {
-			a := &e.cfg.Accounts[i]
+		accounts := e.ctl.Config().Accounts
+		for i := range accounts {
+			a := &accounts[i]
 			if a.Type != "mysql" {
 				continue
 			}

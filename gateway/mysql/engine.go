@@ -44,13 +44,13 @@ type Options struct {
 // and shuts it down (engine.Engine).
 type Engine struct {
 	*engine.Lifecycle
-	cfg         *config.Config
+	cfg         *config.Config // the listener's settings; users and accounts come from ctl
+	ctl         *control.Control
 	rec         recorder.Recorder
 	log         *slog.Logger
 	dial        func(ctx context.Context, network, address string) (net.Conn, error)
 	serverTLS   *tls.Config
 	upstreamTLS atomic.Pointer[map[string]*tls.Config] // by account; replaced on reload
-	ctl         *control.Control
 	// rsaKey answers caching_sha2_password clients without TLS, which send
 	// the password encrypted to it.
 	rsaKey      *rsa.PrivateKey
@@ -147,7 +147,11 @@ func New(opts Options) (*Engine, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func() { e.upstreamTLS.Store(&m) }, nil
+		return func() {
+			e.upstreamTLS.Store(&m)
+			// A cached fast-auth hash may belong to a changed password.
+			e.fastAuth.Clear()
+		}, nil
 	})
 	if e.rsaKey, e.rsaPEM, err = newRSAKey(); err != nil {
 		return nil, fmt.Errorf("mysql: generating the RSA key for caching_sha2_password: %w", err)

@@ -26,6 +26,7 @@ const (
 	erServerShutdown  = 1053 // 08S01
 	erConnectionKill  = 1927 // 70100
 	erNotAllowed      = 1148 // 42000: the used command is not allowed
+	erSpecificAccess  = 1227 // 42000: access denied; you need a privilege
 	erCannotRecord    = 1040 // 08004: too many connections is what clients retry on
 	erUpstreamFailure = 2013 // HY000
 )

@@ -2,12 +2,14 @@ package mysql
 
 import (
 	"bufio"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/mysql/wire"
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
@@ -129,6 +131,9 @@ func (s *session) answerItself(p []byte) bool {
 	if len(p) == 0 {
 		return false
 	}
+	if s.blockByPolicy(p) {
+		return true
+	}
 	var text, msg string
 	var code uint16
 	switch {
@@ -147,10 +152,60 @@ func (s *session) answerItself(p []byte) bool {
 			ErrorCode: "42000", ErrorNumber: int(code), ErrorMessage: msg})
 		s.mu.Unlock()
 	}
+	s.answer(code, msg)
+	return true
+}
+
+// answer sends the client an error in the server's place.
+func (s *session) answer(code uint16, msg string) {
 	seq := byte(1)
 	_ = s.client.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, _ = s.client.Write(wire.AppendPackets(nil, &seq, wire.AppendErr(nil, code, "42000", msg)))
 	_ = s.client.SetWriteDeadline(time.Time{})
+}
+
+// blockByPolicy refuses a COM_QUERY or COM_STMT_PREPARE holding a statement
+// an enforcing rule blocks. The whole text is refused before any of it
+// runs, so a multi-statement text never half-executes and the transaction
+// stays as it was; the blocked statement is recorded with its rule, the
+// others as not executed.
+func (s *session) blockByPolicy(p []byte) bool {
+	if !s.policy.Enforces() || (p[0] != wire.ComQuery && p[0] != wire.ComStmtPrepare) {
+		return false
+	}
+	text := strings.ToValidUTF8(string(p[1:]), "\uFFFD")
+	stmts := []string{strings.TrimSpace(text)}
+	if p[0] == wire.ComQuery {
+		stmts = splitStatements(text)
+	}
+	blocked := -1
+	var match *policy.Match
+	for i, st := range stmts {
+		if m := s.policy.SQL(st); m.Blocks() {
+			blocked, match = i, m
+			break
+		}
+	}
+	if blocked < 0 {
+		return false
+	}
+	msg := fmt.Sprintf("pamtrail policy %s: rule %s blocks this statement", match.Policy, match.Rule)
+	if s.tr != nil {
+		now := time.Now()
+		s.mu.Lock()
+		for i, st := range stmts {
+			q := recorder.Query{Start: now, Text: s.tr.text([]byte(st)), Protocol: "simple", NotExecuted: i != blocked}
+			if p[0] == wire.ComStmtPrepare {
+				q.Protocol = "extended"
+			}
+			if i == blocked {
+				q.ErrorCode, q.ErrorNumber, q.ErrorMessage, q.Policy = "42000", erSpecificAccess, msg, match
+			}
+			s.tr.record(q)
+		}
+		s.mu.Unlock()
+	}
+	s.answer(erSpecificAccess, msg)
 	return true
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/mysql/wire"
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -31,6 +32,9 @@ type session struct {
 	idle     time.Duration
 	maxDur   time.Duration
 	start    time.Time
+
+	// policy guards the account's statements; nil allows everything.
+	policy *policy.Set
 
 	mu sync.Mutex // serialises the tracker between the two pumps
 	tr *tracker   // nil when recording is off
@@ -66,8 +70,12 @@ func newSession(c *clientConn, acct *config.Account, up *upstreamConn, rs record
 		idle: acct.IdleTimeout.D(), maxDur: acct.MaxDuration.D(), start: now,
 		requested: make(chan struct{}),
 	}
+	if set := e.ctl.Policy(acct.Name); set.HasSQL() {
+		s.policy = set
+	}
 	if e.recordOn {
 		s.tr = newTracker(e.lim, up.caps, s.emit)
+		s.tr.policy = s.policy
 	}
 	e.threads.Store(c.id, thread{account: acct.Name, upstream: up.threadID})
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: rs.ID(), User: c.user, Account: acct.Name,

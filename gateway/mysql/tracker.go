@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pamtrail/pamtrail/gateway/mysql/wire"
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
@@ -30,7 +31,10 @@ type tracker struct {
 	emit  func(recorder.Query) error
 	stmts map[uint32]*prepared
 	cur   *command
-	err   error // first recording error (fail-closed); sticky
+	err   error
+	// policy flags statements an audit-mode rule matches (enforced ones
+	// never reach the server); nil checks nothing.
+	policy *policy.Set // first recording error (fail-closed); sticky
 }
 
 // prepared is a server-side prepared statement.
@@ -382,6 +386,9 @@ func (t *tracker) record(q recorder.Query) {
 			q.CommandTag = kw + " " + strconv.FormatInt(q.RowsAffected, 10)
 		}
 		q.CommandTag = strings.TrimSpace(q.CommandTag)
+	}
+	if q.Policy == nil && t.policy != nil && !strings.HasPrefix(q.Text, "-- ") {
+		q.Policy = t.policy.SQL(q.Text)
 	}
 	if err := t.emit(q); err != nil && t.err == nil {
 		t.err = err
