@@ -19,9 +19,11 @@ deploy/local/services.sh up postgres mariadb elasticsearch sshd
 # shellcheck disable=SC1091
 source "$PAMTRAIL_HOME/services.env"
 
-bin/pamtrail setup elasticsearch --url "$PAMTRAIL_ES_URL"
-
 [ -f "$gw/spool.keys" ] || bin/pamtrail keygen --out "$gw/spool.keys"
+# The gateway signs each session's hash chain; verifiers find the public
+# keys in the pamtrail-keys index (`pamtrail sessions verify`).
+[ -f "$gw/signing.key" ] || bin/pamtrail keygen --signing --out "$gw/signing.key"
+bin/pamtrail setup elasticsearch --url "$PAMTRAIL_ES_URL" --signing-keys "$gw/signing.key.pub"
 # The collector's persistent queue and session state are sealed too.
 [ -f "$PAMTRAIL_HOME/collector/queue.keys" ] || bin/pamtrail keygen --out "$PAMTRAIL_HOME/collector/queue.keys"
 if [ ! -f "$qs/alice_ed25519" ]; then
