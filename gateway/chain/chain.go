@@ -76,7 +76,10 @@ type Canon struct {
 	out   []byte
 }
 
-type span struct{ start, keyStart, keyEnd, end int }
+type span struct {
+	start, keyStart, keyEnd, end int
+	prefix                       uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
+}
 
 // Reset empties c for the next record.
 func (c *Canon) Reset() {
@@ -105,7 +108,9 @@ func (c *Canon) Header(eventName, body, severityText string, timeMs, observedMs 
 func (c *Canon) begin(key string) {
 	start := len(c.attrs)
 	c.attrs = appendName(c.attrs, key)
-	c.spans = append(c.spans, span{start: start, keyStart: len(c.attrs) - len(key), keyEnd: len(c.attrs)})
+	var p [8]byte
+	copy(p[:], key)
+	c.spans = append(c.spans, span{start: start, keyStart: len(c.attrs) - len(key), keyEnd: len(c.attrs), prefix: binary.BigEndian.Uint64(p[:])})
 }
 
 func (c *Canon) end() { c.spans[len(c.spans)-1].end = len(c.attrs) }
@@ -204,13 +209,18 @@ func (c *Canon) Bytes() []byte {
 // the same order each time, so an insertion sort does few moves.
 func (c *Canon) sort() {
 	for i := 1; i < len(c.spans); i++ {
-		for j := i; j > 0 && bytes.Compare(c.key(c.spans[j]), c.key(c.spans[j-1])) < 0; j-- {
+		for j := i; j > 0 && c.less(c.spans[j], c.spans[j-1]); j-- {
 			c.spans[j], c.spans[j-1] = c.spans[j-1], c.spans[j]
 		}
 	}
 }
 
-func (c *Canon) key(s span) []byte { return c.attrs[s.keyStart:s.keyEnd] }
+func (c *Canon) less(a, b span) bool {
+	if a.prefix != b.prefix {
+		return a.prefix < b.prefix
+	}
+	return bytes.Compare(c.attrs[a.keyStart:a.keyEnd], c.attrs[b.keyStart:b.keyEnd]) < 0
+}
 
 func appendName(b []byte, name string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(name)))

@@ -259,10 +259,27 @@ func BenchmarkChainLink(b *testing.B) {
 	var prev chain.Hash
 	b.SetBytes(int64(len(rec)))
 	b.ReportAllocs()
-	for b.Loop() {
-		if err := canonical(&c, rec); err != nil {
-			b.Fatal(err)
+	reportCPU(b, func() {
+		for b.Loop() {
+			if err := canonical(&c, rec); err != nil {
+				b.Fatal(err)
+			}
+			prev = c.Link(prev)
 		}
-		prev = c.Link(prev)
-	}
+	})
+}
+
+// BenchmarkCheckpoint is the cost of one signed checkpoint (one per live
+// session per upload cycle, and one at its end): signing and recording it.
+func BenchmarkCheckpoint(b *testing.B) {
+	r, _ := NewOTel(Options{Sink: discard{}, GatewayID: "gw", Signer: newTestSigner()})
+	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
+	q := Query{Text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", CommandTag: "SELECT 1", ReturnedRows: 1, TxStatus: 'I', Duration: time.Millisecond}
+	b.ReportAllocs()
+	reportCPU(b, func() {
+		for b.Loop() {
+			_ = s.Query(q) // makes the session dirty, as a busy one is
+			r.Checkpoint()
+		}
+	})
 }

@@ -255,9 +255,11 @@ func BenchmarkQueryRecord(b *testing.B) {
 	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
 	q := Query{Text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", CommandTag: "SELECT 1", ReturnedRows: 1, TxStatus: 'I', Duration: time.Millisecond}
 	b.ReportAllocs()
-	for b.Loop() {
-		_ = s.Query(q)
-	}
+	reportCPU(b, func() {
+		for b.Loop() {
+			_ = s.Query(q)
+		}
+	})
 }
 
 type discard struct{}
