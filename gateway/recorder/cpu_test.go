@@ -15,7 +15,7 @@ func reportCPU(b *testing.B, loop func()) {
 	b.Helper()
 	before := processCPU()
 	loop()
-	b.ReportMetric(float64((processCPU() - before).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((processCPU()-before).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 func processCPU() time.Duration {
