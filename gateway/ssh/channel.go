@@ -127,7 +127,9 @@ func (c *sessionChannel) serveClientRequests(reqs <-chan *gossh.Request) {
 				reply(req, false)
 				continue
 			}
+			c.mu.Lock() // notice reads it from the session's end
 			c.pty = pty
+			c.mu.Unlock()
 			forwardRequest(c.target, req)
 		case "env":
 			name, ok := parseEnvName(req.Payload)
@@ -226,7 +228,10 @@ func (c *sessionChannel) start(req *gossh.Request) {
 // notice writes a line for the user: on the terminal when the channel has
 // a pty, else on stderr (stdout may carry a protocol: sftp, scp, rsync).
 func (c *sessionChannel) notice(line string) {
-	if c.pty != nil {
+	c.mu.Lock()
+	pty := c.pty
+	c.mu.Unlock()
+	if pty != nil {
 		_, _ = c.client.Write([]byte("\r\n" + line + "\r\n"))
 		return
 	}

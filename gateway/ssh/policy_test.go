@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 const accountGuarded = "demo-guarded" // under the enforce policy "guard"
@@ -162,5 +163,30 @@ func TestFileTransferBlocked(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("blocked events lack %q:\n%s", want, got)
 		}
+	}
+}
+
+// Ending a live SSH session from outside (terminate, a lock) puts a line
+// on the user's terminal saying who and why, then closes the channel and
+// the connection; the session is recorded with that reason.
+func TestTerminatedSessionTellsTheTerminal(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	c := g.startTerminal(accountKey, 100, 30)
+	c.wait("the first prompt", func(out string) bool { return strings.HasSuffix(strings.TrimRight(out, " "), "$") })
+	live := g.engine.Sessions()
+	if len(live) != 1 {
+		t.Fatalf("%d live sessions, want 1", len(live))
+	}
+	if !g.engine.EndSession(live[0].ID, schema.EndTerminated, "terminated by ops-lead: suspicious activity") {
+		t.Fatal("EndSession did not find the session")
+	}
+	c.wait("the notice", func(out string) bool {
+		return strings.Contains(out, "pamtrail: session ended (terminated): terminated by ops-lead: suspicious activity\r\n")
+	})
+	c.close() // the client exits once the gateway closes the connection
+	evs := g.waitSessionEnds(1)
+	end := ofKind(evs, "end")[0].End
+	if end.Reason != schema.EndTerminated || end.Message != "terminated by ops-lead: suspicious activity" {
+		t.Fatalf("recorded end %+v", end)
 	}
 }
