@@ -160,17 +160,16 @@ func newES(t testing.TB, url string) *elasticsearch.Client {
 	return es
 }
 
-// directBulkRate indexes total copies of docs (new ids) into a data stream
-// of the events template, as the exporter does (create, gzip, ~1 MB bulks,
+// directBulkRate indexes total copies of docs (new ids) into an index with
+// the events template's settings and mappings, as the exporter does (create, gzip, ~1 MB bulks,
 // exporterParallelism requests at once), and returns documents per second.
 func directBulkRate(t testing.TB, url string, docs []bulkDoc, total int) float64 {
 	t.Helper()
 	es := newES(t, url)
-	stream := schema.EventsIndex + "-benchdirect-" + randomHex(4)
-	t.Cleanup(func() { _, _ = es.Indices.DeleteDataStream([]string{stream}) })
+	index := templateIndex(t, es)
 	var failed atomic.Int64
 	bi, err := esutil.NewBulkIndexer(esutil.BulkIndexerConfig{
-		Client: es, Index: stream, NumWorkers: exporterParallelism, FlushBytes: 1e6, FlushInterval: 200 * time.Millisecond,
+		Client: es, Index: index, NumWorkers: exporterParallelism, FlushBytes: 1e6, FlushInterval: 200 * time.Millisecond,
 		OnError: func(_ context.Context, err error) { t.Errorf("bulk: %v", err) },
 	})
 	if err != nil {
@@ -196,6 +195,41 @@ func directBulkRate(t testing.TB, url string, docs []bulkDoc, total int) float64
 		t.Fatalf("%d of %d direct bulk documents failed", n, total)
 	}
 	return float64(total) / elapsed.Seconds()
+}
+
+// templateIndex creates an index with the settings and mappings the events
+// template gives pamtrail-events, and deletes it at the end. It is a plain
+// index rather than a data stream because this Elasticsearch distribution
+// has no API to delete a data stream; the indexing work is the same.
+func templateIndex(t testing.TB, es *elasticsearch.Client) string {
+	t.Helper()
+	res, err := es.Indices.SimulateIndexTemplate(schema.EventsIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var sim struct {
+		Template struct {
+			Settings map[string]any `json:"settings"`
+			Mappings map[string]any `json:"mappings"`
+		} `json:"template"`
+	}
+	if res.IsError() || json.NewDecoder(res.Body).Decode(&sim) != nil || sim.Template.Mappings == nil {
+		t.Fatalf("simulating the events template: %s", res.String())
+	}
+	delete(sim.Template.Mappings, "_data_stream_timestamp") // data streams only
+	body, _ := json.Marshal(map[string]any{"settings": sim.Template.Settings, "mappings": sim.Template.Mappings})
+	index := "pamtrail-benchdirect-" + randomHex(4)
+	created, err := es.Indices.Create(index, es.Indices.Create.WithBody(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer created.Body.Close()
+	if created.IsError() {
+		t.Fatalf("creating %s with the events template's mappings: %s", index, created.String())
+	}
+	t.Cleanup(func() { _, _ = es.Indices.Delete([]string{index}) })
+	return index
 }
 
 // sampleOldestUnacked records the largest oldest-unacknowledged age the
