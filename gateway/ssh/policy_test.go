@@ -18,18 +18,22 @@ const accountGuarded = "demo-guarded" // under the enforce policy "guard"
 // policy blocks the program danger-script-xyz, reboot, and uploads under
 // guarded (a directory on the target, made here).
 func guardedGateway(t *testing.T) (g *gateway, guarded string) {
+	return guardedGatewayMode(t, "enforce")
+}
+
+func guardedGatewayMode(t *testing.T, mode string) (g *gateway, guarded string) {
 	guarded = "/tmp/pamtrail-guard-" + fmt.Sprint(os.Getpid()) + "-" + filepath.Base(t.TempDir())
 	g = startGateway(t, gatewayOptions{
 		accounts: []extraAccount{{name: accountGuarded, fields: map[string]string{"policy": "guard"}}},
 		extra: fmt.Sprintf(`policies:
   - name: guard
-    mode: enforce
+    mode: %s
     commands:
       - {id: no-danger, program: danger-script-xyz}
       - {id: no-reboot, program: reboot}
     files:
       - {id: no-upload-guarded, under: %s}
-`, guarded),
+`, mode, guarded),
 	})
 	if _, stderr, code := g.ssh(g.aliceKey, accountKey, "mkdir -p "+guarded+" "+guarded+"-open"); code != 0 {
 		t.Fatalf("mkdir on the target: %s", stderr)
@@ -188,5 +192,39 @@ func TestTerminatedSessionTellsTheTerminal(t *testing.T) {
 	end := ofKind(evs, "end")[0].End
 	if end.Reason != schema.EndTerminated || end.Message != "terminated by ops-lead: suspicious activity" {
 		t.Fatalf("recorded end %+v", end)
+	}
+}
+
+// In audit mode the same actions run and are flagged: an exec, and an
+// sftp upload under the guarded directory.
+func TestAuditModeFlagsWithoutBlocking(t *testing.T) {
+	g, guarded := guardedGatewayMode(t, "audit")
+	script := guarded + "-open/danger-script-xyz"
+	if _, stderr, code := g.ssh(g.aliceKey, accountKey, "printf '#!/bin/sh\\necho DANGER-RAN\\n' > "+script+" && chmod +x "+script); code != 0 {
+		t.Fatalf("make the script: %s", stderr)
+	}
+	if out, stderr, code := g.ssh(g.aliceKey, accountGuarded, script); code != 0 || out != "DANGER-RAN\n" {
+		t.Fatalf("audited exec: %q %q exit %d", out, stderr, code)
+	}
+	local := filepath.Join(t.TempDir(), "payload.txt")
+	writeFile(t, local, "payload\n")
+	batch := filepath.Join(t.TempDir(), "batch")
+	writeFile(t, batch, fmt.Sprintf("put %s %s/audited\n", local, guarded))
+	if _, stderr, code := run(t, exec.Command("sftp", append(append([]string{"-b", batch}, g.scpArgs(g.aliceKey)...), accountGuarded+"@127.0.0.1")...)); code != 0 {
+		t.Fatalf("audited sftp put: %s", stderr)
+	}
+	g.settle()
+	var flagged []string
+	for _, e := range g.rec.Events() {
+		switch {
+		case e.Kind == "file" && e.File.Policy != nil:
+			flagged = append(flagged, fmt.Sprintf("%s %v: %s %s", e.File.Policy.Rule, e.File.Policy.Blocks(), e.File.Operation, e.File.Path))
+		case e.Kind == "command" && e.Command.Policy != nil:
+			flagged = append(flagged, fmt.Sprintf("%s %v: %s", e.Command.Policy.Rule, e.Command.Policy.Blocks(), e.Command.Text))
+		}
+	}
+	want := []string{"no-danger false: " + script, "no-upload-guarded false: write " + guarded + "/audited"}
+	if strings.Join(flagged, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("flagged:\n%s\nwant:\n%s", strings.Join(flagged, "\n"), strings.Join(want, "\n"))
 	}
 }

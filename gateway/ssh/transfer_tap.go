@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/ssh/rsyncparse"
 	"github.com/pamtrail/pamtrail/gateway/ssh/scpparse"
@@ -182,8 +183,35 @@ func (t *sftpTap) close(time.Time) {
 
 func (t *sftpTap) record(ops []sftpparse.Op) {
 	now := time.Now()
+	set := t.s.policy()
 	for _, op := range ops {
 		t.s.recordFile(recorder.FileOp{Time: now, Channel: channelSFTP, Operation: op.Operation,
-			Path: op.Path, Target: op.Target, Bytes: op.Bytes, Error: op.Error})
+			Path: op.Path, Target: op.Target, Bytes: op.Bytes, Error: op.Error, Policy: auditedFile(set, op)})
 	}
+}
+
+// sftpPolicyOps names sftp operations as files rules do.
+var sftpPolicyOps = map[string]string{
+	sftpparse.OpWrite: "upload", sftpparse.OpRead: "download", sftpparse.OpRemove: "remove", sftpparse.OpRename: "rename",
+	sftpparse.OpMkdir: "mkdir", sftpparse.OpRmdir: "rmdir", sftpparse.OpSetstat: "setstat", sftpparse.OpSymlink: "symlink",
+	sftpparse.OpHardlink: "symlink",
+}
+
+// auditedFile is the files rule an sftp operation matched when the policy
+// only audits (an enforcing one refused the request before it ran).
+func auditedFile(set *policy.Set, op sftpparse.Op) *policy.Match {
+	if set.Enforces() {
+		return nil
+	}
+	name, ok := sftpPolicyOps[op.Operation]
+	if !ok {
+		return nil
+	}
+	if m := set.File(name, op.Path); m != nil {
+		return m
+	}
+	if op.Target != "" {
+		return set.File(name, op.Target)
+	}
+	return nil
 }
