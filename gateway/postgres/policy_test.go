@@ -245,3 +245,26 @@ func TestLockEndsSessionAndRefusesLogins(t *testing.T) {
 	}
 	connectPgx(t, g.connString(testUser, testPassword, "demo"))
 }
+
+// psql: a blocked statement is an ERROR line naming the rule, the rest of
+// the script runs, and psql's \; batch behaves as one Query string.
+func TestPsqlBlockedStatement(t *testing.T) {
+	pg := postgresServer(t)
+	g := startGateway(t, guardedConfig(t, pg, config.PolicyEnforce))
+	out := runPsql(t, g.connString(testUser, testPassword, "demo"), testPassword, `create temp table pt(a int);
+insert into pt values (1);
+drop database demo;
+insert into pt values (2) \; truncate pt \; insert into pt values (3);
+select count(*) from pt;
+`)
+	want := "CREATE TABLE\nINSERT 0 1\n" +
+		`ERROR:  pamtrail: statement blocked by policy "guard", rule "no-drop-database"` + "\n" +
+		"DETAIL:  The account's policy forbids this statement; it was not sent to the server.\n" +
+		"INSERT 0 1\n" + // the batch's first statement ran, and was rolled back with the batch
+		`ERROR:  pamtrail: statement blocked by policy "guard", rule "no-truncate"` + "\n" +
+		"DETAIL:  The account's policy forbids this statement; it was not sent to the server.\n" +
+		"count\n1\n(1 row)\n"
+	if out != want {
+		t.Fatalf("psql through the gateway:\n%s\nwant:\n%s", out, want)
+	}
+}
