@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pamtrail/pamtrail/gateway/spool"
 )
 
 // Config is the whole gateway configuration.
@@ -76,8 +78,9 @@ type PostgresListen struct {
 	RequireTLS      bool       `yaml:"require_tls"`
 	MaxMessageBytes ByteSize   `yaml:"max_message_bytes"`
 	AuthTimeout     Duration   `yaml:"auth_timeout"`
-	// EventLoops is how many epoll event loops (Linux) relay plaintext,
-	// non-strict sessions; 0 relays every session with two goroutines.
+	// EventLoops is how many epoll event loops (Linux) relay plaintext
+	// sessions whose recording never waits for the disk; 0 relays every
+	// session with two goroutines.
 	// Unset means one loop per four CPUs, at least one.
 	EventLoops *int `yaml:"event_loops"`
 }
@@ -103,14 +106,14 @@ type SSHListen struct {
 
 // Spool is the encrypted on-disk queue.
 type Spool struct {
-	Dir           string   `yaml:"dir"`
-	KeyFile       string   `yaml:"key_file"`
-	KeyEnv        string   `yaml:"key_env"`
-	Fsync         string   `yaml:"fsync"` // always, interval, none
-	FsyncInterval Duration `yaml:"fsync_interval"`
-	MaxBytes      ByteSize `yaml:"max_bytes"`
-	Overflow      string   `yaml:"overflow"` // refuse, drop-oldest
-	SegmentBytes  ByteSize `yaml:"segment_bytes"`
+	Dir           string               `yaml:"dir"`
+	KeyFile       string               `yaml:"key_file"`
+	KeyEnv        string               `yaml:"key_env"`
+	Fsync         spool.FsyncPolicy    `yaml:"fsync"`
+	FsyncInterval Duration             `yaml:"fsync_interval"`
+	MaxBytes      ByteSize             `yaml:"max_bytes"`
+	Overflow      spool.OverflowPolicy `yaml:"overflow"`
+	SegmentBytes  ByteSize             `yaml:"segment_bytes"`
 }
 
 // Upload is the spool → collector OTLP/gRPC uploader.
@@ -129,18 +132,13 @@ type Upload struct {
 
 // Recording controls what is captured and how recording failures are handled.
 type Recording struct {
-	// FailurePolicy decides what a session does when its events cannot be
-	// spooled: fail-open keeps the session (the failure is counted and
-	// logged), fail-closed ends it.
-	FailurePolicy string `yaml:"failure_policy"`
-	// Mode async releases responses as they stream; strict holds each
-	// response until its event is durable (implies fail-closed).
-	Mode          string   `yaml:"mode"`
-	PreviewRows   int      `yaml:"preview_rows"`
-	PreviewBytes  ByteSize `yaml:"preview_bytes"`
-	MaxParamBytes ByteSize `yaml:"max_param_bytes"`
-	MaxTextBytes  ByteSize `yaml:"max_text_bytes"`
-	Enabled       *bool    `yaml:"enabled"` // false only for benchmarks
+	// RecordingPolicy is the default of every account.
+	RecordingPolicy `yaml:",inline"`
+	PreviewRows     int      `yaml:"preview_rows"`
+	PreviewBytes    ByteSize `yaml:"preview_bytes"`
+	MaxParamBytes   ByteSize `yaml:"max_param_bytes"`
+	MaxTextBytes    ByteSize `yaml:"max_text_bytes"`
+	Enabled         *bool    `yaml:"enabled"` // false only for benchmarks
 	// SensitiveFunctions are SQL functions whose literal arguments are
 	// secrets, added to the built-in pgcrypto list (redacted before spooling).
 	SensitiveFunctions []string `yaml:"sensitive_functions"`
@@ -148,6 +146,42 @@ type Recording struct {
 	// --signing) that signs each session's chain checkpoints.
 	SigningKeyFile string `yaml:"signing_key_file"`
 }
+
+// RecordingPolicy is how a session reacts to the recorder.
+type RecordingPolicy struct {
+	// FailurePolicy decides what a session does when its events cannot be
+	// spooled.
+	FailurePolicy FailurePolicy `yaml:"failure_policy"`
+	// Mode decides when a response is released.
+	Mode RecordingMode `yaml:"mode"`
+}
+
+// FailurePolicy is recording.failure_policy.
+type FailurePolicy string
+
+const (
+	// FailOpen keeps the session; the failure is counted and logged.
+	FailOpen FailurePolicy = "fail-open"
+	// FailClosed ends the session.
+	FailClosed FailurePolicy = "fail-closed"
+)
+
+// RecordingMode is recording.mode.
+type RecordingMode string
+
+const (
+	// ModeAsync releases responses as they stream.
+	ModeAsync RecordingMode = "async"
+	// ModeStrict holds each response until its event is durable, and
+	// implies fail-closed.
+	ModeStrict RecordingMode = "strict"
+)
+
+// Strict reports whether responses wait for their events to be durable.
+func (p RecordingPolicy) Strict() bool { return p.Mode == ModeStrict }
+
+// FailsClosed reports whether a recording failure ends the session.
+func (p RecordingPolicy) FailsClosed() bool { return p.FailurePolicy == FailClosed || p.Strict() }
 
 // RecordingEnabled reports whether events are recorded at all.
 func (r Recording) RecordingEnabled() bool { return r.Enabled == nil || *r.Enabled }
@@ -199,9 +233,8 @@ type Account struct {
 	KnownHostsFile string   `yaml:"known_hosts_file"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	MaxDuration    Duration `yaml:"max_duration"`
-	// FailurePolicy and Mode override the recording defaults for this account.
-	FailurePolicy    string   `yaml:"failure_policy"`
-	Mode             string   `yaml:"mode"`
+	// RecordingPolicy overrides the recording defaults for this account.
+	RecordingPolicy  `yaml:",inline"`
 	AllowPortForward bool     `yaml:"allow_port_forwarding"`
 	EnvAllow         []string `yaml:"env_allow"`
 	// AllowLocalInfile lets mysql sessions run LOAD DATA LOCAL INFILE,
@@ -270,10 +303,10 @@ func Default() *Config {
 		Gateway: Gateway{LogLevel: "info", GCPercent: DefaultGCPercent},
 		Spool: Spool{
 			Dir:           "spool",
-			Fsync:         "interval",
+			Fsync:         spool.FsyncInterval,
 			FsyncInterval: Duration(100 * time.Millisecond),
 			MaxBytes:      1 << 30,
-			Overflow:      "refuse",
+			Overflow:      spool.OverflowRefuse,
 			SegmentBytes:  64 << 20,
 		},
 		Upload: Upload{
@@ -290,12 +323,11 @@ func Default() *Config {
 			MaxInFlight:  4,
 		},
 		Recording: Recording{
-			FailurePolicy: "fail-open",
-			Mode:          "async",
-			PreviewRows:   10,
-			PreviewBytes:  4 << 10,
-			MaxParamBytes: 1 << 10,
-			MaxTextBytes:  64 << 10,
+			RecordingPolicy: RecordingPolicy{FailurePolicy: FailOpen, Mode: ModeAsync},
+			PreviewRows:     10,
+			PreviewBytes:    4 << 10,
+			MaxParamBytes:   1 << 10,
+			MaxTextBytes:    64 << 10,
 		},
 	}
 }

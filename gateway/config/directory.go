@@ -55,3 +55,14 @@ func (c *Config) Authorize(user, account, accountType string) (*Account, error) 
 	}
 	return nil, fmt.Errorf("%w: user %q, account %q", ErrNoGrant, user, account)
 }
+
+// RecordingPolicyFor is the recording policy of an account, or the recording
+// defaults for a name that is not an account (a refused login).
+func (c *Config) RecordingPolicyFor(account string) RecordingPolicy {
+	for i := range c.Accounts {
+		if c.Accounts[i].Name == account {
+			return c.Accounts[i].RecordingPolicy
+		}
+	}
+	return c.Recording.RecordingPolicy
+}

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
+	"github.com/pamtrail/pamtrail/gateway/spool"
 	"github.com/pamtrail/pamtrail/gateway/uploader"
 )
 
@@ -63,6 +65,9 @@ func (c *Config) Validate() error {
 		if c.Postgres.MaxMessageBytes < 1024 {
 			v.add("postgres.max_message_bytes", "must be at least 1KiB")
 		}
+		if c.Postgres.AuthTimeout <= 0 {
+			v.add("postgres.auth_timeout", "must be > 0")
+		}
 		if n := c.Postgres.EventLoops; n != nil && (*n < 0 || *n > 256) {
 			v.add("postgres.event_loops", fmt.Sprintf("%d is out of range: use 0 (goroutine relay) to 256, or leave it unset", *n))
 		}
@@ -78,15 +83,15 @@ func (c *Config) Validate() error {
 	if p := c.Gateway.GCPercent; p != 0 && (p < 25 || p > 10000) {
 		v.add("gateway.gc_percent", fmt.Sprintf("%d is out of range 25..10000", c.Gateway.GCPercent))
 	}
-	v.oneOf("spool.fsync", c.Spool.Fsync, "always", "interval", "none")
-	v.oneOf("spool.overflow", c.Spool.Overflow, "refuse", "drop-oldest")
+	oneOf(v, "spool.fsync", c.Spool.Fsync, spool.FsyncAlways, spool.FsyncInterval, spool.FsyncNone)
+	oneOf(v, "spool.overflow", c.Spool.Overflow, spool.OverflowRefuse, spool.OverflowDropOldest)
 	if c.Spool.Dir == "" {
 		v.add("spool.dir", "required")
 	}
 	if c.Spool.KeyFile == "" && c.Spool.KeyEnv == "" {
 		v.add("spool.key_file", "set key_file (made by pamtrail keygen) or key_env")
 	}
-	if c.Spool.Fsync == "interval" && c.Spool.FsyncInterval <= 0 {
+	if c.Spool.Fsync == spool.FsyncInterval && c.Spool.FsyncInterval <= 0 {
 		v.add("spool.fsync_interval", "must be > 0 with fsync: interval")
 	}
 	// The spool keeps whole segments; a full spool must have a sealed one
@@ -118,10 +123,18 @@ func (c *Config) Validate() error {
 	if c.Upload.Insecure && c.Upload.TLS.Enabled {
 		v.add("upload.insecure", "conflicts with upload.tls.enabled")
 	}
-	v.oneOf("recording.failure_policy", c.Recording.FailurePolicy, "fail-open", "fail-closed")
-	v.oneOf("recording.mode", c.Recording.Mode, "async", "strict")
+	v.policy("recording", c.Recording.RecordingPolicy)
 	if c.Recording.PreviewRows < 0 {
 		v.add("recording.preview_rows", "must be >= 0")
+	}
+	if c.Recording.PreviewBytes < 1 {
+		v.add("recording.preview_bytes", "must be > 0")
+	}
+	if c.Recording.MaxParamBytes < 1 {
+		v.add("recording.max_param_bytes", "must be > 0")
+	}
+	if c.Recording.MaxTextBytes < 1 {
+		v.add("recording.max_text_bytes", "must be > 0")
 	}
 	for i, r := range c.Redaction {
 		if _, err := regexp.Compile(r.Pattern); err != nil {
@@ -226,8 +239,7 @@ func (v *validator) accounts(c *Config, policies map[string]bool) map[string]boo
 				v.add(f+".type", "ssh account but no ssh listener configured")
 			}
 		}
-		v.oneOf(f+".failure_policy", a.FailurePolicy, "fail-open", "fail-closed")
-		v.oneOf(f+".mode", a.Mode, "async", "strict")
+		v.policy(f, a.RecordingPolicy)
 		if a.IdleTimeout < 0 {
 			v.add(f+".idle_timeout", "must be >= 0")
 		}
@@ -263,13 +275,23 @@ func (v *validator) add(field, reason string) {
 	v.errs = append(v.errs, &FieldError{Field: field, Reason: reason})
 }
 
-func (v *validator) oneOf(field, value string, allowed ...string) {
-	for _, a := range allowed {
-		if value == a {
-			return
-		}
+func (v *validator) oneOf(field, value string, allowed ...string) { oneOf(v, field, value, allowed...) }
+
+// oneOf checks a value against the constants of its type.
+func oneOf[T ~string](v *validator, field string, value T, allowed ...T) {
+	if slices.Contains(allowed, value) {
+		return
 	}
-	v.add(field, fmt.Sprintf("%q is not one of %s", value, strings.Join(allowed, ", ")))
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	v.add(field, fmt.Sprintf("%q is not one of %s", value, strings.Join(names, ", ")))
+}
+
+func (v *validator) policy(field string, p RecordingPolicy) {
+	oneOf(v, field+".failure_policy", p.FailurePolicy, FailOpen, FailClosed)
+	oneOf(v, field+".mode", p.Mode, ModeAsync, ModeStrict)
 }
 
 func (v *validator) address(field, addr string) {

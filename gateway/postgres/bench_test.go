@@ -41,18 +41,12 @@ func BenchmarkPgbench(b *testing.B) {
 	if pg.PgBouncerPort == 0 {
 		b.Fatal("pgbouncer is not running: deploy/local/services.sh up pgbouncer")
 	}
-	seconds := 20
-	if s := os.Getenv("PAMTRAIL_BENCH_SECONDS"); s != "" {
-		var err error
-		if seconds, err = strconv.Atoi(s); err != nil || seconds < 1 {
-			b.Fatalf("PAMTRAIL_BENCH_SECONDS=%q is not a positive number of seconds", s)
-		}
-	}
+	seconds := benchSeconds(b)
 	initPgbench(b, pg)
 	server.ApplyGCPercent(0) // as the gateway binary runs
 
 	recording := startGatewayWith(b, benchConfig(b, pg, true), func(o *Options) {
-		o.Recorder = spoolRecorder(b)
+		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	off := startGatewayWith(b, benchConfig(b, pg, false), func(o *Options) {
@@ -65,7 +59,7 @@ func BenchmarkPgbench(b *testing.B) {
 	noLoops := 0
 	goroutineCfg.Postgres.EventLoops = &noLoops
 	goroutines := startGatewayWith(b, goroutineCfg, func(o *Options) {
-		o.Recorder = spoolRecorder(b)
+		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	targets := []pgbenchTarget{
@@ -141,6 +135,20 @@ func BenchmarkPgbench(b *testing.B) {
 		p50Direct.Microseconds(), p50Gateway.Microseconds(), added)
 	b.ReportMetric(float64(added), "added_p50_us")
 	fmt.Print(sb.String())
+}
+
+// benchSeconds is PAMTRAIL_BENCH_SECONDS, each pgbench run's duration
+// (default 20).
+func benchSeconds(b *testing.B) int {
+	s := os.Getenv("PAMTRAIL_BENCH_SECONDS")
+	if s == "" {
+		return 20
+	}
+	seconds, err := strconv.Atoi(s)
+	if err != nil || seconds < 1 {
+		b.Fatalf("PAMTRAIL_BENCH_SECONDS=%q is not a positive number of seconds", s)
+	}
+	return seconds
 }
 
 // pgbenchTarget is one server pgbench runs against.
@@ -269,7 +277,7 @@ func benchConfig(b *testing.B, pg pgServer, record bool) *config.Config {
 
 // spoolRecorder is the production recorder writing into an encrypted
 // spool in a temporary directory (nothing uploads it).
-func spoolRecorder(b *testing.B) recorder.Recorder {
+func spoolRecorder(b *testing.B, fsync spool.FsyncPolicy) recorder.Recorder {
 	b.Helper()
 	key, err := keys.NewKey()
 	if err != nil {
@@ -279,13 +287,14 @@ func spoolRecorder(b *testing.B) recorder.Recorder {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sp, err := spool.Open(b.TempDir(), spool.Options{Keys: ring})
+	sp, err := spool.Open(b.TempDir(), spool.Options{Keys: ring, Fsync: fsync})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sp.Close() })
+	cfg := config.Default()
 	rec, err := recorder.NewOTel(recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
-		Logger: slog.New(slog.DiscardHandler)})
+		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -301,7 +310,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 	pg := postgresServer(b)
 	const n = 200
 	g := startGatewayWith(b, baseConfig(b, pg.demoAccount(b)), func(o *Options) {
-		o.Recorder = spoolRecorder(b)
+		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	measure := func(dsn string) uint64 {
@@ -345,7 +354,7 @@ func memInUse() uint64 {
 func BenchmarkLargeResultMemory(b *testing.B) {
 	pg := postgresServer(b)
 	g := startGatewayWith(b, baseConfig(b, pg.demoAccount(b)), func(o *Options) {
-		o.Recorder = spoolRecorder(b)
+		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	ctx := context.Background()

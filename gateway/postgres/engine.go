@@ -101,7 +101,6 @@ func New(opts Options) (*Engine, error) {
 			previewRows:   cfg.Recording.PreviewRows,
 			previewBytes:  int(cfg.Recording.PreviewBytes),
 			maxParamBytes: int(cfg.Recording.MaxParamBytes),
-			maxTextBytes:  int(cfg.Recording.MaxTextBytes),
 		},
 	}
 	if e.dial == nil {

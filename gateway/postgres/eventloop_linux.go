@@ -20,9 +20,10 @@ import (
 // relay in relay.go costs, per round trip, a failed read (EAGAIN) on each
 // side, a goroutine park and wake-up, and often a thread hand-off through
 // the scheduler; under pgbench -S on two cores that was about a third of the
-// gateway's CPU per transaction. Sessions the loop cannot take (TLS on
-// either hop, strict recording whose appends wait for fsync) keep the
-// goroutine relay.
+// gateway's CPU per transaction. Sessions the loop cannot take keep the
+// goroutine relay: TLS on either hop, and recording that may wait for the
+// disk (strict mode, spool.fsync: always), which would stall every session
+// of the loop for each fsync (BenchmarkFsyncAlwaysEventLoop).
 
 // eventLoops is the engine's set of loops, started on first use.
 type eventLoops struct {
@@ -371,7 +372,7 @@ type loopRelay struct {
 func (s *session) startLoopRelay(cs, ss *frameScanner, clientDone, serverDone chan pumpResult) (*loopRelay, bool) {
 	// A filtered session rewrites messages, which the loop's one-read,
 	// one-write relay does not do.
-	if s.e.loops == nil || s.strict || s.filter != nil {
+	if s.e.loops == nil || s.rec.MayBlock() || s.filter != nil {
 		return nil, false
 	}
 	cfd, ok1 := plainSocketFD(s.client)

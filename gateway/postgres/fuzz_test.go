@@ -26,7 +26,7 @@ import (
 
 func fuzzTracker() (*tracker, *int) {
 	n := new(int)
-	lim := limits{previewRows: 3, previewBytes: 256, maxParamBytes: 64, maxTextBytes: 1024}
+	lim := limits{previewRows: 3, previewBytes: 256, maxParamBytes: 64}
 	tr := newTracker(lim, func(q recorder.Query) error {
 		*n++
 		if len(q.Preview) > lim.previewBytes+64 {

@@ -29,9 +29,6 @@ type session struct {
 	idle     time.Duration
 	maxDur   time.Duration
 	start    time.Time
-	// strict recording waits for each event's fsync, which must not hold
-	// up an event loop shared with other sessions.
-	strict bool
 
 	// unregister takes the session out of the engine's registry.
 	unregister func()
@@ -115,7 +112,6 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		idle:      acct.IdleTimeout.D(),
 		maxDur:    acct.MaxDuration.D(),
 		start:     now,
-		strict:    acct.Mode == "strict",
 		requested: make(chan struct{}),
 	}
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,

@@ -68,7 +68,6 @@ type limits struct {
 	previewRows   int
 	previewBytes  int
 	maxParamBytes int
-	maxTextBytes  int
 }
 
 type pendingKind uint8
@@ -320,26 +319,25 @@ func (t *tracker) finish(q recorder.Query) {
 	t.addEvent(q)
 }
 
+// capturedPrefix ends a text of which only a prefix was captured (a
+// message larger than the tracker keeps). A NUL cannot occur in SQL text,
+// so the mark is unambiguous; addEvent turns it into Query.TextTruncated
+// and the recorder, which cuts every text, shows the cut.
+const capturedPrefix = "\x00"
+
 // addEvent queues an event until the next ReadyForQuery.
 func (t *tracker) addEvent(q recorder.Query) {
+	q.Text, q.TextTruncated = strings.CutSuffix(q.Text, capturedPrefix)
 	if t.policy != nil && !q.NotExecuted {
 		// The filter (sqlfilter.go) matched the same text before the
 		// statement went upstream, so the verdicts agree.
 		q.Policy = t.policy.SQL(q.Text)
 	}
-	q.Text = t.truncateText(q.Text)
 	t.markEncoding(&q)
 	t.done = append(t.done, q)
 	if len(t.done) >= maxPendingEvents {
 		t.flush(0)
 	}
-}
-
-func (t *tracker) truncateText(s string) string {
-	if t.lim.maxTextBytes > 0 && len(s) > t.lim.maxTextBytes {
-		return truncateUTF8(s, t.lim.maxTextBytes) + "…"
-	}
-	return s
 }
 
 // flush records the queued events with the transaction status txStatus.

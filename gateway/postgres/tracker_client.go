@@ -46,7 +46,7 @@ func (c clientSide) message(typ byte, body []byte, size int) error {
 		} else {
 			// Only a prefix was captured: the last statement is cut.
 			stmts = splitStatements(t.client.prefix(body))
-			stmts[len(stmts)-1] += "…"
+			stmts[len(stmts)-1] += capturedPrefix
 		}
 		t.watchEncodingChange(stmts)
 		t.request(pending{kind: pendQuery, sent: t.now, statements: stmts}, skipped)
@@ -121,7 +121,7 @@ func (t *tracker) onParse(body []byte, complete bool) pending {
 		}
 	}
 	if cut {
-		st.text += "…"
+		st.text += capturedPrefix
 	}
 	putBounded(t.cStmts, name, st)
 	return pending{kind: pendParse, sent: t.now, name: name, stmt: st}

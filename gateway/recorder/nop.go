@@ -14,6 +14,7 @@ func (Nop) AuthFailure(context.Context, AuthFailure) error { return nil }
 type nopSession string
 
 func (s nopSession) ID() string          { return string(s) }
+func (nopSession) MayBlock() bool        { return false }
 func (nopSession) Query(Query) error     { return nil }
 func (nopSession) Command(Command) error { return nil }
 func (nopSession) Output(Output) error   { return nil }

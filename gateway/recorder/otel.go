@@ -20,6 +20,13 @@ type Sink interface {
 	Append(payload []byte) error
 }
 
+// BlockingSink is a Sink that tells whether Append waits for the disk
+// (a spool with fsync: always).
+type BlockingSink interface {
+	Sink
+	AppendBlocks() bool
+}
+
 // DurableSink is a Sink that can also wait until a record is on stable
 // storage, for strict-mode accounts.
 type DurableSink interface {
@@ -41,11 +48,13 @@ type Policy struct {
 type Options struct {
 	Sink      Sink
 	GatewayID string
-	Logger    *slog.Logger
+	Logger    *slog.Logger // nil discards
 	Redactor  *redact.Redactor
-	// PolicyFor returns the policy for an account; nil means fail-open async.
+	// PolicyFor returns the policy for an account (config.PolicyFor).
+	// Required.
 	PolicyFor func(account string) Policy
-	// MaxTextBytes bounds query/command text kept in a record.
+	// MaxTextBytes bounds query/command text kept in a record
+	// (recording.max_text_bytes). Required.
 	MaxTextBytes int
 	Now          func() time.Time
 	// Signer, if set, signs each session's checkpoints (chain.go); without
@@ -75,16 +84,16 @@ func NewOTel(opts Options) (*OTel, error) {
 		return nil, errors.New("recorder: Sink is required")
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Redactor == nil {
 		opts.Redactor = redact.New(redact.Options{})
 	}
 	if opts.PolicyFor == nil {
-		opts.PolicyFor = func(string) Policy { return Policy{} }
+		return nil, errors.New("recorder: PolicyFor (the accounts' recording policies) is required")
 	}
-	if opts.MaxTextBytes <= 0 {
-		opts.MaxTextBytes = 64 << 10
+	if opts.MaxTextBytes < 2*len(schema.TruncationMarker) {
+		return nil, errors.New("recorder: MaxTextBytes (recording.max_text_bytes) is required")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -222,15 +231,18 @@ func (r *OTel) recordFailure(s *otelSession, event string, err error) error {
 	return nil
 }
 
-func (r *OTel) truncate(s string) (string, bool) {
-	if len(s) <= r.opts.MaxTextBytes {
+// truncate is the one place a recorded text is cut to MaxTextBytes. A cut
+// text, or one the engine says it captured only in part (cut), ends with
+// schema.TruncationMarker, within the bound; truncated reports either.
+func (r *OTel) truncate(s string, cut bool) (text string, truncated bool) {
+	if len(s) <= r.opts.MaxTextBytes && !cut {
 		return s, false
 	}
-	cut := r.opts.MaxTextBytes
-	for cut > 0 && !utf8Start(s[cut]) {
-		cut--
+	keep := min(len(s), r.opts.MaxTextBytes-len(schema.TruncationMarker))
+	for keep > 0 && keep < len(s) && !utf8Start(s[keep]) {
+		keep--
 	}
-	return s[:cut], true
+	return s[:max(keep, 0)] + schema.TruncationMarker, true
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

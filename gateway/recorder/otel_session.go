@@ -49,6 +49,13 @@ func newOTelSession(r *OTel, info SessionInfo, policy Policy) *otelSession {
 	return s
 }
 
+// MayBlock implements Session: a strict session waits for each event's
+// fsync, and so does every session on a sink whose appends fsync.
+func (s *otelSession) MayBlock() bool {
+	bs, ok := s.r.opts.Sink.(BlockingSink)
+	return s.policy.Strict || ok && bs.AppendBlocks()
+}
+
 // begin starts a record with the session attributes. The sequence number
 // and chain link are added when it is appended, in append order, which
 // follows protocol order for each engine goroutine.
@@ -106,7 +113,7 @@ func (s *otelSession) spool(b []byte) error {
 func (s *otelSession) Query(q Query) error {
 	s.queries.Add(1)
 	text, redactions := s.r.opts.Redactor.SQL(q.Text)
-	text, textTrunc := s.r.truncate(text)
+	text, textTrunc := s.r.truncate(text, q.TextTruncated)
 	params, pn := s.r.opts.Redactor.SQLParams(q.Text, q.Params)
 	redactions += pn
 	if q.Start.IsZero() {
@@ -186,8 +193,11 @@ func (s *otelSession) Query(q Query) error {
 		response += "\nNOTICE: " + strings.Join(q.Notices, "\nNOTICE: ")
 	}
 	rec.str(schema.AttrResponseText, response)
-	if q.PreviewTrunc || textTrunc {
+	if q.PreviewTrunc {
 		rec.bool(schema.AttrResponseTrunc, true)
+	}
+	if textTrunc {
+		rec.bool(schema.AttrTextTrunc, true)
 	}
 	if redactions > 0 {
 		rec.int(schema.AttrRedactions, int64(redactions))
@@ -206,8 +216,8 @@ func (s *otelSession) Command(c Command) error {
 	text, redactions := s.r.opts.Redactor.Shell(c.Text)
 	out, m := s.r.opts.Redactor.Shell(c.Output)
 	redactions += m
-	text, _ = s.r.truncate(text)
-	out, outTrunc := s.r.truncate(out)
+	text, textTrunc := s.r.truncate(text, c.TextTruncated)
+	out, outTrunc := s.r.truncate(out, c.OutputTrunc)
 	if c.Start.IsZero() {
 		c.Start = s.r.opts.Now()
 	}
@@ -228,8 +238,11 @@ func (s *otelSession) Command(c Command) error {
 	if c.ExitSignal != "" {
 		rec.str(schema.AttrSSHExitSignal, c.ExitSignal)
 	}
-	if c.OutputTrunc || outTrunc {
+	if outTrunc {
 		rec.bool(schema.AttrResponseTrunc, true)
+	}
+	if textTrunc {
+		rec.bool(schema.AttrTextTrunc, true)
 	}
 	if redactions > 0 {
 		rec.int(schema.AttrRedactions, int64(redactions))
@@ -258,6 +271,10 @@ func (s *otelSession) File(f FileOp) error {
 	if f.Time.IsZero() {
 		f.Time = s.r.opts.Now()
 	}
+	var pathCut, targetCut, errorCut bool
+	f.Path, pathCut = s.r.truncate(f.Path, false)
+	f.Target, targetCut = s.r.truncate(f.Target, false)
+	f.Error, errorCut = s.r.truncate(f.Error, false)
 	body := f.Operation + " " + f.Path
 	if f.Target != "" {
 		body += " -> " + f.Target
@@ -275,6 +292,9 @@ func (s *otelSession) File(f FileOp) error {
 		rec.str(schema.AttrErrorMessage, f.Error)
 	}
 	rec.policy(f.Policy)
+	if pathCut || targetCut || errorCut {
+		rec.bool(schema.AttrTextTrunc, true)
+	}
 	return s.emit(schema.EventSSHFile, rec)
 }
 

@@ -56,7 +56,8 @@ func attrs(r *logspb.LogRecord) map[string]*commonpb.AnyValue {
 func newTestRecorder(t *testing.T, sink Sink, policy Policy) *OTel {
 	t.Helper()
 	fixed := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	r, err := NewOTel(Options{Sink: sink, GatewayID: "gw-test", PolicyFor: func(string) Policy { return policy }, Now: func() time.Time { return fixed }})
+	r, err := NewOTel(Options{Sink: sink, GatewayID: "gw-test", PolicyFor: func(string) Policy { return policy },
+		MaxTextBytes: testMaxText, Now: func() time.Time { return fixed }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,6 +241,54 @@ func TestHeartbeatAndAuthFailure(t *testing.T) {
 	}
 }
 
+// testMaxText is recording.max_text_bytes in these tests.
+const testMaxText = 32
+
+// The recorder is the one place texts are cut: to MaxTextBytes, with the
+// marker inside the bound and the cut flagged, and a text the engine
+// captured only in part is marked the same way.
+func TestTextTruncation(t *testing.T) {
+	long := strings.Repeat("é", testMaxText) // two bytes a rune: the cut must not split one
+	tests := []struct {
+		name     string
+		record   func(Session) error
+		attr     string // the text's attribute
+		wantText string
+		wantFlag bool
+	}{
+		{"short query kept", func(s Session) error { return s.Query(Query{Text: "select 1"}) },
+			schema.AttrDBQueryText, "select 1", false},
+		{"long query cut", func(s Session) error { return s.Query(Query{Text: "select '" + long + "'"}) },
+			schema.AttrDBQueryText, "select '" + strings.Repeat("é", 10) + schema.TruncationMarker, true},
+		{"query captured in part", func(s Session) error { return s.Query(Query{Text: "select 'ab", TextTruncated: true}) },
+			schema.AttrDBQueryText, "select 'ab" + schema.TruncationMarker, true},
+		{"command captured in part", func(s Session) error { return s.Command(Command{Text: "cat <<EOF", TextTruncated: true}) },
+			schema.AttrSSHCommand, "cat <<EOF" + schema.TruncationMarker, true},
+		{"long file path cut", func(s Session) error { return s.File(FileOp{Operation: "write", Path: "/" + long}) },
+			schema.AttrFilePath, "/" + strings.Repeat("é", 14) + schema.TruncationMarker, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &memSink{}
+			s, err := newTestRecorder(t, sink, Policy{}).SessionStart(context.Background(), SessionInfo{ID: "s1", Account: "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.record(s); err != nil {
+				t.Fatal(err)
+			}
+			a := attrs(sink.decoded(t)[1])
+			got := a[tt.attr].GetStringValue()
+			if got != tt.wantText || len(got) > testMaxText {
+				t.Errorf("%s = %q (%d bytes), want %q within %d bytes", tt.attr, got, len(got), tt.wantText, testMaxText)
+			}
+			if flag := a[schema.AttrTextTrunc].GetBoolValue(); flag != tt.wantFlag {
+				t.Errorf("%s = %v, want %v", schema.AttrTextTrunc, flag, tt.wantFlag)
+			}
+		})
+	}
+}
+
 func TestOperationName(t *testing.T) {
 	for in, want := range map[string]string{
 		"select 1": "SELECT", "  (select 1)": "SELECT", "-- c\nDELETE FROM t": "DELETE", "/* x */ update t set a=1": "UPDATE", "": "", "-- only": "",
@@ -251,7 +300,7 @@ func TestOperationName(t *testing.T) {
 }
 
 func BenchmarkQueryRecord(b *testing.B) {
-	r, _ := NewOTel(Options{Sink: discard{}, GatewayID: "gw"})
+	r, _ := NewOTel(Options{Sink: discard{}, GatewayID: "gw", MaxTextBytes: 64 << 10, PolicyFor: func(string) Policy { return Policy{} }})
 	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
 	q := Query{Text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", CommandTag: "SELECT 1", ReturnedRows: 1, TxStatus: 'I', Duration: time.Millisecond}
 	b.ReportAllocs()

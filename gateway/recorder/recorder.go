@@ -45,8 +45,12 @@ type Query struct {
 	Start    time.Time
 	Duration time.Duration
 	Text     string
-	Protocol string // "simple" or "extended"
-	Params   []string
+	// TextTruncated is set when the engine captured only a prefix of the
+	// text; the recorder marks the cut. Engines never cut text themselves
+	// to recording.max_text_bytes: the recorder does.
+	TextTruncated bool
+	Protocol      string // "simple" or "extended"
+	Params        []string
 	// ParamsTruncated is set when a parameter value was cut to the size limit.
 	ParamsTruncated bool
 
@@ -89,15 +93,18 @@ type Query struct {
 // Command is one SSH command with its output: an exec request, or one line of
 // an interactive shell up to the next prompt.
 type Command struct {
-	Start       time.Time
-	Duration    time.Duration
-	Channel     string // terminal, exec, scp
-	Text        string
-	Output      string
-	OutputTrunc bool
-	ExitStatus  *int
-	ExitSignal  string
-	Policy      *policy.Match // the rule the command matched, if any
+	Start    time.Time
+	Duration time.Duration
+	Channel  string // terminal, exec, scp
+	Text     string
+	// TextTruncated is set when the engine captured only a prefix of the
+	// command (a script longer than it keeps); see Query.TextTruncated.
+	TextTruncated bool
+	Output        string
+	OutputTrunc   bool
+	ExitStatus    *int
+	ExitSignal    string
+	Policy        *policy.Match // the rule the command matched, if any
 }
 
 // Output is a raw chunk of terminal output, kept for replay (asciicast v2).
@@ -160,6 +167,10 @@ type Recorder interface {
 // fail-open the implementation counts and logs the failure and returns nil.
 type Session interface {
 	ID() string
+	// MayBlock reports whether the record calls may wait for the disk
+	// (strict mode, or a spool that fsyncs every append): an engine must
+	// then not make them on a goroutine other sessions share.
+	MayBlock() bool
 	Query(q Query) error
 	Command(c Command) error
 	Output(o Output) error

@@ -21,7 +21,6 @@ var eventKinds = map[string]string{
 	schema.EventSessionEnd:   "session end",
 	schema.EventAuthFailure:  "auth failure",
 	schema.EventDBQuery:      "query",
-	schema.EventDBNotice:     "notice",
 	schema.EventSSHCommand:   "command",
 	schema.EventSSHOutput:    "terminal output",
 	schema.EventSSHFile:      "file",
@@ -60,7 +59,7 @@ func writeTranscriptEvent(w io.Writer, e Event) error {
 	case schema.EventSSHCommand:
 		line("$ " + Sanitize(e.Str(schema.AttrSSHCommand), true))
 		line(PlainText(e.Str(schema.AttrSSHOutput)))
-	case schema.EventDBQuery, schema.EventDBNotice:
+	case schema.EventDBQuery:
 		line(Sanitize(eventText(e), true))
 		if resp := eventResponse(e); resp != "" {
 			line("=> " + PlainText(resp))
@@ -157,6 +156,7 @@ var detailAttrs = []detail{
 	{schema.AttrDurationMs, "took", millisDetail},
 	{schema.AttrBytesIn, "in", bytesDetail},
 	{schema.AttrBytesOut, "out", bytesDetail},
+	{schema.AttrTextTrunc, "text truncated", nil},
 	{schema.AttrResponseTrunc, "truncated", nil},
 	{schema.AttrRedactions, "redactions", nil},
 }

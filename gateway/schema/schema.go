@@ -8,13 +8,16 @@
 // pamtrail-specific keys live under the "pam." prefix.
 package schema
 
+// TruncationMarker ends every recorded text that was cut, so a reader sees
+// the cut in the text itself.
+const TruncationMarker = "…"
+
 // Event names (the OTel LogRecord EventName).
 const (
 	EventSessionStart = "pam.session.start"
 	EventSessionEnd   = "pam.session.end"
 	EventAuthFailure  = "pam.auth.failure"
 	EventDBQuery      = "pam.db.query"
-	EventDBNotice     = "pam.db.notice"
 	EventSSHCommand   = "pam.ssh.command"
 	EventSSHOutput    = "pam.ssh.output"
 	EventSSHFile      = "pam.ssh.file"
@@ -54,30 +57,34 @@ const (
 
 // Database attributes (pam.db.query).
 const (
-	AttrDBSystem         = "db.system.name"            // semconv: "postgresql"
-	AttrDBNamespace      = "db.namespace"              // semconv: database name
-	AttrDBQueryText      = "db.query.text"             // semconv
-	AttrDBOperation      = "db.operation.name"         // semconv: first keyword, e.g. SELECT
-	AttrDBStatusCode     = "db.response.status_code"   // semconv: SQLSTATE on error
-	AttrDBReturnedRows   = "db.response.returned_rows" // semconv
-	AttrDBUpstreamUser   = "pam.db.upstream_user"
-	AttrDBCommandTag     = "pam.db.command_tag"    // e.g. "INSERT 0 1"
-	AttrDBRowsAffected   = "pam.db.rows_affected"  // from the command tag
-	AttrDBCopyBytes      = "pam.db.copy.bytes"     // COPY data bytes relayed (either direction); COPY statements only
-	AttrDBProtocol       = "pam.db.protocol"       // "simple" or "extended"
-	AttrDBLastInsertID   = "pam.db.last_insert_id" // MySQL: the OK packet's last insert id, when not 0
-	AttrDBWarnings       = "pam.db.warnings"       // MySQL: the statement's warning count, when not 0
-	AttrDBErrorNumber    = "pam.db.error_number"   // MySQL: the server's error number beside the SQLSTATE
-	AttrDBParams         = "pam.db.params"         // rendered bind parameters
-	AttrDBParamsTrunc    = "pam.db.params_truncated"
-	AttrDBColumns        = "pam.db.columns"
-	AttrDBTxStatus       = "pam.db.tx_status" // I, T or E after the statement
-	AttrDBNotExecuted    = "pam.db.not_executed"
-	AttrErrorType        = "error.type"        // semconv
-	AttrErrorMessage     = "pam.error.message" // server's error message
-	AttrErrorDetail      = "pam.error.detail"  // server's error detail
-	AttrResponseText     = "pam.response.text" // human-readable response (tag, error, preview)
-	AttrResponseTrunc    = "pam.response.truncated"
+	AttrDBSystem       = "db.system.name"            // semconv: "postgresql"
+	AttrDBNamespace    = "db.namespace"              // semconv: database name
+	AttrDBQueryText    = "db.query.text"             // semconv
+	AttrDBOperation    = "db.operation.name"         // semconv: first keyword, e.g. SELECT
+	AttrDBStatusCode   = "db.response.status_code"   // semconv: SQLSTATE on error
+	AttrDBReturnedRows = "db.response.returned_rows" // semconv
+	AttrDBUpstreamUser = "pam.db.upstream_user"
+	AttrDBCommandTag   = "pam.db.command_tag"    // e.g. "INSERT 0 1"
+	AttrDBRowsAffected = "pam.db.rows_affected"  // from the command tag
+	AttrDBCopyBytes    = "pam.db.copy.bytes"     // COPY data bytes relayed (either direction); COPY statements only
+	AttrDBProtocol     = "pam.db.protocol"       // "simple" or "extended"
+	AttrDBLastInsertID = "pam.db.last_insert_id" // MySQL: the OK packet's last insert id, when not 0
+	AttrDBWarnings     = "pam.db.warnings"       // MySQL: the statement's warning count, when not 0
+	AttrDBErrorNumber  = "pam.db.error_number"   // MySQL: the server's error number beside the SQLSTATE
+	AttrDBParams       = "pam.db.params"         // rendered bind parameters
+	AttrDBParamsTrunc  = "pam.db.params_truncated"
+	AttrDBColumns      = "pam.db.columns"
+	AttrDBTxStatus     = "pam.db.tx_status" // I, T or E after the statement
+	AttrDBNotExecuted  = "pam.db.not_executed"
+	AttrErrorType      = "error.type"        // semconv
+	AttrErrorMessage   = "pam.error.message" // server's error message
+	AttrErrorDetail    = "pam.error.detail"  // server's error detail
+	AttrResponseText   = "pam.response.text" // human-readable response (tag, error, preview)
+	AttrResponseTrunc  = "pam.response.truncated"
+	// AttrTextTrunc marks a statement or command text (or a file path,
+	// target or error) that was cut; the text then ends with
+	// TruncationMarker.
+	AttrTextTrunc        = "pam.text.truncated"
 	AttrDurationMs       = "pam.duration_ms" // statement or command duration
 	AttrStartTime        = "pam.start_time"  // RFC3339Nano; the record timestamp is the same instant
 	AttrBytesIn          = "pam.bytes.in"    // client -> upstream
@@ -90,7 +97,6 @@ const (
 	AttrAuthMethod       = "pam.auth.method"
 	AttrRedactions       = "pam.redactions"
 	AttrRecordingErrors  = "pam.recording.errors"
-	AttrProtocolViolated = "pam.protocol.violation"
 	AttrSpoolDecodeError = "pam.spool.decode_error"
 	// AttrTextLossy marks an event whose text lost bytes on the way to
 	// UTF-8: bytes invalid in the client's encoding became U+FFFD.

@@ -77,8 +77,8 @@ func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		Keys:          ring,
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
 		MaxBytes:      int64(cfg.Spool.MaxBytes),
-		Overflow:      spool.OverflowPolicy(cfg.Spool.Overflow),
-		Fsync:         spool.FsyncPolicy(cfg.Spool.Fsync),
+		Overflow:      cfg.Spool.Overflow,
+		Fsync:         cfg.Spool.Fsync,
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
 		Logger:        log, // the spool names itself
 	})
@@ -320,16 +320,9 @@ func buildRedactor(rules []config.RedactionRule, sensitiveFuncs []string) *redac
 }
 
 func policyFor(cfg *config.Config) func(string) recorder.Policy {
-	policies := map[string]recorder.Policy{}
-	for _, a := range cfg.Accounts {
-		policies[a.Name] = recorder.Policy{FailClosed: a.FailurePolicy == "fail-closed", Strict: a.Mode == "strict"}
-	}
-	def := recorder.Policy{FailClosed: cfg.Recording.FailurePolicy == "fail-closed", Strict: cfg.Recording.Mode == "strict"}
 	return func(account string) recorder.Policy {
-		if p, ok := policies[account]; ok {
-			return p
-		}
-		return def
+		p := cfg.RecordingPolicyFor(account)
+		return recorder.Policy{FailClosed: p.FailsClosed(), Strict: p.Strict()}
 	}
 }
 

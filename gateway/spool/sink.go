@@ -20,3 +20,6 @@ func (r RecordSink) AppendDurable(ctx context.Context, payload []byte) error {
 	}
 	return r.Spool.WaitDurable(ctx, pos)
 }
+
+// AppendBlocks reports whether Append waits for an fsync (fsync: always).
+func (r RecordSink) AppendBlocks() bool { return r.Spool.opts.Fsync == FsyncAlways }

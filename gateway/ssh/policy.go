@@ -73,5 +73,5 @@ func (c *sessionChannel) refuseExec(req *gossh.Request, command string, m *polic
 	_ = c.target.Close()
 	c.s.log.Info("exec blocked by policy", "rule", m.Rule, "policy", m.Policy)
 	c.s.record(c.s.rec.Command(recorder.Command{Start: start, Duration: time.Since(start), Channel: channelExec,
-		Text: c.s.boundedText(command), Output: msg, ExitStatus: &status, Policy: m}))
+		Text: command, Output: msg, ExitStatus: &status, Policy: m}))
 }

@@ -44,35 +44,12 @@ func (h *headBuffer) text() string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// limits are the recording sizes from the config.
-func (s *session) previewBytes() int {
-	if n := int(s.e.cfg.Recording.PreviewBytes); n > 0 {
-		return n
-	}
-	return 4 << 10
-}
+// previewBytes and maxTextBytes are the validated recording sizes. The
+// recorder cuts texts to max_text_bytes and marks the cut; the engine
+// bounds only what it buffers.
+func (s *session) previewBytes() int { return int(s.e.cfg.Recording.PreviewBytes) }
 
-func (s *session) maxTextBytes() int {
-	if n := int(s.e.cfg.Recording.MaxTextBytes); n > 0 {
-		return n
-	}
-	return 64 << 10
-}
-
-// boundedText cuts s to the configured maximum command length.
-func (s *session) boundedText(text string) string {
-	var h headBuffer
-	h.max = s.maxTextBytes()
-	h.write([]byte(text))
-	return h.text()
-}
-
-// recordFile records a file operation of any transfer tap, with its
-// free-text fields (paths, error) bounded like every recorded text.
-func (s *session) recordFile(op recorder.FileOp) {
-	op.Path, op.Target, op.Error = s.boundedText(op.Path), s.boundedText(op.Target), s.boundedText(op.Error)
-	s.record(s.rec.File(op))
-}
+func (s *session) maxTextBytes() int { return int(s.e.cfg.Recording.MaxTextBytes) }
 
 // execTap records an exec request: one command event at the end with a
 // bounded preview of stdout and stderr, the exit status and the duration.
@@ -179,19 +156,20 @@ func (t *execTap) close(end time.Time) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	text := t.command
+	text, cut := t.command, false
 	if t.script != nil {
-		text = strings.TrimRight(t.script.text(), "\n")
+		text, cut = strings.TrimRight(t.script.text(), "\n"), t.script.truncated
 	}
 	t.s.record(t.s.rec.Command(recorder.Command{
-		Start:       t.start,
-		Duration:    end.Sub(t.start),
-		Channel:     t.channel,
-		Text:        t.s.boundedText(text),
-		Output:      t.preview.text(),
-		OutputTrunc: t.preview.truncated,
-		ExitStatus:  t.status,
-		ExitSignal:  t.signal,
-		Policy:      t.policy,
+		Start:         t.start,
+		Duration:      end.Sub(t.start),
+		Channel:       t.channel,
+		Text:          text,
+		TextTruncated: cut,
+		Output:        t.preview.text(),
+		OutputTrunc:   t.preview.truncated,
+		ExitStatus:    t.status,
+		ExitSignal:    t.signal,
+		Policy:        t.policy,
 	}))
 }

@@ -87,6 +87,6 @@ func (g *terminalGuard) check() *policy.Match {
 	s := g.c.s
 	s.log.Info("interactive command blocked by policy", "rule", m.Rule, "policy", m.Policy)
 	now := time.Now()
-	s.record(s.rec.Command(recorder.Command{Start: now, Channel: channelTerminal, Text: s.boundedText(text), Output: msg, Policy: m}))
+	s.record(s.rec.Command(recorder.Command{Start: now, Channel: channelTerminal, Text: text, Output: msg, Policy: m}))
 	return m
 }

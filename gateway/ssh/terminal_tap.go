@@ -119,13 +119,14 @@ func (t *terminalTap) record(cmds []terminal.Command) {
 	set := t.s.policy()
 	for _, c := range cmds {
 		t.s.record(t.s.rec.Command(recorder.Command{
-			Start:       c.Start,
-			Duration:    c.End.Sub(c.Start),
-			Channel:     channelTerminal,
-			Text:        c.Text,
-			Output:      c.Output,
-			OutputTrunc: c.OutputTruncated,
-			Policy:      set.Command(c.Text), // audit mode: flagged, not stopped
+			Start:         c.Start,
+			Duration:      c.End.Sub(c.Start),
+			Channel:       channelTerminal,
+			Text:          c.Text,
+			TextTruncated: c.TextTruncated,
+			Output:        c.Output,
+			OutputTrunc:   c.OutputTruncated,
+			Policy:        set.Command(c.Text), // audit mode: flagged, not stopped
 		}))
 	}
 }

@@ -66,8 +66,8 @@ func (t *scpTap) close(time.Time) {
 func (t *scpTap) record(ops []scpparse.Op) {
 	now := time.Now()
 	for _, op := range ops {
-		t.s.recordFile(recorder.FileOp{Time: now, Channel: channelSCP, Operation: op.Operation,
-			Path: op.Path, Bytes: op.Bytes, Error: op.Error})
+		t.s.record(t.s.rec.File(recorder.FileOp{Time: now, Channel: channelSCP, Operation: op.Operation,
+			Path: op.Path, Bytes: op.Bytes, Error: op.Error}))
 	}
 }
 
@@ -127,15 +127,15 @@ func (t *rsyncTap) close(end time.Time) {
 		return
 	}
 	t.s.log.Warn("rsync stream not understood; the rest of the transfer is recorded as one operation", "error", err)
-	t.s.recordFile(recorder.FileOp{Time: end, Channel: channelRsync, Operation: t.operation(),
-		Path: strings.Join(t.tracker.Command().Paths, " "), Bytes: t.bytes})
+	t.s.record(t.s.rec.File(recorder.FileOp{Time: end, Channel: channelRsync, Operation: t.operation(),
+		Path: strings.Join(t.tracker.Command().Paths, " "), Bytes: t.bytes}))
 }
 
 func (t *rsyncTap) record(ops []rsyncparse.Op, failure string) {
 	now := time.Now()
 	for _, op := range ops {
-		t.s.recordFile(recorder.FileOp{Time: now, Channel: channelRsync, Operation: op.Operation,
-			Path: op.Path, Bytes: op.Literal, Error: failure})
+		t.s.record(t.s.rec.File(recorder.FileOp{Time: now, Channel: channelRsync, Operation: op.Operation,
+			Path: op.Path, Bytes: op.Literal, Error: failure}))
 	}
 }
 
@@ -185,8 +185,8 @@ func (t *sftpTap) record(ops []sftpparse.Op) {
 	now := time.Now()
 	set := t.s.policy()
 	for _, op := range ops {
-		t.s.recordFile(recorder.FileOp{Time: now, Channel: channelSFTP, Operation: op.Operation,
-			Path: op.Path, Target: op.Target, Bytes: op.Bytes, Error: op.Error, Policy: auditedFile(set, op)})
+		t.s.record(t.s.rec.File(recorder.FileOp{Time: now, Channel: channelSFTP, Operation: op.Operation,
+			Path: op.Path, Target: op.Target, Bytes: op.Bytes, Error: op.Error, Policy: auditedFile(set, op)}))
 	}
 }
 

@@ -102,6 +102,9 @@ type session struct {
 }
 
 func (s *session) ID() string { return s.id }
+
+// MayBlock is false: memory never waits.
+func (s *session) MayBlock() bool { return false }
 func (s *session) Query(q recorder.Query) error {
 	return s.m.add(Event{Kind: "query", Session: s.id, Query: q})
 }
