@@ -43,10 +43,8 @@ func TestMain(m *testing.M) {
 
 // elasticsearchURL returns the Elasticsearch started by deploy/local/services.sh:
 // PAMTRAIL_ES_URL, else the value recorded in .pamtrail/services.env.
-//
-// TODO(lead): gateway/internal/testenv is not importable from here (Go's
-// internal rule); moving it to the module root's internal/ would let this
-// package use it instead.
+// (gateway/internal/testenv, which the gateway's tests use, is internal to
+// gateway/ and so not importable from here.)
 func elasticsearchURL(t *testing.T) string {
 	t.Helper()
 	if u := os.Getenv("PAMTRAIL_ES_URL"); u != "" {

@@ -66,7 +66,7 @@ func FuzzSessionKeyHook(f *testing.F) {
 			w := wants[i]
 			i++
 			got, has := rec.Attributes().Get(schema.AttrDocumentID)
-			_, flagged := rec.Attributes().Get(attrSchemaViolation)
+			_, flagged := rec.Attributes().Get(schema.AttrSchemaViolation)
 			switch {
 			case w.docID != "" && (!has || got.Str() != w.docID):
 				t.Fatalf("record %d: document id %v, want %q", i, got.AsRaw(), w.docID)

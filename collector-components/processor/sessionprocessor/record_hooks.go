@@ -18,11 +18,6 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
-// attrSchemaViolation flags a record that does not follow gateway/schema, so
-// that it can be found in Elasticsearch instead of silently disappearing.
-// TODO(lead): move to gateway/schema.
-const attrSchemaViolation = "pam.schema.violation"
-
 // sessionKeyHook checks that a record carries the session.id / pam.seq pair
 // and derives the Elasticsearch document id from it.
 //
@@ -59,7 +54,7 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 	sessionID, hasSession := state.StringAttr(attrs, schema.AttrSessionID)
 	if !hasSession {
 		attrs.Remove(schema.AttrDocumentID)
-		attrs.PutBool(attrSchemaViolation, true)
+		attrs.PutBool(schema.AttrSchemaViolation, true)
 		h.telemetry.RecordsWithoutSession.Add(ctx, 1)
 		h.warnLogger.Warn("log record without session.id; passed on without a document id",
 			violationFields(resource, record)...)
@@ -68,7 +63,7 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 	seq, hasSeq := state.SeqAttr(attrs)
 	if !hasSeq {
 		attrs.Remove(schema.AttrDocumentID)
-		attrs.PutBool(attrSchemaViolation, true)
+		attrs.PutBool(schema.AttrSchemaViolation, true)
 		h.telemetry.RecordsWithoutSeq.Add(ctx, 1)
 		h.warnLogger.Warn("log record without an integer pam.seq; passed on without a document id",
 			violationFields(resource, record)...)

@@ -163,7 +163,7 @@ func TestSessionKeyHookDocumentID(t *testing.T) {
 				require.True(t, hasDocID)
 				assert.Equal(t, tt.wantDocID, docID.Str())
 			}
-			flag, hasFlag := rec.Attributes().Get(attrSchemaViolation)
+			flag, hasFlag := rec.Attributes().Get(schema.AttrSchemaViolation)
 			assert.Equal(t, tt.wantViolat, hasFlag)
 			if hasFlag {
 				assert.True(t, flag.Bool())
