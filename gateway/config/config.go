@@ -132,13 +132,14 @@ type Upload struct {
 
 // Recording controls what is captured and how recording failures are handled.
 type Recording struct {
-	// RecordingPolicy is the default of every account.
-	RecordingPolicy `yaml:",inline"`
-	PreviewRows     int      `yaml:"preview_rows"`
-	PreviewBytes    ByteSize `yaml:"preview_bytes"`
-	MaxParamBytes   ByteSize `yaml:"max_param_bytes"`
-	MaxTextBytes    ByteSize `yaml:"max_text_bytes"`
-	Enabled         *bool    `yaml:"enabled"` // false only for benchmarks
+	// FailurePolicy and Mode are every account's default (see Policy).
+	FailurePolicy FailurePolicy `yaml:"failure_policy"`
+	Mode          RecordingMode `yaml:"mode"`
+	PreviewRows   int           `yaml:"preview_rows"`
+	PreviewBytes  ByteSize      `yaml:"preview_bytes"`
+	MaxParamBytes ByteSize      `yaml:"max_param_bytes"`
+	MaxTextBytes  ByteSize      `yaml:"max_text_bytes"`
+	Enabled       *bool         `yaml:"enabled"` // false only for benchmarks
 	// SensitiveFunctions are SQL functions whose literal arguments are
 	// secrets, added to the built-in pgcrypto list (redacted before spooling).
 	SensitiveFunctions []string `yaml:"sensitive_functions"`
@@ -147,13 +148,16 @@ type Recording struct {
 	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
-// RecordingPolicy is how a session reacts to the recorder.
+// RecordingPolicy is how a session reacts to the recorder: what it does
+// when its events cannot be spooled, and when a response is released.
 type RecordingPolicy struct {
-	// FailurePolicy decides what a session does when its events cannot be
-	// spooled.
-	FailurePolicy FailurePolicy `yaml:"failure_policy"`
-	// Mode decides when a response is released.
-	Mode RecordingMode `yaml:"mode"`
+	FailurePolicy FailurePolicy
+	Mode          RecordingMode
+}
+
+// Policy is the recording defaults' policy.
+func (r Recording) Policy() RecordingPolicy {
+	return RecordingPolicy{FailurePolicy: r.FailurePolicy, Mode: r.Mode}
 }
 
 // FailurePolicy is recording.failure_policy.
@@ -233,15 +237,22 @@ type Account struct {
 	KnownHostsFile string   `yaml:"known_hosts_file"`
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	MaxDuration    Duration `yaml:"max_duration"`
-	// RecordingPolicy overrides the recording defaults for this account.
-	RecordingPolicy  `yaml:",inline"`
-	AllowPortForward bool     `yaml:"allow_port_forwarding"`
-	EnvAllow         []string `yaml:"env_allow"`
+	// FailurePolicy and Mode override the recording defaults for this
+	// account (see Policy).
+	FailurePolicy    FailurePolicy `yaml:"failure_policy"`
+	Mode             RecordingMode `yaml:"mode"`
+	AllowPortForward bool          `yaml:"allow_port_forwarding"`
+	EnvAllow         []string      `yaml:"env_allow"`
 	// AllowLocalInfile lets mysql sessions run LOAD DATA LOCAL INFILE,
 	// which reads a file of the client's machine into the server.
 	AllowLocalInfile bool `yaml:"allow_local_infile"`
 	// Policy names the policies[] entry that guards this account.
 	Policy string `yaml:"policy"`
+}
+
+// Policy is the account's recording policy.
+func (a *Account) Policy() RecordingPolicy {
+	return RecordingPolicy{FailurePolicy: a.FailurePolicy, Mode: a.Mode}
 }
 
 // Grant lets a user use accounts.
@@ -323,11 +334,12 @@ func Default() *Config {
 			MaxInFlight:  4,
 		},
 		Recording: Recording{
-			RecordingPolicy: RecordingPolicy{FailurePolicy: FailOpen, Mode: ModeAsync},
-			PreviewRows:     10,
-			PreviewBytes:    4 << 10,
-			MaxParamBytes:   1 << 10,
-			MaxTextBytes:    64 << 10,
+			FailurePolicy: FailOpen,
+			Mode:          ModeAsync,
+			PreviewRows:   10,
+			PreviewBytes:  4 << 10,
+			MaxParamBytes: 1 << 10,
+			MaxTextBytes:  64 << 10,
 		},
 	}
 }
