@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/keys"
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/server"
 	"github.com/pamtrail/pamtrail/gateway/spool"
@@ -279,15 +279,7 @@ func benchConfig(b *testing.B, pg pgServer, record bool) *config.Config {
 // spool in a temporary directory (nothing uploads it).
 func spoolRecorder(b *testing.B, fsync spool.FsyncPolicy) recorder.Recorder {
 	b.Helper()
-	key, err := keys.NewKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	ring, err := keys.NewRing(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	sp, err := spool.Open(b.TempDir(), spool.Options{Keys: ring, Fsync: fsync})
+	sp, err := spool.Open(b.TempDir(), spool.Options{Keys: testenv.Keyring(b, 1), Fsync: fsync})
 	if err != nil {
 		b.Fatal(err)
 	}

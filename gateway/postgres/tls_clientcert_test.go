@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -35,18 +36,18 @@ func (f clientCertFiles) params() string {
 // PostgreSQL.
 func TestClientCertificates(t *testing.T) {
 	pg := postgresServer(t)
-	clientCA, clientCAKey := newCA(t, "pamtrail test client CA")
+	clientCA, clientCAKey := testenv.NewCA(t, "pamtrail test client CA")
 	// Go's TLS client only presents a certificate whose issuer the server
 	// lists as acceptable, so the impostor CA takes the trusted CA's name:
 	// only the signature tells them apart. libpq presents any certificate
 	// (the psql cases use a plainly different CA).
-	impostorCA, impostorCAKey := newCA(t, "pamtrail test client CA")
-	otherCA, otherCAKey := newCA(t, "some other CA")
+	impostorCA, impostorCAKey := testenv.NewCA(t, "pamtrail test client CA")
+	otherCA, otherCAKey := testenv.NewCA(t, "some other CA")
 	clientCAFile := filepath.Join(t.TempDir(), "client-ca.crt")
-	writePEM(t, clientCAFile, "CERTIFICATE", clientCA.Raw)
+	testenv.WritePEM(t, clientCAFile, "CERTIFICATE", clientCA.Raw)
 
 	issue := func(ca *x509.Certificate, key any, eku x509.ExtKeyUsage) clientCertFiles {
-		cert, k := issueCert(t, ca, key, &x509.Certificate{Subject: pkix.Name{CommonName: testUser}, ExtKeyUsage: []x509.ExtKeyUsage{eku}})
+		cert, k := testenv.IssueCert(t, ca, key, &x509.Certificate{Subject: pkix.Name{CommonName: testUser}, ExtKeyUsage: []x509.ExtKeyUsage{eku}})
 		return clientCertFiles{cert: cert, key: k}
 	}
 	trusted := issue(clientCA, clientCAKey, x509.ExtKeyUsageClientAuth)

@@ -2,14 +2,9 @@ package postgres
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -19,75 +14,21 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // mintServerTLS issues a gateway certificate for localhost and 127.0.0.1
 // from the local CA that deploy/local/services.sh created.
 func mintServerTLS(t *testing.T, pg pgServer) *config.ServerTLS {
 	t.Helper()
-	caCert, caKey := loadCA(t, pg)
-	certFile, keyFile := issueCert(t, caCert, caKey, &x509.Certificate{
+	caCert, caKey := testenv.LoadCA(t, pg.CAFile, pg.CAKeyFile)
+	certFile, keyFile := testenv.IssueCert(t, caCert, caKey, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "pamtrail gateway test"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 	})
 	return &config.ServerTLS{CertFile: certFile, KeyFile: keyFile}
-}
-
-// issueCert signs a fresh P-256 key with the CA for the leaf template
-// (validity, serial and key usage are filled in) and writes the
-// certificate and key as PEM files, mode 0600, in a temporary directory.
-func issueCert(t *testing.T, caCert *x509.Certificate, caKey any, tmpl *x509.Certificate) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "leaf.crt"), filepath.Join(dir, "leaf.key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	return certFile, keyFile
-}
-
-func loadCA(t *testing.T, pg pgServer) (*x509.Certificate, any) {
-	t.Helper()
-	certPEM, err := os.ReadFile(pg.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := os.ReadFile(pg.CAKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatalf("local CA: %v", err)
-	}
-	cert, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, pair.PrivateKey
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // psql verifies the gateway's certificate and binds SCRAM to the TLS
@@ -114,39 +55,14 @@ func TestClientTLSVerifyFullWithChannelBinding(t *testing.T) {
 	}
 	// A client that trusts another CA refuses the gateway.
 	other := filepath.Join(t.TempDir(), "other-ca.crt")
-	otherCA := selfSignedCA(t)
-	writePEM(t, other, "CERTIFICATE", otherCA)
+	otherCA, _ := testenv.NewCA(t, "other")
+	testenv.WritePEM(t, other, "CERTIFICATE", otherCA.Raw)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if c, err := connectPgxErr(ctx, g.tlsConnString(testUser, testPassword, "demo", "verify-full", other)); err == nil {
 		c.Close(ctx)
 		t.Fatal("connected although the client does not trust the gateway's CA")
 	}
-}
-
-func selfSignedCA(t *testing.T) []byte {
-	cert, _ := newCA(t, "other")
-	return cert.Raw
-}
-
-// newCA makes a self-signed CA valid for an hour.
-func newCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
 }
 
 // The gateway reaches the account's server over TLS, verifying it against

@@ -19,7 +19,6 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/healthz"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
-	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
@@ -28,15 +27,7 @@ import (
 func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := keys.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := keys.NewRing(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ring.Save(filepath.Join(dir, "spool.keys")); err != nil {
+	if err := testenv.Keyring(t, 1).Save(filepath.Join(dir, "spool.keys")); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Default()

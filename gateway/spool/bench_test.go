@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // plaintextAEAD "seals" by copying and appending a zero tag of GCM's size,
@@ -41,7 +43,7 @@ func BenchmarkAppend(b *testing.B) {
 		name string
 		ring func(b *testing.B) Keyring
 	}{
-		{"encrypted", func(b *testing.B) Keyring { return testRing(b, 1) }},
+		{"encrypted", func(b *testing.B) Keyring { return testenv.Keyring(b, 1) }},
 		{"plaintext", func(*testing.B) Keyring { return plaintextRing{} }},
 	}
 	for _, r := range rings {
@@ -90,7 +92,7 @@ func BenchmarkOpenBacklog(b *testing.B) {
 		mb = v
 	}
 	dir := b.TempDir()
-	ring := testRing(b, 1)
+	ring := testenv.Keyring(b, 1)
 	s, err := Open(dir, Options{Keys: ring, Fsync: FsyncNone})
 	if err != nil {
 		b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 )
 
@@ -18,7 +19,7 @@ import (
 // recovery) contains it.
 func TestCanaryNeverOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	const canary = "CANARY-s3cr3t-p4ssw0rd-DO-NOT-STORE"
 	s := openT(t, dir, Options{Keys: ring, SegmentBytes: 4096, MaxRecordBytes: 1024})
 	for i := range 200 {
@@ -70,7 +71,7 @@ func TestCanaryNeverOnDisk(t *testing.T) {
 
 func TestKeyRotationKeepsOldSegmentsReadable(t *testing.T) {
 	dir := t.TempDir()
-	old := testRing(t, 1)
+	old := testenv.Keyring(t, 1)
 	s := openT(t, dir, Options{Keys: old})
 	appendN(t, s, 0, 20)
 	if err := s.Close(); err != nil {
@@ -102,14 +103,14 @@ func TestKeyRotationKeepsOldSegmentsReadable(t *testing.T) {
 
 func TestSegmentWithMissingKeyFailsOpenClearly(t *testing.T) {
 	dir := t.TempDir()
-	first := testRing(t, 1)
+	first := testenv.Keyring(t, 1)
 	s := openT(t, dir, Options{Keys: first})
 	appendN(t, s, 0, 5)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	before := segmentFiles(t, dir)
-	other := testRing(t, 1)
+	other := testenv.Keyring(t, 1)
 	_, err := Open(dir, Options{Keys: other})
 	if err == nil || !strings.Contains(err.Error(), first.Current().ID) || !strings.Contains(err.Error(), "not in the keyring") {
 		t.Fatalf("Open with the wrong key: %v", err)
@@ -125,7 +126,7 @@ func TestSegmentWithMissingKeyFailsOpenClearly(t *testing.T) {
 // at a different offset: CRC passes, the AAD does not.
 func TestMovedRecordFailsAuthentication(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	log := &testLogger{}
 	s := openT(t, dir, Options{Keys: ring})
 	for i := range 3 {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // TestOutOfSpace fills a real, tiny tmpfs. With preallocation, Append sees
@@ -40,7 +42,7 @@ func TestOutOfSpace(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := filepath.Join(mnt, "spool")
-			ring := testRing(t, 1)
+			ring := testenv.Keyring(t, 1)
 			// Segments larger than the free space: the disk fills up in the
 			// middle of a segment, not while creating one.
 			opts := Options{Keys: ring, SegmentBytes: 1 << 20, MaxRecordBytes: 2048, FsyncInterval: 2 * time.Millisecond, Fsync: tt.fsync}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 )
 
@@ -28,7 +29,7 @@ const childDirEnv = "PAMTRAIL_SPOOL_CHILD_DIR"
 func TestKilledWriterLosesNothingDurable(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(t.TempDir(), "ring.json")
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	data, err := ring.Marshal()
 	if err != nil {
 		t.Fatal(err)

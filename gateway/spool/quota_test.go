@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 func TestQuotaRefuse(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	opts := Options{Keys: ring, SegmentBytes: 8 << 10, MaxBytes: 32 << 10, MaxRecordBytes: 1024}
 	s := openT(t, dir, opts)
 	rec := bytes.Repeat([]byte("q"), 1000)
@@ -37,7 +39,7 @@ func TestQuotaRefuse(t *testing.T) {
 
 func TestQuotaDropOldest(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	opts := Options{Keys: ring, SegmentBytes: 8 << 10, MaxBytes: 32 << 10, MaxRecordBytes: 1024, Overflow: OverflowDropOldest}
 	s := openT(t, dir, opts)
 	const n = 200

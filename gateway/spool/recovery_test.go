@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 )
 
@@ -45,7 +46,7 @@ func (l segLayout) last() frameLoc { return l.frames[len(l.frames)-1] }
 // into segments of segmentBytes and closes the spool.
 func newFixture(t *testing.T, n int, segmentBytes int64, bigLast bool) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), ring: testRing(t, 1), n: n}
+	f := &fixture{dir: t.TempDir(), ring: testenv.Keyring(t, 1), n: n}
 	f.opts = Options{Keys: f.ring, SegmentBytes: segmentBytes, MaxRecordBytes: 512}
 	if bigLast {
 		f.opts.MaxRecordBytes = 4096

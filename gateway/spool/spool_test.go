@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
-	"github.com/pamtrail/pamtrail/gateway/keys"
 )
 
 func TestMain(m *testing.M) {
@@ -27,31 +26,13 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testRing returns a keyring with n fresh keys (the last current).
-func testRing(t testing.TB, n int) *keys.Ring {
-	t.Helper()
-	ks := make([]keys.Key, n)
-	for i := range ks {
-		k, err := keys.NewKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ks[i] = k
-	}
-	r, err := keys.NewRing(ks...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // testLogger captures spool log output for assertions.
 type testLogger = testenv.SyncBuffer
 
 func openT(t testing.TB, dir string, opts Options) *Spool {
 	t.Helper()
 	if opts.Keys == nil {
-		opts.Keys = testRing(t, 1)
+		opts.Keys = testenv.Keyring(t, 1)
 	}
 	s, err := Open(dir, opts)
 	if err != nil {
@@ -184,7 +165,7 @@ func TestReadBatchLimits(t *testing.T) {
 
 func TestRestartResumesAtAck(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	opts := Options{Keys: ring, SegmentBytes: 4096, MaxRecordBytes: 1024}
 	s := openT(t, dir, opts)
 	appendN(t, s, 0, 100)
@@ -218,7 +199,7 @@ func TestRestartResumesAtAck(t *testing.T) {
 
 func TestMissingAckFileReuploadsEverything(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	s := openT(t, dir, Options{Keys: ring})
 	appendN(t, s, 0, 10)
 	b, _ := s.ReadBatch(4, 1<<20)
@@ -247,7 +228,7 @@ func TestUnreadableAckFileIsAnError(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			ring := testRing(t, 1)
+			ring := testenv.Keyring(t, 1)
 			s := openT(t, dir, Options{Keys: ring})
 			appendN(t, s, 0, 3)
 			if err := s.Close(); err != nil {
@@ -368,7 +349,7 @@ func TestCloseIsIdempotentAndRefusesAppends(t *testing.T) {
 
 func TestSecondOpenOfSameDirFails(t *testing.T) {
 	dir := t.TempDir()
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	openT(t, dir, Options{Keys: ring})
 	if s, err := Open(dir, Options{Keys: ring}); err == nil {
 		_ = s.Close()
@@ -378,7 +359,7 @@ func TestSecondOpenOfSameDirFails(t *testing.T) {
 
 func TestFileModes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	s := openT(t, dir, Options{Keys: ring, SegmentBytes: 4096, MaxRecordBytes: 1024})
 	appendN(t, s, 0, 100)
 	b, _ := s.ReadBatch(10, 1<<20)
@@ -422,7 +403,7 @@ func TestFileModes(t *testing.T) {
 }
 
 func TestOptionsValidation(t *testing.T) {
-	ring := testRing(t, 1)
+	ring := testenv.Keyring(t, 1)
 	tests := []struct {
 		name string
 		opts Options

@@ -9,6 +9,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // benchPayloads are n spooled records shaped like the recorder's statement
@@ -88,7 +90,7 @@ func BenchmarkUploadBacklog(b *testing.B) {
 	srv := startOTLPServer(b, "127.0.0.1:0", nil)
 	for range b.N {
 		b.StopTimer()
-		sp := openSpool(b, b.TempDir(), newRing(b))
+		sp := openSpool(b, b.TempDir(), testenv.Keyring(b, 1))
 		for _, p := range payloads {
 			if _, err := sp.Append(p); err != nil {
 				b.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // serveDNS answers A queries for name with addrs on a UDP port of its own,
@@ -69,7 +71,7 @@ func TestEndpointNameSpreadsOverEveryCollector(t *testing.T) {
 		startOTLPServer(t, net.JoinHostPort("127.0.0.3", port), nil)}
 	dns := serveDNS(t, "collectors.test", []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3")})
 
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	cfg := fastConfig("dns://" + dns + "/collectors.test:" + port)
 	cfg.Interval = time.Hour // only Flush uploads
 	u := newUploader(t, sp, cfg)

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // otlpServer is a real OTLP/gRPC LogsService endpoint: the protocol the
@@ -173,16 +175,10 @@ func (s *otlpServer) stop() {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor is testenv.Eventually for a condition named by what.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, timeout, 5*time.Millisecond, func() (bool, string) { return cond(), "waiting for " + what })
 }
 
 // kv builds an OTLP attribute.

@@ -2,22 +2,18 @@ package uploader
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
 // testPKI is a throwaway CA with a server and a client certificate, written
@@ -29,71 +25,17 @@ type testPKI struct {
 
 func newTestPKI(t *testing.T) *testPKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey := newKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "pamtrail test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{caPool: x509.NewCertPool()}
+	ca, caKey := testenv.NewCA(t, "pamtrail test CA")
+	p := &testPKI{caPool: x509.NewCertPool(), caFile: filepath.Join(t.TempDir(), "ca.pem")}
 	p.caPool.AddCert(ca)
-	p.caFile = writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k := newKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			DNSNames:     []string{name},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", keyDER)
+	testenv.WritePEM(t, p.caFile, "CERTIFICATE", ca.Raw)
+	leaf := func(name string, usage x509.ExtKeyUsage) (string, string) {
+		return testenv.IssueCert(t, ca, caKey, &x509.Certificate{Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage}})
 	}
-	p.serverCert, p.serverKey = leaf("collector.test", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf("gateway.test", 3, x509.ExtKeyUsageClientAuth)
+	p.serverCert, p.serverKey = leaf("collector.test", x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = leaf("gateway.test", x509.ExtKeyUsageClientAuth)
 	return p
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // serverCreds requires a client certificate signed by the test CA (mTLS).
@@ -134,7 +76,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sp := openSpool(t, t.TempDir(), newRing(t))
+			sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 			cfg := fastConfig(srv.addr)
 			cfg.Insecure = false
 			tt.cfg(&cfg)

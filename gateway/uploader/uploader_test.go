@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
@@ -29,19 +30,6 @@ func openSpool(t testing.TB, dir string, ring *keys.Ring) *spool.Spool {
 	}
 	t.Cleanup(func() { _ = sp.Close() })
 	return sp
-}
-
-func newRing(t testing.TB) *keys.Ring {
-	t.Helper()
-	k, err := keys.NewKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := keys.NewRing(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 // fastConfig uploads often and retries quickly, for tests.
@@ -136,7 +124,7 @@ func wantExactlyOnceInOrder(t *testing.T, got map[string][]int64, sid string, n 
 
 func TestRecordsArriveIntact(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	cfg := fastConfig(srv.addr)
 	cfg.Interval = time.Hour // only Flush uploads
 	cfg.Headers = map[string]string{"x-pamtrail-token": "t0ken"}
@@ -221,7 +209,7 @@ func TestCollectorDownThenBack(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
 	addr := srv.addr
 	srv.stop() // the collector is unreachable from the start
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	u := newUploader(t, sp, fastConfig(addr))
 	if err := u.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -262,7 +250,7 @@ func TestServerRejectsFirstRequests(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := startOTLPServer(t, "127.0.0.1:0", nil)
 			srv.set(func(s *otlpServer) { s.failNext, s.partialNext = tt.fail, tt.partial })
-			sp := openSpool(t, t.TempDir(), newRing(t))
+			sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 			u := newUploader(t, sp, fastConfig(srv.addr))
 			appendRecords(t, sp, "s", 0, 25)
 			if err := u.Start(context.Background()); err != nil {
@@ -290,7 +278,7 @@ func TestServerRejectsFirstRequests(t *testing.T) {
 func TestRestartResumesWithoutDuplicates(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
 	dir := t.TempDir()
-	ring := newRing(t)
+	ring := testenv.Keyring(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -330,7 +318,7 @@ func TestRestartResumesWithoutDuplicates(t *testing.T) {
 
 func TestShutdownFlushesAndIsSafe(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -366,7 +354,7 @@ func TestShutdownFlushesAndIsSafe(t *testing.T) {
 
 func TestBeforeCycleRunsEachCycleAndItsRecordsGoOut(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	var calls atomic.Int64
 	cfg := fastConfig(srv.addr)
 	cfg.BeforeCycle = func() {
@@ -395,7 +383,7 @@ func TestBeforeCycleRunsEachCycleAndItsRecordsGoOut(t *testing.T) {
 
 func TestUndecodablePayloadIsSentNotSkipped(t *testing.T) {
 	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	u := newUploader(t, sp, fastConfig(srv.addr))
 	appendRecords(t, sp, "s", 0, 1)
 	if _, err := sp.Append([]byte{0xff, 0xff, 0xff}); err != nil {
@@ -417,7 +405,7 @@ func TestUndecodablePayloadIsSentNotSkipped(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	tests := []struct {
 		name string
 		cfg  Config
@@ -477,7 +465,7 @@ func TestRequestsInFlightAreAcknowledgedInOrder(t *testing.T) {
 			return nil
 		}
 	})
-	sp := openSpool(t, t.TempDir(), newRing(t))
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
 	cfg := fastConfig(srv.addr)
 	cfg.MaxBatchRecords, cfg.MaxInFlight = batch, 4
 	u := newUploader(t, sp, cfg)
