@@ -132,7 +132,7 @@ type Upload struct {
 
 // Recording controls what is captured and how recording failures are handled.
 type Recording struct {
-	// FailurePolicy and Mode are every account's default (see Policy).
+	// FailurePolicy and Mode are every account's default (see RecordingPolicy).
 	FailurePolicy FailurePolicy `yaml:"failure_policy"`
 	Mode          RecordingMode `yaml:"mode"`
 	PreviewRows   int           `yaml:"preview_rows"`
@@ -155,8 +155,8 @@ type RecordingPolicy struct {
 	Mode          RecordingMode
 }
 
-// Policy is the recording defaults' policy.
-func (r Recording) Policy() RecordingPolicy {
+// RecordingPolicy is the recording defaults' policy.
+func (r Recording) RecordingPolicy() RecordingPolicy {
 	return RecordingPolicy{FailurePolicy: r.FailurePolicy, Mode: r.Mode}
 }
 
@@ -238,7 +238,7 @@ type Account struct {
 	IdleTimeout    Duration `yaml:"idle_timeout"`
 	MaxDuration    Duration `yaml:"max_duration"`
 	// FailurePolicy and Mode override the recording defaults for this
-	// account (see Policy).
+	// account (see RecordingPolicy).
 	FailurePolicy    FailurePolicy `yaml:"failure_policy"`
 	Mode             RecordingMode `yaml:"mode"`
 	AllowPortForward bool          `yaml:"allow_port_forwarding"`
@@ -250,8 +250,8 @@ type Account struct {
 	Policy string `yaml:"policy"`
 }
 
-// Policy is the account's recording policy.
-func (a *Account) Policy() RecordingPolicy {
+// RecordingPolicy is the account's recording policy.
+func (a *Account) RecordingPolicy() RecordingPolicy {
 	return RecordingPolicy{FailurePolicy: a.FailurePolicy, Mode: a.Mode}
 }
 

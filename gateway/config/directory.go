@@ -61,8 +61,8 @@ func (c *Config) Authorize(user, account, accountType string) (*Account, error) 
 func (c *Config) RecordingPolicyFor(account string) RecordingPolicy {
 	for i := range c.Accounts {
 		if c.Accounts[i].Name == account {
-			return c.Accounts[i].Policy()
+			return c.Accounts[i].RecordingPolicy()
 		}
 	}
-	return c.Recording.Policy()
+	return c.Recording.RecordingPolicy()
 }

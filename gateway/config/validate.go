@@ -123,7 +123,7 @@ func (c *Config) Validate() error {
 	if c.Upload.Insecure && c.Upload.TLS.Enabled {
 		v.add("upload.insecure", "conflicts with upload.tls.enabled")
 	}
-	v.policy("recording", c.Recording.Policy())
+	v.policy("recording", c.Recording.RecordingPolicy())
 	if c.Recording.PreviewRows < 0 {
 		v.add("recording.preview_rows", "must be >= 0")
 	}
@@ -239,7 +239,7 @@ func (v *validator) accounts(c *Config, policies map[string]bool) map[string]boo
 				v.add(f+".type", "ssh account but no ssh listener configured")
 			}
 		}
-		v.policy(f, a.Policy())
+		v.policy(f, a.RecordingPolicy())
 		if a.IdleTimeout < 0 {
 			v.add(f+".idle_timeout", "must be >= 0")
 		}
