@@ -164,7 +164,7 @@ func (g *sftpGuard) refused(pkt []byte) bool {
 		g.reply(id, msg)
 		s := g.c.s
 		s.log.Info("sftp request blocked by policy", "operation", op, "path", path, "rule", m.Rule)
-		s.recordFile(recorder.FileOp{Time: time.Now(), Channel: channelSFTP, Operation: op, Path: path, Error: msg, Policy: m})
+		s.record(s.rec.File(recorder.FileOp{Time: time.Now(), Channel: channelSFTP, Operation: op, Path: path, Error: msg, Policy: m}))
 		return true
 	}
 	return false
