@@ -121,7 +121,7 @@ func checkChain(t *testing.T, recs []*logspb.LogRecord, pub ed25519.PublicKey) [
 func newSigningRecorder(t *testing.T, sink Sink) (*OTel, ed25519.PublicKey) {
 	t.Helper()
 	signer := newTestSigner()
-	r, err := NewOTel(Options{Sink: sink, GatewayID: "gw-test", Signer: signer})
+	r, err := NewOTel(Options{Sink: sink, GatewayID: "gw-test", Signer: signer, MaxTextBytes: testMaxText, PolicyFor: failOpen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestChainWithoutSigner(t *testing.T) {
 // Compare with BenchmarkQueryRecord, which includes it.
 func BenchmarkChainLink(b *testing.B) {
 	sink := &memSink{}
-	r, _ := NewOTel(Options{Sink: sink, GatewayID: "gw"})
+	r, _ := NewOTel(Options{Sink: sink, GatewayID: "gw", MaxTextBytes: 64 << 10, PolicyFor: failOpen})
 	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
 	_ = s.Query(Query{Text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", CommandTag: "SELECT 1", ReturnedRows: 1, TxStatus: 'I', Duration: time.Millisecond})
 	rec := sink.recs[1]

@@ -78,7 +78,8 @@ func session(t *testing.T, end bool) ([]Doc, *schema.Checkpoint, map[string]keys
 		t.Fatal(err)
 	}
 	sink := &sliceSink{}
-	r, _ := recorder.NewOTel(recorder.Options{Sink: sink, GatewayID: "gw", Signer: signer})
+	r, _ := recorder.NewOTel(recorder.Options{Sink: sink, GatewayID: "gw", Signer: signer,
+		MaxTextBytes: 64 << 10, PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }})
 	s, _ := r.SessionStart(context.Background(), recorder.SessionInfo{ID: "sess", User: "alice", Account: "pg", ResourceType: schema.ResourcePostgres, Database: "demo", ClientPort: 5000})
 	for i := range 3 {
 		_ = s.Query(recorder.Query{Text: fmt.Sprintf("select %d", i), CommandTag: "SELECT 1", Duration: time.Duration(i*1234567 + 1), Params: []string{"a"}, Columns: []string{"x"}})
