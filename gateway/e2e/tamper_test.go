@@ -282,6 +282,18 @@ func TestTamperDetected(t *testing.T) {
 			}
 		})
 	}
+	// The verdict shows in `sessions show`, and --since covers every
+	// session of the gateway.
+	for i, want := range map[int]string{0: "Integrity: INTACT", 1: "Integrity: TAMPERED"} {
+		out, _ := exec.Command(pamtrailBin, "sessions", "show", ids[i], "--url", s.esURL, "--keys", pub).CombinedOutput()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("sessions show %s lacks %q:\n%s", ids[i], want, out)
+		}
+	}
+	out, err := exec.Command(pamtrailBin, "sessions", "verify", "--since", "1h", "--gateway", s.gatewayID, "--url", s.esURL, "--keys", pub).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || strings.Count(string(out), ": INTACT") != 1 || strings.Count(string(out), ": TAMPERED") != len(tests)-1 {
+		t.Errorf("verify --since: %v\n%s", err, out)
+	}
 }
 
 // forgedLink computes the chain link a forger would give a document.

@@ -82,19 +82,24 @@ func (s Store) State(ctx context.Context, sessionID string) (SessionState, error
 	return SessionState{Status: doc.Source.Status, Checkpoint: doc.Source.Checkpoint}, nil
 }
 
-// SessionsSince lists the sessions that started at or after since, oldest
-// first (refused logins have no session and are not listed).
-func (s Store) SessionsSince(ctx context.Context, since time.Time) ([]string, error) {
+// SessionsSince lists the sessions that started at or after since, by
+// session id (refused logins have no session and are not listed); a
+// non-empty gatewayID keeps only that gateway's.
+func (s Store) SessionsSince(ctx context.Context, since time.Time, gatewayID string) ([]string, error) {
 	var ids []string
 	var after []any
+	filter := []any{
+		map[string]any{"term": map[string]any{"event_name": schema.EventSessionStart}},
+		map[string]any{"range": map[string]any{"@timestamp": map[string]any{"gte": since.UTC().Format(time.RFC3339Nano)}}},
+	}
+	if gatewayID != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"attributes." + schema.AttrGatewayID: gatewayID}})
+	}
 	for {
 		query := map[string]any{
 			"size":    1000,
 			"_source": false,
-			"query": map[string]any{"bool": map[string]any{"filter": []any{
-				map[string]any{"term": map[string]any{"event_name": schema.EventSessionStart}},
-				map[string]any{"range": map[string]any{"@timestamp": map[string]any{"gte": since.UTC().Format(time.RFC3339Nano)}}},
-			}}},
+			"query":   map[string]any{"bool": map[string]any{"filter": filter}},
 			"fields": []string{"attributes." + schema.AttrSessionID},
 			"sort":   []any{map[string]any{"attributes." + schema.AttrSessionID: "asc"}},
 		}

@@ -45,7 +45,7 @@ var sessionsSubcommands = []sessionsSubcommand{
 	{"play", "SESSION_ID [--speed N] [--idle-limit 2s] [--from 1m30s|TIME]", runSessionsPlay},
 	{"export", "SESSION_ID --format asciicast|jsonl|csv [-o FILE]", runSessionsExport},
 	{"terminate", "SESSION_ID --reason TEXT [--gateway URL ...] [--token-file F]", runSessionsTerminate},
-	{"verify", "SESSION_ID | --since 24h [--keys FILE.pub] [--require-sealed] [--json]", runSessionsVerify},
+	{"verify", "SESSION_ID | --since 24h [--gateway ID] [--keys FILE.pub] [--require-sealed] [--json]", runSessionsVerify},
 }
 
 // runSessions reviews recorded sessions.

@@ -95,6 +95,7 @@ func runSessionsVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 	var since string
 	c.fs.StringVar(&since, "since", "", "verify every session started in this window (24h, 7d) or since this RFC 3339 time, instead of one")
 	requireSealed := c.fs.Bool("require-sealed", false, "also exit 1 when a session's end is not covered by a signature")
+	gatewayID := c.fs.String("gateway", "", "with --since: only sessions recorded by this gateway id")
 	pos, err := parseInterspersed(c.fs, args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -105,6 +106,8 @@ func runSessionsVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 		return c.usageError("want one session id, or --since")
 	case since != "" && len(pos) != 0:
 		return c.usageError("give a session id or --since, not both")
+	case *gatewayID != "" && since == "":
+		return c.usageError("--gateway goes with --since")
 	}
 	from, err := parseSince(since, time.Now())
 	if err != nil {
@@ -116,7 +119,7 @@ func runSessionsVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
-	reports, source, err := runVerify(ctx, es, pos, from, *files)
+	reports, source, err := runVerify(ctx, es, pos, from, *gatewayID, *files)
 	if err != nil {
 		c.fail(err)
 		return verifyCannotRun
@@ -140,7 +143,7 @@ func runSessionsVerify(ctx context.Context, args []string, stdout, stderr io.Wri
 	return code
 }
 
-func runVerify(ctx context.Context, es *elasticsearch.Client, ids []string, since time.Time, files keyFiles) ([]verify.Report, string, error) {
+func runVerify(ctx context.Context, es *elasticsearch.Client, ids []string, since time.Time, gatewayID string, files keyFiles) ([]verify.Report, string, error) {
 	store := verify.Store{ES: es}
 	store.Refresh(ctx)
 	trusted, source, err := trustedKeys(ctx, store, files)
@@ -148,7 +151,7 @@ func runVerify(ctx context.Context, es *elasticsearch.Client, ids []string, sinc
 		return nil, "", err
 	}
 	if len(ids) == 0 {
-		if ids, err = store.SessionsSince(ctx, since); err != nil {
+		if ids, err = store.SessionsSince(ctx, since, gatewayID); err != nil {
 			return nil, "", err
 		}
 	}
