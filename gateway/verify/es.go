@@ -100,8 +100,8 @@ func (s Store) SessionsSince(ctx context.Context, since time.Time, gatewayID str
 			"size":    1000,
 			"_source": false,
 			"query":   map[string]any{"bool": map[string]any{"filter": filter}},
-			"fields": []string{"attributes." + schema.AttrSessionID},
-			"sort":   []any{map[string]any{"attributes." + schema.AttrSessionID: "asc"}},
+			"fields":  []string{"attributes." + schema.AttrSessionID},
+			"sort":    []any{map[string]any{"attributes." + schema.AttrSessionID: "asc"}},
 		}
 		if after != nil {
 			query["search_after"] = after
