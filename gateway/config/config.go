@@ -315,10 +315,10 @@ func Default() *Config {
 		Spool: Spool{
 			Dir:           "spool",
 			Fsync:         spool.FsyncInterval,
-			FsyncInterval: Duration(100 * time.Millisecond),
+			FsyncInterval: Duration(spool.DefaultFsyncInterval),
 			MaxBytes:      1 << 30,
 			Overflow:      spool.OverflowRefuse,
-			SegmentBytes:  64 << 20,
+			SegmentBytes:  spool.DefaultSegmentBytes,
 		},
 		Upload: Upload{
 			Endpoint: "127.0.0.1:4317",

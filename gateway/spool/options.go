@@ -44,7 +44,8 @@ const (
 	OverflowDropOldest OverflowPolicy = "drop-oldest"
 )
 
-// Defaults.
+// Defaults. The gateway's config takes spool.segment_bytes' and
+// fsync_interval's defaults from here, so each value exists once.
 const (
 	DefaultSegmentBytes   = 64 << 20
 	DefaultFsyncInterval  = 100 * time.Millisecond
@@ -52,7 +53,8 @@ const (
 )
 
 // Options configure a spool. The zero value of every field except Keys means
-// its default.
+// its default, for tools and tests; the gateway passes every field from its
+// validated config.
 type Options struct {
 	// Keys seals new segments and opens old ones. Required.
 	Keys Keyring
