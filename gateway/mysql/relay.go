@@ -99,7 +99,7 @@ func (s *session) pumpServer() pumpResult {
 }
 
 func (s *session) failClosed() bool {
-	return s.acct.FailurePolicy == "fail-closed" || s.acct.Mode == "strict"
+	return s.acct.RecordingPolicy().FailsClosed()
 }
 
 // observeClient hands a complete command to the tracker.
