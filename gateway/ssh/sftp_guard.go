@@ -34,8 +34,9 @@ const (
 // client between two of the target's packets (SFTP answers may come in any
 // order), so it never lands inside one.
 type sftpGuard struct {
-	c   *sessionChannel
 	set *policy.Set
+	// blocked tells the user and records a refused request.
+	blocked func(op, path string, m *policy.Match)
 
 	// client -> target framing; broken once the stream is not SFTP as the
 	// guard knows it, after which everything passes (the target refuses it)
@@ -57,7 +58,12 @@ type sftpGuard struct {
 }
 
 func newSFTPGuard(c *sessionChannel, set *policy.Set) *sftpGuard {
-	return &sftpGuard{c: c, set: set, client: c.client}
+	return &sftpGuard{set: set, client: c.client, blocked: func(op, path string, m *policy.Match) {
+		s := c.s
+		s.log.Info("sftp request blocked by policy", "operation", op, "path", path, "rule", m.Rule)
+		s.record(s.rec.File(recorder.FileOp{Time: time.Now(), Channel: channelSFTP, Operation: op, Path: path,
+			Error: blockedText(op+" of "+path, m), Policy: m}))
+	}}
 }
 
 func pathRequest(typ byte) bool {
@@ -160,11 +166,8 @@ func (g *sftpGuard) refused(pkt []byte) bool {
 		if !m.Blocks() {
 			continue
 		}
-		msg := blockedText(op+" of "+path, m)
-		g.reply(id, msg)
-		s := g.c.s
-		s.log.Info("sftp request blocked by policy", "operation", op, "path", path, "rule", m.Rule)
-		s.record(s.rec.File(recorder.FileOp{Time: time.Now(), Channel: channelSFTP, Operation: op, Path: path, Error: msg, Policy: m}))
+		g.reply(id, blockedText(op+" of "+path, m))
+		g.blocked(op, path, m)
 		return true
 	}
 	return false

@@ -20,16 +20,22 @@ var clearLine = []byte{0x05, 0x15, '\r'}
 // and also the keys typed since the last Enter, which a paste may send
 // before the shell has echoed them.
 type terminalGuard struct {
-	c     *sessionChannel
-	tap   *terminalTap
-	set   *policy.Set
-	typed []byte // printable keys since the last Enter; nil once an editing sequence made them unreliable
-	plain bool
-	out   []byte
+	screen  func() string // the command line on the emulated screen
+	refused func(text string, m *policy.Match)
+	set     *policy.Set
+	typed   []byte // printable keys since the last Enter; nil once an editing sequence made them unreliable
+	plain   bool
+	out     []byte
 }
 
 func newTerminalGuard(c *sessionChannel, tap *terminalTap, set *policy.Set) *terminalGuard {
-	return &terminalGuard{c: c, tap: tap, set: set, plain: true}
+	return &terminalGuard{screen: tap.screenLine, set: set, plain: true, refused: func(text string, m *policy.Match) {
+		msg := blockedText("command", m)
+		_, _ = c.client.Write([]byte("\r\n" + msg + "\r\n"))
+		s := c.s
+		s.log.Info("interactive command blocked by policy", "rule", m.Rule, "policy", m.Policy)
+		s.record(s.rec.Command(recorder.Command{Start: time.Now(), Channel: channelTerminal, Text: text, Output: msg, Policy: m}))
+	}}
 }
 
 // filter returns the bytes to forward for keys p.
@@ -74,19 +80,13 @@ func (g *terminalGuard) filter(p []byte) []byte {
 // check matches the line at an Enter; a blocked line is refused on the
 // terminal and recorded.
 func (g *terminalGuard) check() *policy.Match {
-	line := strings.TrimSpace(g.tap.screenLine())
+	line := strings.TrimSpace(g.screen())
 	m, text := g.set.Command(line), line
 	if m == nil && g.plain && len(g.typed) > 0 {
 		m, text = g.set.Command(string(g.typed)), string(g.typed)
 	}
-	if !m.Blocks() {
-		return m
+	if m.Blocks() {
+		g.refused(text, m)
 	}
-	msg := blockedText("command", m)
-	_, _ = g.c.client.Write([]byte("\r\n" + msg + "\r\n"))
-	s := g.c.s
-	s.log.Info("interactive command blocked by policy", "rule", m.Rule, "policy", m.Policy)
-	now := time.Now()
-	s.record(s.rec.Command(recorder.Command{Start: now, Channel: channelTerminal, Text: text, Output: msg, Policy: m}))
 	return m
 }
