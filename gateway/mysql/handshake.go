@@ -151,6 +151,10 @@ func (c *clientConn) greet() error {
 	return c.pc.WritePayload(p)
 }
 
+// accountSeparator splits a login of the form user#account; '#' is not
+// allowed in gateway user or account names.
+const accountSeparator = "#"
+
 // readResponse reads the client's handshake response, upgrading to TLS
 // first when the client asks for it.
 func (c *clientConn) readResponse() (plugin string, resp []byte, err error) {
@@ -206,6 +210,14 @@ func (c *clientConn) readResponse() (plugin string, resp []byte, err error) {
 	}
 	if r.Err() != nil {
 		return "", nil, refuse(erHandshake, "08S01", "malformed handshake response")
+	}
+	// Tools that connect without a database (mysqldump, mysqladmin) name
+	// the account in the login instead: user#account.
+	if user, account, ok := strings.Cut(c.user, accountSeparator); ok {
+		if c.account != "" && c.account != account {
+			return "", nil, refuse(erBadDB, "42000", "the login names account '%s' and the database names '%s': name the account once", account, c.account)
+		}
+		c.user, c.account = user, account
 	}
 	return plugin, append([]byte(nil), resp...), nil
 }
