@@ -133,7 +133,7 @@ func runMariaDB(t *testing.T, script string, args ...string) string {
 	return out.String()
 }
 
-func splitHostPort(t *testing.T, addr string) (string, string) {
+func splitHostPort(t testing.TB, addr string) (string, string) {
 	t.Helper()
 	i := strings.LastIndexByte(addr, ':')
 	return addr[:i], addr[i+1:]

@@ -126,7 +126,6 @@ func countKind(evs []recordertest.Event, kind string) int {
 	return n
 }
 
-
 // TestAccountInLogin names the account in the login (user#account), as
 // tools that connect without a database must.
 func TestAccountInLogin(t *testing.T) {

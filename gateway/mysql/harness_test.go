@@ -16,6 +16,7 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 )
 
@@ -42,7 +43,7 @@ type gateway struct {
 	t      testing.TB
 	engine *Engine
 	addr   string
-	rec    *recordertest.Memory
+	rec    *recordertest.Memory // nil when recording elsewhere
 	cfg    *config.Config
 	db     testenv.MariaDB
 }
@@ -52,6 +53,15 @@ type gatewayOption func(*config.Config)
 // startGateway serves a MySQL engine whose demo-mysql account logs in to
 // the local MariaDB as its demo user.
 func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
+	t.Helper()
+	rec := recordertest.New()
+	g := startGatewayRecording(t, rec, opts...)
+	g.rec = rec
+	return g
+}
+
+// startGatewayRecording is startGateway recording into rec.
+func startGatewayRecording(t testing.TB, rec recorder.Recorder, opts ...gatewayOption) *gateway {
 	t.Helper()
 	db := testenv.MySQL(t)
 	dir := t.TempDir()
@@ -72,7 +82,6 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	for _, o := range opts {
 		o(cfg)
 	}
-	rec := recordertest.New()
 	e, err := New(Options{Config: cfg, Recorder: rec, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +92,7 @@ func startGateway(t testing.TB, opts ...gatewayOption) *gateway {
 	}
 	served := make(chan error, 1)
 	go func() { served <- e.Serve(ln) }()
-	g := &gateway{t: t, engine: e, addr: ln.Addr().String(), rec: rec, cfg: cfg, db: db}
+	g := &gateway{t: t, engine: e, addr: ln.Addr().String(), cfg: cfg, db: db}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

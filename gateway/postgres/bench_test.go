@@ -13,13 +13,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/internal/benchrec"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/server"
@@ -41,12 +41,12 @@ func BenchmarkPgbench(b *testing.B) {
 	if pg.PgBouncerPort == 0 {
 		b.Fatal("pgbouncer is not running: deploy/local/services.sh up pgbouncer")
 	}
-	seconds := benchSeconds(b)
+	seconds := testenv.BenchSeconds(b, 20)
 	initPgbench(b, pg)
 	server.ApplyGCPercent(0) // as the gateway binary runs
 
 	recording := startGatewayWith(b, benchConfig(b, pg, true), func(o *Options) {
-		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
+		o.Recorder = benchrec.SpoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	off := startGatewayWith(b, benchConfig(b, pg, false), func(o *Options) {
@@ -59,16 +59,16 @@ func BenchmarkPgbench(b *testing.B) {
 	noLoops := 0
 	goroutineCfg.Postgres.EventLoops = &noLoops
 	goroutines := startGatewayWith(b, goroutineCfg, func(o *Options) {
-		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
+		o.Recorder = benchrec.SpoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	targets := []pgbenchTarget{
 		{name: "direct", host: pg.Host, port: pg.Port, user: pg.DemoUser, password: pg.DemoPassword},
 		{name: "pgbouncer", host: pg.Host, port: pg.PgBouncerPort, user: pg.DemoUser, password: pg.DemoPassword,
 			cpu: pgbouncerCPU(b)},
-		{name: "gateway", host: recording.host, port: recording.port, user: testUser, password: testPassword, cpu: selfCPU},
-		{name: "gateway_norec", host: off.host, port: off.port, user: testUser, password: testPassword, cpu: selfCPU},
-		{name: "gateway_goroutines", host: goroutines.host, port: goroutines.port, user: testUser, password: testPassword, cpu: selfCPU},
+		{name: "gateway", host: recording.host, port: recording.port, user: testUser, password: testPassword, cpu: testenv.ProcessCPU},
+		{name: "gateway_norec", host: off.host, port: off.port, user: testUser, password: testPassword, cpu: testenv.ProcessCPU},
+		{name: "gateway_goroutines", host: goroutines.host, port: goroutines.port, user: testUser, password: testPassword, cpu: testenv.ProcessCPU},
 	}
 	b.ResetTimer()
 	tps := map[string]float64{}
@@ -137,20 +137,6 @@ func BenchmarkPgbench(b *testing.B) {
 	fmt.Print(sb.String())
 }
 
-// benchSeconds is PAMTRAIL_BENCH_SECONDS, each pgbench run's duration
-// (default 20).
-func benchSeconds(b *testing.B) int {
-	s := os.Getenv("PAMTRAIL_BENCH_SECONDS")
-	if s == "" {
-		return 20
-	}
-	seconds, err := strconv.Atoi(s)
-	if err != nil || seconds < 1 {
-		b.Fatalf("PAMTRAIL_BENCH_SECONDS=%q is not a positive number of seconds", s)
-	}
-	return seconds
-}
-
 // pgbenchTarget is one server pgbench runs against.
 type pgbenchTarget struct {
 	name, host, user, password string
@@ -215,16 +201,6 @@ func (tg pgbenchTarget) p50(b *testing.B, seconds int) time.Duration {
 	return time.Duration(us[len(us)/2]) * time.Microsecond
 }
 
-// selfCPU is this process's CPU time; the in-process gateway is the only
-// thing using CPU here while pgbench (a child process) runs.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // pgbouncerCPU returns a reader of the running pgbouncer's CPU time, from
 // /proc/<pid>/stat (utime and stime, in clock ticks of 10 ms), or nil when
 // its pid is not known (a pgbouncer run by the user elsewhere).
@@ -275,24 +251,6 @@ func benchConfig(b *testing.B, pg pgServer, record bool) *config.Config {
 	return cfg
 }
 
-// spoolRecorder is the production recorder writing into an encrypted
-// spool in a temporary directory (nothing uploads it).
-func spoolRecorder(b *testing.B, fsync spool.FsyncPolicy) recorder.Recorder {
-	b.Helper()
-	sp, err := spool.Open(b.TempDir(), spool.Options{Keys: testenv.Keyring(b, 1), Fsync: fsync})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = sp.Close() })
-	cfg := config.Default()
-	rec, err := recorder.NewOTel(recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
-		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return rec
-}
-
 // BenchmarkIdleSessionMemory measures the gateway's memory per idle
 // proxied session: heap and goroutine stacks with n sessions open through
 // the gateway, minus the same number of direct connections (the clients
@@ -302,7 +260,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 	pg := postgresServer(b)
 	const n = 200
 	g := startGatewayWith(b, baseConfig(b, pg.demoAccount(b)), func(o *Options) {
-		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
+		o.Recorder = benchrec.SpoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	measure := func(dsn string) uint64 {
@@ -346,7 +304,7 @@ func memInUse() uint64 {
 func BenchmarkLargeResultMemory(b *testing.B) {
 	pg := postgresServer(b)
 	g := startGatewayWith(b, baseConfig(b, pg.demoAccount(b)), func(o *Options) {
-		o.Recorder = spoolRecorder(b, spool.FsyncInterval)
+		o.Recorder = benchrec.SpoolRecorder(b, spool.FsyncInterval)
 		o.Logger = slog.New(slog.DiscardHandler)
 	})
 	ctx := context.Background()

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/pamtrail/pamtrail/gateway/internal/benchrec"
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 	"github.com/pamtrail/pamtrail/gateway/spool"
@@ -77,14 +79,14 @@ func TestBlockingRecordingStaysOutOfTheEventLoop(t *testing.T) {
 func BenchmarkFsyncAlwaysEventLoop(b *testing.B) {
 	pg := postgresServer(b)
 	initPgbench(b, pg)
-	seconds := max(1, benchSeconds(b)/2)
+	seconds := max(1, testenv.BenchSeconds(b, 20)/2)
 	tps := map[bool]float64{}
 	for _, inLoop := range []bool{true, false} {
 		cfg := benchConfig(b, pg, true)
 		one := 1
 		cfg.Postgres.EventLoops = &one
 		g := startGatewayWith(b, cfg, func(o *Options) {
-			o.Recorder = claimRecorder{Recorder: spoolRecorder(b, spool.FsyncAlways), claim: !inLoop}
+			o.Recorder = claimRecorder{Recorder: benchrec.SpoolRecorder(b, spool.FsyncAlways), claim: !inLoop}
 			o.Logger = slog.New(slog.DiscardHandler)
 		})
 		tg := pgbenchTarget{name: "gateway", host: g.host, port: g.port, user: testUser, password: testPassword}

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,7 +88,7 @@ func BenchmarkSSHThroughput(b *testing.B) {
 					cmd, done := m.cmd(route)
 					var memBefore, memAfter runtime.MemStats
 					runtime.ReadMemStats(&memBefore)
-					gatewayBefore, machineBefore := processCPU(), machineCPU()
+					gatewayBefore, machineBefore := testenv.ProcessCPU(), machineCPU()
 					start := time.Now()
 					out, err := cmd.CombinedOutput()
 					elapsed := time.Since(start)
@@ -97,7 +96,7 @@ func BenchmarkSSHThroughput(b *testing.B) {
 					if err != nil {
 						b.Fatalf("%s via %s: %v\n%s", m.name, route, err, out)
 					}
-					cpu[key].add(cmd.ProcessState, processCPU()-gatewayBefore, machineCPU()-machineBefore, elapsed)
+					cpu[key].add(cmd.ProcessState, testenv.ProcessCPU()-gatewayBefore, machineCPU()-machineBefore, elapsed)
 					runtime.ReadMemStats(&memAfter)
 					cpu[key].gcCycles += memAfter.NumGC - memBefore.NumGC
 					cpu[key].allocated += memAfter.TotalAlloc - memBefore.TotalAlloc
@@ -162,15 +161,6 @@ func (p *partyCPU) add(client *os.ProcessState, gateway, machine, wall time.Dura
 	p.gateway += gateway
 	p.machine += machine
 	p.wall += wall
-}
-
-// processCPU is the CPU time this process (the gateway) has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // machineCPU is the busy CPU time of the whole machine (all cores) from

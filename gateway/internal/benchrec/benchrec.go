@@ -1,0 +1,31 @@
+// Package benchrec gives benchmarks the production recorder, so what they
+// measure includes recording as a deployed gateway does it.
+package benchrec
+
+import (
+	"testing"
+
+	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/recorder"
+	"github.com/pamtrail/pamtrail/gateway/spool"
+)
+
+// SpoolRecorder is the production recorder writing into an encrypted spool
+// in a temporary directory (nothing uploads it) with the given fsync
+// policy.
+func SpoolRecorder(tb testing.TB, fsync spool.FsyncPolicy) recorder.Recorder {
+	tb.Helper()
+	sp, err := spool.Open(tb.TempDir(), spool.Options{Keys: testenv.Keyring(tb, 1), Fsync: fsync})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = sp.Close() })
+	cfg := config.Default()
+	rec, err := recorder.NewOTel(recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
+		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rec
+}
