@@ -25,7 +25,7 @@ TEST_TIMEOUT ?= 18m
 # end to end; every other package runs with -race.
 INTEGRATION_PKGS := ./gateway/e2e/... ./collector-components/e2e/...
 
-.PHONY: build run test test-unit test-integration bench soak fuzz services services-down tools clean images
+.PHONY: build run test test-unit test-integration test-deploy compose-up compose-down bench soak fuzz services services-down tools clean images
 
 build: bin/pamtrail bin/otelcol-pamtrail
 
@@ -49,6 +49,22 @@ images: bin/otelcol-pamtrail
 	$(SERVICES) up docker
 	deploy/images/build.sh $(VERSION)
 
+# The deploy paths: both images, the compose stack end to end (third-party
+# images replaced by local stand-ins), the systemd units, the Helm chart.
+STANDINS_ENV := $(PAMTRAIL_HOME)/compose-standins.env
+test-deploy: images
+	deploy/compose/standins/build.sh >$(STANDINS_ENV).tmp && mv -f $(STANDINS_ENV).tmp $(STANDINS_ENV)
+	PAMTRAIL_STANDINS_ENV=$(STANDINS_ENV) $(GO) test -count=1 -timeout 15m ./deploy/compose/ ./deploy/systemd/
+	cd deploy/helm && $(GO) test -count=1 -timeout 10m ./...
+
+# The compose stack (deploy/compose/) on this machine: images, secrets, up.
+compose-up: images
+	PAMTRAIL_VERSION=$(VERSION) deploy/compose/secrets.sh
+	PAMTRAIL_VERSION=$(VERSION) docker-compose -f deploy/compose/docker-compose.yml up -d
+
+compose-down:
+	PAMTRAIL_VERSION=$(VERSION) docker-compose -f deploy/compose/docker-compose.yml down
+
 services-down:
 	$(SERVICES) down all
 
@@ -56,10 +72,10 @@ run: build
 	deploy/local/quickstart.sh
 
 test: build services
-	$(MAKE) -k test-unit test-integration
+	$(MAKE) -k test-unit test-integration test-deploy
 
 test-unit:
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /gateway/e2e -e /collector-components/e2e)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -v -e /gateway/e2e -e /collector-components/e2e -e /deploy/)
 
 test-integration:
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(INTEGRATION_PKGS)
