@@ -53,6 +53,7 @@ images: bin/otelcol-pamtrail
 # images replaced by local stand-ins), the systemd units, the Helm chart.
 STANDINS_ENV := $(PAMTRAIL_HOME)/compose-standins.env
 test-deploy: images
+	command -v systemd-analyze >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 	deploy/compose/standins/build.sh >$(STANDINS_ENV).tmp && mv -f $(STANDINS_ENV).tmp $(STANDINS_ENV)
 	PAMTRAIL_STANDINS_ENV=$(STANDINS_ENV) $(GO) test -count=1 -timeout 15m ./deploy/compose/ ./deploy/systemd/
 	cd deploy/helm && $(GO) test -count=1 -timeout 10m ./...
