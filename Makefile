@@ -25,7 +25,7 @@ TEST_TIMEOUT ?= 18m
 # end to end; every other package runs with -race.
 INTEGRATION_PKGS := ./gateway/e2e/... ./collector-components/e2e/...
 
-.PHONY: build run test test-unit test-integration test-deploy compose-up compose-down bench soak fuzz services services-down tools clean images
+.PHONY: build run test test-unit test-integration test-deploy compose-up compose-down install-systemd bench soak fuzz services services-down tools clean images
 
 build: bin/pamtrail bin/otelcol-pamtrail
 
@@ -65,6 +65,10 @@ compose-up: images
 
 compose-down:
 	PAMTRAIL_VERSION=$(VERSION) docker-compose -f deploy/compose/docker-compose.yml down
+
+# The gateway and the collector as hardened systemd services on this host.
+install-systemd: build
+	deploy/systemd/install.sh
 
 services-down:
 	$(SERVICES) down all

@@ -3,7 +3,6 @@ package systemd
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,52 +16,31 @@ var units = []struct{ name, binary string }{
 	{"otelcol-pamtrail.service", "otelcol-pamtrail"},
 }
 
-// verifyRoot lays out a root directory for systemd-analyze --root: the units,
-// the system's own units (sysinit.target and friends) and the binaries at
-// the paths ExecStart names, so verify checks them for real.
+// verifyRoot installs both services with install.sh into a fresh root
+// (DESTDIR) beside a copy of the system's own units (sysinit.target and
+// friends), so systemd-analyze --root checks the units, the binaries at the
+// paths ExecStart names, and what the installer put under /etc.
 func verifyRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	for _, dir := range []string{"etc/systemd/system", "usr/local/bin", "usr/lib/systemd"} {
-		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(filepath.Join(root, "usr/lib/systemd"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	if out, err := exec.Command("cp", "-a", "/usr/lib/systemd/system", filepath.Join(root, "usr/lib/systemd/")).CombinedOutput(); err != nil {
 		t.Fatalf("copying the system units: %v: %s", err, out)
 	}
-	for _, u := range units {
-		install(t, u.name, filepath.Join(root, "etc/systemd/system", u.name))
-		bin := filepath.Join("..", "..", "bin", u.binary)
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("%v: run make build first", err)
+	install := exec.Command("./install.sh")
+	install.Env = append(os.Environ(), "DESTDIR="+root)
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("install.sh: %v\n%s", err, out)
+	}
+	for _, path := range []string{"etc/pamtrail/spool.keys", "etc/otelcol-pamtrail/queue.keys", "etc/pamtrail/gateway.yaml"} {
+		fi, err := os.Stat(filepath.Join(root, path))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s after install.sh: %v, mode %v; want a 0600 file", path, err, fi)
 		}
-		install(t, bin, filepath.Join(root, "usr/local/bin", u.binary))
 	}
 	return root
-}
-
-// install hard-links src to dst, or copies it across filesystems.
-func install(t *testing.T, src, dst string) {
-	t.Helper()
-	if os.Link(src, dst) == nil {
-		return
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestUnitsVerify: systemd-analyze verify accepts both units without a
@@ -75,6 +53,22 @@ func TestUnitsVerify(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil || out.Len() > 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", u.name, err, out.String())
+		}
+	}
+	// The installed configs load with what the units give the processes:
+	// the credentials directory and the environment.
+	for _, c := range []struct {
+		bin, config string
+		env         []string
+	}{
+		{"pamtrail", "etc/pamtrail/gateway.yaml", []string{"CREDENTIALS_DIRECTORY=" + filepath.Join(root, "etc/pamtrail")}},
+		{"otelcol-pamtrail", "etc/otelcol-pamtrail/config.yaml", []string{
+			"PAMTRAIL_QUEUE_KEY_FILE=" + filepath.Join(root, "etc/otelcol-pamtrail/queue.keys"), "PAMTRAIL_ES_URL=http://127.0.0.1:9200"}},
+	} {
+		cmd := exec.Command(filepath.Join(root, "usr/local/bin", c.bin), "validate", "--config", filepath.Join(root, c.config))
+		cmd.Env = append(os.Environ(), c.env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s validate %s: %v\n%s", c.bin, c.config, err, out)
 		}
 	}
 }
