@@ -272,7 +272,7 @@ func BenchmarkChainLink(b *testing.B) {
 // BenchmarkCheckpoint is the cost of one signed checkpoint (one per live
 // session per upload cycle, and one at its end): signing and recording it.
 func BenchmarkCheckpoint(b *testing.B) {
-	r, _ := NewOTel(Options{Sink: discard{}, GatewayID: "gw", Signer: newTestSigner()})
+	r, _ := NewOTel(Options{Sink: discard{}, GatewayID: "gw", Signer: newTestSigner(), MaxTextBytes: 64 << 10, PolicyFor: failOpen})
 	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
 	q := Query{Text: "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", CommandTag: "SELECT 1", ReturnedRows: 1, TxStatus: 'I', Duration: time.Millisecond}
 	b.ReportAllocs()
