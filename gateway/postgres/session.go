@@ -98,6 +98,14 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		AuthMethod:   "scram-sha-256",
 		Start:        now,
 	}
+	// Heartbeats may read the traffic before the session below exists.
+	var live atomic.Pointer[session]
+	info.Traffic = func() (int64, int64) {
+		if s := live.Load(); s != nil {
+			return s.bytesIn.Load(), s.bytesOut.Load()
+		}
+		return 0, 0
+	}
 	rs, err := e.rec.SessionStart(ctx, info)
 	if err != nil {
 		e.log.Error("postgres: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
@@ -114,6 +122,7 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		start:     now,
 		requested: make(chan struct{}),
 	}
+	live.Store(s)
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,
 		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
 	if set := e.ctl.Policy(acct.Name); set.HasSQL() {

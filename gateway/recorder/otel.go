@@ -126,6 +126,11 @@ func (r *OTel) Heartbeat() {
 		rec.int(schema.AttrQueryCount, s.queries.Load())
 		rec.int(schema.AttrCommandCount, s.commands.Load())
 		rec.int(schema.AttrErrorCount, s.errors.Load())
+		if s.info.Traffic != nil {
+			in, out := s.info.Traffic()
+			rec.int(schema.AttrBytesIn, in)
+			rec.int(schema.AttrBytesOut, out)
+		}
 		if err := s.appendUnchained(rec); err != nil {
 			_ = r.recordFailure(s, schema.EventHeartbeat, err)
 		}

@@ -222,7 +222,8 @@ func TestFailurePolicy(t *testing.T) {
 func TestHeartbeatAndAuthFailure(t *testing.T) {
 	sink := &memSink{}
 	r := newTestRecorder(t, sink, Policy{})
-	if _, err := r.SessionStart(context.Background(), SessionInfo{ID: "live", User: "u", Account: "a", ResourceType: schema.ResourceSSH}); err != nil {
+	traffic := func() (int64, int64) { return 512, 4096 }
+	if _, err := r.SessionStart(context.Background(), SessionInfo{ID: "live", User: "u", Account: "a", ResourceType: schema.ResourceSSH, Traffic: traffic}); err != nil {
 		t.Fatal(err)
 	}
 	r.Heartbeat()
@@ -235,6 +236,9 @@ func TestHeartbeatAndAuthFailure(t *testing.T) {
 	}
 	if start, beat := attrs(recs[0])[schema.AttrSeq].GetIntValue(), attrs(recs[1])[schema.AttrSeq].GetIntValue(); beat != start {
 		t.Errorf("heartbeat pam.seq %d, want %d: the latest event's, so event seqs stay gapless", beat, start)
+	}
+	if a := attrs(recs[1]); a[schema.AttrBytesIn].GetIntValue() != 512 || a[schema.AttrBytesOut].GetIntValue() != 4096 {
+		t.Errorf("heartbeat traffic: %v, want the running totals 512 in, 4096 out", a)
 	}
 	if a := attrs(recs[2]); a[schema.AttrAuthFailure].GetStringValue() != schema.AuthBadPassword || a[schema.AttrSessionID].GetStringValue() == "" {
 		t.Fatalf("auth failure attrs: %v", a)

@@ -26,6 +26,10 @@ type SessionInfo struct {
 	UpstreamUser string
 	AuthMethod   string // how the user authenticated to the gateway
 	Start        time.Time
+	// Traffic returns the bytes relayed so far, client to upstream and
+	// back; heartbeats report it so a live session's traffic is known
+	// before it ends. Nil: the totals come with the end only.
+	Traffic func() (in, out int64)
 }
 
 // AuthFailure is a refused connection attempt; it has no session.

@@ -133,6 +133,7 @@ func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 		UpstreamUser: hs.acct.User,
 		AuthMethod:   hs.ident.method,
 		Start:        time.Now(),
+		Traffic:      func() (int64, int64) { return s.bytesIn.Load(), s.bytesOut.Load() },
 	}
 	s.log = e.log.With("session", s.info.ID, "user", s.info.User, "account", s.info.Account)
 	s.touch()
