@@ -54,6 +54,14 @@ func Merge(s *Session, obs []Observation, now time.Time, maxFindings int) (fresh
 	for i := range obs {
 		o := &obs[i]
 		fillIdentity(s, o)
+		if o.Event == schema.EventHeartbeat {
+			// A heartbeat repeats the seq of the session's latest event, so
+			// it must not claim that seq (the event may arrive after it).
+			// What it carries are maxima, exact however often and in
+			// whatever order they are applied.
+			fresh = applyRunning(s, o) || fresh
+			continue
+		}
 		if !s.Seqs.Add(o.Seq) {
 			continue
 		}
@@ -86,29 +94,38 @@ func fillIdentity(s *Session, o *Observation) {
 	setIfEmpty(&s.ServerAddress, o.ServerAddress)
 }
 
-// apply adds one new observation.
-func apply(s *Session, o *Observation, maxFindings int) {
+// applyRunning takes the time and the gateway's running totals of an
+// observation: all maxima (bytes and counts only grow, so a late heartbeat
+// cannot lower them). It reports whether anything changed.
+func applyRunning(s *Session, o *Observation) bool {
+	before := [...]int64{s.Reported.Queries, s.Reported.Commands, s.Reported.Errors, s.BytesIn, s.BytesOut}
+	seen := s.LastSeen
 	if o.Time.After(s.LastSeen) {
 		s.LastSeen = o.Time
 	}
+	s.Reported.Queries = max(s.Reported.Queries, o.Reported.Queries)
+	s.Reported.Commands = max(s.Reported.Commands, o.Reported.Commands)
+	s.Reported.Errors = max(s.Reported.Errors, o.Reported.Errors)
+	s.BytesIn = max(s.BytesIn, o.Reported.BytesIn)
+	s.BytesOut = max(s.BytesOut, o.Reported.BytesOut)
+	after := [...]int64{s.Reported.Queries, s.Reported.Commands, s.Reported.Errors, s.BytesIn, s.BytesOut}
+	return before != after || !seen.Equal(s.LastSeen)
+}
+
+// apply adds one new observation.
+func apply(s *Session, o *Observation, maxFindings int) {
 	switch o.Event {
 	case schema.EventSessionStart:
 		if !o.Time.IsZero() {
 			s.Start = o.Time
 		}
-	case schema.EventSessionEnd, schema.EventHeartbeat, schema.EventCheckpoint:
+	case schema.EventSessionEnd, schema.EventCheckpoint:
 	default:
 		if o.Time.After(s.LastActivity) {
 			s.LastActivity = o.Time
 		}
 	}
-	s.Reported.Queries = max(s.Reported.Queries, o.Reported.Queries)
-	s.Reported.Commands = max(s.Reported.Commands, o.Reported.Commands)
-	s.Reported.Errors = max(s.Reported.Errors, o.Reported.Errors)
-	// Bytes are running totals on heartbeats and the end event: they only
-	// grow, so a late heartbeat cannot lower them.
-	s.BytesIn = max(s.BytesIn, o.Reported.BytesIn)
-	s.BytesOut = max(s.BytesOut, o.Reported.BytesOut)
+	applyRunning(s, o)
 	if o.Query {
 		s.Queries++
 	}

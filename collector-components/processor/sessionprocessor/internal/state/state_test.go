@@ -73,7 +73,10 @@ func sessionRecords() []Observation {
 			User: "alice", Tables: []string{"t" + strconv.FormatInt(seq%25, 10)}}
 		switch {
 		case seq%10 == 0:
-			o = Observation{Seq: seq, Event: schema.EventHeartbeat, Time: o.Time, Reported: Counts{Queries: seq}}
+			// A heartbeat repeats the seq of the latest event, and may
+			// come before it.
+			obs = append(obs, Observation{Seq: seq, Event: schema.EventHeartbeat, Time: o.Time.Add(time.Second / 2),
+				Reported: Counts{Queries: seq, BytesIn: 10 * seq, BytesOut: 100 * seq}})
 		case seq%7 == 0:
 			o.Error = true
 		case seq%13 == 0:
@@ -115,7 +118,9 @@ func TestMergeIsExactHoweverRecordsAreSpread(t *testing.T) {
 	}
 	assert.Equal(t, schema.StatusEnded, want.Status)
 	assert.True(t, want.Complete())
-	assert.Equal(t, int64(54), want.Queries)
+	assert.Equal(t, int64(59), want.Queries, "a heartbeat repeating a seq must not hide its event")
+	assert.Equal(t, int64(500), want.BytesIn, "the latest heartbeat's running total")
+	assert.Equal(t, time.Date(2026, 12, 3, 10, 0, 59, 0, time.UTC), want.LastActivity)
 	assert.Equal(t, int64(8), want.Errors)
 	assert.Len(t, want.Findings, 4)
 }
@@ -123,7 +128,7 @@ func TestMergeIsExactHoweverRecordsAreSpread(t *testing.T) {
 func TestLostAndBack(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	s := New("s")
-	Merge(s, []Observation{{Seq: 0, Event: schema.EventSessionStart}}, t0, 10)
+	Merge(s, []Observation{{Seq: 0, Event: schema.EventSessionStart, Time: t0}}, t0, 10)
 	assert.False(t, MarkLost(s, t0.Add(29*time.Second), 30*time.Second), "not silent long enough")
 	require.True(t, MarkLost(s, t0.Add(30*time.Second), 30*time.Second))
 	assert.True(t, s.SummaryPending)
@@ -132,16 +137,18 @@ func TestLostAndBack(t *testing.T) {
 
 	Merge(s, []Observation{{Seq: 0, Event: schema.EventSessionStart}}, t0.Add(time.Minute), 10)
 	assert.Equal(t, schema.StatusLost, s.Status, "a replay proves nothing about the session")
-	Merge(s, []Observation{{Seq: 1, Event: schema.EventHeartbeat}}, t0.Add(time.Minute), 10)
-	assert.Equal(t, schema.StatusActive, s.Status, "a new record brings it back")
+	Merge(s, []Observation{{Seq: 0, Event: schema.EventHeartbeat, Time: t0}}, t0.Add(time.Minute), 10)
+	assert.Equal(t, schema.StatusLost, s.Status, "a replayed heartbeat proves nothing either")
+	Merge(s, []Observation{{Seq: 0, Event: schema.EventHeartbeat, Time: t0.Add(time.Minute)}}, t0.Add(time.Minute), 10)
+	assert.Equal(t, schema.StatusActive, s.Status, "a new heartbeat brings it back")
 	assert.Nil(t, s.Summary, "the provisional summary no longer applies")
 
-	Merge(s, []Observation{{Seq: 3, Event: schema.EventSessionEnd, End: &EndInfo{Reason: schema.EndClientQuit}}}, t0.Add(time.Minute), 10)
+	Merge(s, []Observation{{Seq: 2, Event: schema.EventSessionEnd, End: &EndInfo{Reason: schema.EndClientQuit}}}, t0.Add(time.Minute), 10)
 	assert.Equal(t, schema.StatusEnded, s.Status)
-	assert.False(t, s.Complete(), "seq 2 is missing")
-	assert.False(t, SummaryDue(s, t0.Add(time.Minute), 30*time.Second), "waits for seq 2")
+	assert.False(t, s.Complete(), "seq 1 is missing")
+	assert.False(t, SummaryDue(s, t0.Add(time.Minute), 30*time.Second), "waits for seq 1")
 	assert.True(t, SummaryDue(s, t0.Add(90*time.Second), 30*time.Second), "or for silence")
-	Merge(s, []Observation{{Seq: 2, Event: schema.EventDBQuery, Query: true}}, t0.Add(time.Minute), 10)
+	Merge(s, []Observation{{Seq: 1, Event: schema.EventDBQuery, Query: true}}, t0.Add(time.Minute), 10)
 	assert.True(t, SummaryDue(s, t0.Add(time.Minute), 30*time.Second), "complete")
 	assert.False(t, MarkLost(s, t0.Add(time.Hour), 30*time.Second), "an ended session is never lost")
 	require.True(t, SetSummary(s, &Summary{Text: "first"}))
