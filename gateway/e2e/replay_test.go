@@ -143,12 +143,27 @@ func TestTerminalReplay(t *testing.T) {
 	step("echo "+marker+" done", marker+" done\n")
 	want := term.screen()
 	t.Logf("the screen tmux showed at the end:\n%s", want)
-	term.run("kill-server") // the client hangs up: the gateway ends the session
 
-	ends := s.waitEvents(60*time.Second, review.Filter{EventName: schema.EventSessionEnd}, func(evs []review.Event) (bool, string) {
+	// While live, the detail shows the connection: live and how far behind,
+	// the last activity, the traffic so far (heartbeats carry it), the gateway.
+	starts := s.waitEvents(60*time.Second, review.Filter{EventName: schema.EventSessionStart}, func(evs []review.Event) (bool, string) {
 		return len(evs) == 1, describe(evs)
 	})
-	id := ends[0].Str(schema.AttrSessionID)
+	id := starts[0].Str(schema.AttrSessionID)
+	s.waitSession(id, 60*time.Second, func(sess review.Session) bool {
+		return sess.Status == schema.StatusActive && sess.BytesIn > 0 && sess.BytesOut > 0 && !sess.LastActivity.IsZero()
+	})
+	live := run(t, pamtrailBin, "sessions", "show", id, "--url", s.esURL)
+	for _, line := range []string{"Connection     live (view ", "Gateway        " + s.gatewayID, "Last activity  "} {
+		if !strings.Contains(live, line) {
+			t.Errorf("show of the live session lacks %q:\n%s", line, live)
+		}
+	}
+	if strings.Contains(live, "counted when the session ends") {
+		t.Errorf("show of the live session has no traffic yet:\n%s", live)
+	}
+
+	term.run("kill-server") // the client hangs up: the gateway ends the session
 	s.waitSession(id, 60*time.Second, func(sess review.Session) bool { return sess.Status != schema.StatusActive })
 
 	cast := filepath.Join(t.TempDir(), "session.cast")
