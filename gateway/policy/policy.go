@@ -146,6 +146,23 @@ func (s *Set) File(op, p string) *Match {
 	return nil
 }
 
+// FileTree checks an operation that may write a whole tree at p (a
+// recursive scp or an rsync upload, whose file names the gateway does not
+// see before they are written): it also matches when a guarded directory
+// lies under p, since the tree could reach into it.
+func (s *Set) FileTree(op, p string) *Match {
+	if m := s.File(op, p); m != nil || !s.HasFiles() || p == "" {
+		return m
+	}
+	clean := path.Clean(p)
+	for _, r := range s.files {
+		if slices.Contains(r.Operations, op) && path.IsAbs(clean) && (clean == "/" || strings.HasPrefix(r.Under, clean+"/")) {
+			return s.match(r.ID)
+		}
+	}
+	return nil
+}
+
 func hasPrefixWords(words, keywords []string) bool {
 	if len(words) < len(keywords) {
 		return false

@@ -190,3 +190,17 @@ func FuzzSimpleCommands(f *testing.F) {
 		}
 	})
 }
+
+// A tree written at a path (recursive scp, rsync) could reach a guarded
+// directory beneath it.
+func TestFileTree(t *testing.T) {
+	s := quickstartSet(t, config.PolicyEnforce)
+	for p, want := range map[string]bool{"/": true, "/etc": true, "/etc/x": true, "/tmp": false, "/et": false, "relative": false} {
+		if got := s.FileTree("upload", p) != nil; got != want {
+			t.Errorf("FileTree(upload, %q) = %v, want %v", p, got, want)
+		}
+	}
+	if s.FileTree("download", "/") != nil {
+		t.Error("a download tree matched an upload rule")
+	}
+}

@@ -31,21 +31,29 @@ func (s *session) checkExec(command string) *policy.Match {
 		return nil
 	}
 	if c, ok := scpparse.ParseCommand(command); ok {
-		return matchPaths(set, !c.Download, c.Paths)
+		return matchPaths(set, !c.Download, c.Recursive, c.Paths)
 	}
 	if c, ok := rsyncparse.ParseCommand(command); ok {
-		return matchPaths(set, !c.Sender, c.Paths)
+		// The file list is not seen before the server acts on it: any
+		// rsync upload is taken as a tree.
+		return matchPaths(set, !c.Sender, true, c.Paths)
 	}
 	return nil
 }
 
-func matchPaths(set *policy.Set, upload bool, paths []string) *policy.Match {
+// matchPaths checks the paths of an scp or rsync command; an upload of a
+// tree also matches a guarded directory beneath its destination.
+func matchPaths(set *policy.Set, upload, tree bool, paths []string) *policy.Match {
 	op := "download"
 	if upload {
 		op = "upload"
 	}
 	for _, p := range paths {
-		if m := set.File(op, p); m != nil {
+		m := set.File(op, p)
+		if m == nil && upload && tree {
+			m = set.FileTree(op, p)
+		}
+		if m != nil {
 			return m
 		}
 	}

@@ -152,6 +152,16 @@ func TestFileTransferBlocked(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, `rule "no-upload-guarded"`) {
 		t.Errorf("rsync under %s: exit %d, stderr %q", guarded, code, stderr)
 	}
+	// A tree copied into the guarded directory's parent would reach into it.
+	tree := filepath.Join(t.TempDir(), filepath.Base(guarded))
+	if err := os.MkdirAll(tree, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(tree, "via-rsync-tree"), "x\n")
+	_, stderr, code = run(t, exec.Command("rsync", "-r", "-e", rsh, tree, accountGuarded+"@127.0.0.1:"+filepath.Dir(guarded)+"/"))
+	if code == 0 || !strings.Contains(stderr, `rule "no-upload-guarded"`) {
+		t.Errorf("rsync -r into the parent of %s: exit %d, stderr %q", guarded, code, stderr)
+	}
 	if _, stderr, code = run(t, exec.Command("scp", append(g.scpArgs(g.aliceKey), local, accountGuarded+"@127.0.0.1:"+guarded+"-open/via-scp")...)); code != 0 {
 		t.Errorf("scp elsewhere: %s", stderr)
 	}
