@@ -71,6 +71,7 @@ type stack struct {
 	collector   *proc
 	metricsAddr string // the gateway's Prometheus endpoint
 	sshAddr     string // when stackOptions.ssh
+	mysqlAddr   string // when stackOptions.mysql
 	aliceKey    string // alice's SSH private key file
 }
 
@@ -81,6 +82,7 @@ type stackOptions struct {
 	recording      string // YAML body of recording:
 	spool          string // extra YAML lines for spool:
 	ssh            bool   // also an SSH listener and the demo-ssh account
+	mysql          bool   // also a MySQL listener and the demo-mysql account (MariaDB's test database)
 	extra          string // YAML appended at the end (admin:, policies:)
 
 	listeners, userExtra string // filled by newStack
@@ -126,6 +128,14 @@ func newStack(t testing.TB, o stackOptions) *stack {
     known_hosts: %q
 `, target.Host, target.Port, target.User, target.KeyFile, target.KnownHosts)
 		grants += ", demo-ssh"
+	}
+	if o.mysql {
+		db := testenv.MySQL(t)
+		s.mysqlAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		o.listeners += fmt.Sprintf("mysql:\n  address: %s\n", s.mysqlAddr)
+		o.extraAccounts += fmt.Sprintf("  - {name: demo-mysql, type: mysql, host: %s, port: %d, database: %s, user: %s, secret: {file: %s}}\n",
+			db.Host, db.Port, db.TestDB, db.DemoUser, db.DemoPasswordFile)
+		grants += ", demo-mysql"
 	}
 	s.gwConfig = filepath.Join(s.dir, "gateway.yaml")
 	writeFile(t, s.gwConfig, fmt.Sprintf(`gateway:
@@ -203,11 +213,16 @@ func (s *stack) startGateway() {
 		if !s.gateway.running() {
 			s.t.Fatalf("gateway exited:\n%s", s.gateway.log())
 		}
-		c, err := net.DialTimeout("tcp", s.gwAddr, time.Second)
-		if err != nil {
-			return false, err.Error()
+		for _, addr := range []string{s.gwAddr, s.mysqlAddr} {
+			if addr == "" {
+				continue
+			}
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err != nil {
+				return false, err.Error()
+			}
+			c.Close()
 		}
-		c.Close()
 		return true, ""
 	})
 }
