@@ -42,16 +42,10 @@ const exporterParallelism = 2
 //     cadence;
 //  5. collector and gateway peak RSS during the drain.
 //
-// Run with -benchtime 1x (make bench).
+// PAMTRAIL_BENCH_DIRECT_DOCS (default 300,000) sizes the baseline. Run with -benchtime 1x (make bench).
 func BenchmarkDelivery(b *testing.B) {
-	backlog := 1_000_000
-	if v := os.Getenv("PAMTRAIL_BENCH_BACKLOG"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1000 {
-			b.Fatalf("PAMTRAIL_BENCH_BACKLOG=%q: want a count >= 1000", v)
-		}
-		backlog = n
-	}
+	backlog := benchCount(b, "PAMTRAIL_BENCH_BACKLOG", 1_000_000)
+	directDocs := benchCount(b, "PAMTRAIL_BENCH_DIRECT_DOCS", 300_000)
 	for range b.N {
 		s := newStack(b, stackOptions{uploadInterval: "10s"})
 		s.start()
@@ -60,7 +54,7 @@ func BenchmarkDelivery(b *testing.B) {
 		warm, _ := s.runPgbench(b, pgbenchLoad{clients: 4, transactions: 5000})
 		s.waitStatements(b, warm, 2*time.Minute)
 		docs := s.sampleDocuments(b, 10_000)
-		direct := directBulkRate(b, s.esURL, docs, 300_000)
+		direct := directBulkRate(b, s.esURL, docs, directDocs)
 
 		const window = 60 * time.Second
 		before := s.statementCount(b)
@@ -112,6 +106,19 @@ func BenchmarkDelivery(b *testing.B) {
 		b.ReportMetric(float64(colPeak.Load()>>20), "collector-peak-MiB")
 		b.ReportMetric(float64(gwPeak.Load()>>20), "gateway-peak-MiB")
 	}
+}
+
+// benchCount reads a count from the environment, or returns def.
+func benchCount(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1000 {
+		b.Fatalf("%s=%q: want a count >= 1000", name, v)
+	}
+	return n
 }
 
 // sampleDocuments returns up to n event documents of this stack's gateway

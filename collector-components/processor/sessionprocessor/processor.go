@@ -58,6 +58,8 @@ type sessionProcessor struct {
 	// openaiTransport is closed at shutdown so no keep-alive outlives us.
 	openaiTransport *http.Transport
 
+	merges mergeBatch // one sessions-index update at a time for all requests
+
 	mu      sync.Mutex
 	stopped bool
 	started bool
@@ -91,6 +93,7 @@ func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs
 		rules:     ruleSet,
 		now:       time.Now,
 	}
+	p.merges.apply = p.merge
 	if err := telemetry.RegisterPendingRecordsCallback(p.pendingRecords); err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
@@ -219,7 +222,7 @@ func (p *sessionProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 		err = p.next.ConsumeLogs(ctx, ld)
 	}
 	if err == nil {
-		err = p.merge(ctx, observations)
+		err = p.merges.merge(ctx, observations)
 	}
 	if err != nil {
 		p.telemetry.FlushFailures.Add(ctx, 1)
