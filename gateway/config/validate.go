@@ -249,10 +249,6 @@ func (v *validator) accounts(c *Config, policies map[string]bool) map[string]boo
 		if a.Policy != "" && !policies[a.Policy] {
 			v.add(f+".policy", fmt.Sprintf("unknown policy %q", a.Policy))
 		}
-		if p := c.PolicyFor(a.Name); p != nil && a.Type == "mysql" {
-			// Refused rather than silently unenforced.
-			v.add(f+".policy", "policies are enforced on postgres and ssh accounts only")
-		}
 	}
 	return seen
 }
