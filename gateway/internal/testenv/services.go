@@ -129,6 +129,28 @@ func elasticsearchFrom(t testing.TB, src source) string {
 	return base
 }
 
+// ESCluster is the 3-node Elasticsearch cluster of `services.sh up
+// es-cluster`.
+type ESCluster struct {
+	URLs []string // one per node, node 1 first
+	Root string   // PAMTRAIL_HOME/es-cluster: node-N/elasticsearch.pid
+}
+
+// ElasticsearchCluster returns the cluster, verified answering with every
+// node joined.
+func ElasticsearchCluster(t testing.TB) ESCluster {
+	t.Helper()
+	s := setting{t: t, src: defaultSource(), service: "es-cluster"}
+	s.require("PAMTRAIL_ES_CLUSTER_URLS")
+	s.require("PAMTRAIL_ES_CLUSTER_ROOT")
+	c := ESCluster{URLs: strings.Split(s.str("PAMTRAIL_ES_CLUSTER_URLS"), ","), Root: s.str("PAMTRAIL_ES_CLUSTER_ROOT")}
+	resp, body, err := httpGet(c.URLs[0] + "/_cluster/health?wait_for_nodes=" + strconv.Itoa(len(c.URLs)) + "&timeout=30s")
+	if err != nil || resp.StatusCode != 200 {
+		s.fail("cluster at %s not answering with %d nodes (%v): %.200s", c.URLs[0], len(c.URLs), err, body)
+	}
+	return c
+}
+
 // SSHTarget describes the OpenSSH target and the account's credentials.
 type SSHTarget struct {
 	Host           string
