@@ -137,10 +137,10 @@ func TestCollectorFlagsRecordsWithoutSession(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if v := metricValue(body, "pamtrail_processor_records_without_session"); v != "" {
-			return v == "1", "pamtrail_processor_records_without_session = " + v
+		if v := metricValue(body, "otelcol_pamtrail_processor_records_without_session"); v != "" {
+			return v == "1", "otelcol_pamtrail_processor_records_without_session = " + v
 		}
-		return false, "pamtrail_processor_records_without_session not among the collector's metrics:\n" + body
+		return false, "otelcol_pamtrail_processor_records_without_session not among the collector's metrics:\n" + body
 	})
 }
 
@@ -170,7 +170,7 @@ func TestCollectorQueueSurvivesCrash(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return metricValue(body, "pamtrail_processor_pending_records") == "0", "records still buffered in the processor"
+		return metricValue(body, "otelcol_pamtrail_processor_pending_records") == "0", "records still buffered in the processor"
 	})
 	down.crash()
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/elastic/go-elasticsearch/v8"
 )
@@ -15,17 +16,42 @@ import (
 // in by the caller (read from an environment variable by the CLI) so that it
 // never appears on a command line.
 type ClientConfig struct {
+	// URL is one node, or several of a cluster separated by commas; requests
+	// go to the next node when one fails.
 	URL                string
 	CAFile             string // PEM bundle trusted for https URLs; empty means the system pool
 	InsecureSkipVerify bool
 	Username           string
 	Password           string
+	// APIKey is an Elasticsearch API key (base64 "id:key"), instead of a
+	// username and password.
+	APIKey string
+}
+
+// urls splits URL into the cluster's nodes.
+func (c ClientConfig) urls() []string {
+	return strings.Split(c.URL, ",")
 }
 
 // Validate checks the configuration and names the offending field.
 func (c ClientConfig) Validate() error {
+	for _, raw := range c.urls() {
+		if err := c.validateURL(raw); err != nil {
+			return err
+		}
+	}
+	if c.Password != "" && c.Username == "" {
+		return errors.New("username: required when a password is set")
+	}
+	if c.APIKey != "" && c.Username != "" {
+		return errors.New("api key: use either an API key or a username and password, not both")
+	}
+	return nil
+}
+
+func (c ClientConfig) validateURL(raw string) error {
 	// Error messages never quote the raw URL: it may embed a password.
-	u, err := url.Parse(c.URL)
+	u, err := url.Parse(raw)
 	if err != nil {
 		return errors.New("url: not a valid URL")
 	}
@@ -38,9 +64,6 @@ func (c ClientConfig) Validate() error {
 	if u.Scheme == "http" && (c.CAFile != "" || c.InsecureSkipVerify) {
 		return errors.New("ca / insecure-skip-verify: only apply to an https:// url")
 	}
-	if c.Password != "" && c.Username == "" {
-		return errors.New("username: required when a password is set")
-	}
 	return nil
 }
 
@@ -50,9 +73,10 @@ func NewElasticsearchClient(c ClientConfig) (*elasticsearch.Client, error) {
 		return nil, err
 	}
 	cfg := elasticsearch.Config{
-		Addresses: []string{c.URL},
+		Addresses: c.urls(),
 		Username:  c.Username,
 		Password:  c.Password,
+		APIKey:    c.APIKey,
 	}
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)

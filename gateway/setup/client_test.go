@@ -21,6 +21,9 @@ func TestClientConfigValidate(t *testing.T) {
 		{name: "ca with http", cfg: ClientConfig{URL: "http://es:9200", CAFile: "ca.pem"}, wantErr: "only apply to an https:// url"},
 		{name: "insecure with http", cfg: ClientConfig{URL: "http://es:9200", InsecureSkipVerify: true}, wantErr: "only apply to an https:// url"},
 		{name: "password without user", cfg: ClientConfig{URL: "http://es:9200", Password: "p"}, wantErr: "username: required"},
+		{name: "a cluster with an API key", cfg: ClientConfig{URL: "https://es-1:9200,https://es-2:9200", CAFile: "ca.pem", APIKey: "aWQ6a2V5"}},
+		{name: "one bad node", cfg: ClientConfig{URL: "https://es-1:9200,es-2:9200"}, wantErr: "url:"},
+		{name: "api key and user", cfg: ClientConfig{URL: "http://es:9200", APIKey: "k", Username: "u"}, wantErr: "api key: use either"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

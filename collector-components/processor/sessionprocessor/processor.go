@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/pamtrail/pamtrail/collector-components/processor/sessionprocessor/internal/metadata"
@@ -94,7 +95,10 @@ func newSessionProcessor(set processor.Settings, cfg *Config, next consumer.Logs
 		now:       time.Now,
 	}
 	p.merges.apply = p.merge
-	if err := telemetry.RegisterPendingRecordsCallback(p.pendingRecords); err != nil {
+	if err := telemetry.RegisterPamtrailProcessorPendingRecordsCallback(func(_ context.Context, o metric.Int64Observer) error {
+		o.Observe(p.pendingRecords())
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("creating telemetry: %w", err)
 	}
 	set.Logger.Info("session processor risk rules loaded",
@@ -217,16 +221,22 @@ func (p *sessionProcessor) ConsumeLogs(ctx context.Context, ld plog.Logs) error 
 
 	observations := p.observe(ctx, ld)
 	dropHeartbeats(ld)
+	// The work goes on when the sender goes away (a balancer cut its
+	// connection, its deadline passed): its retry, through this collector or
+	// another, then finds the events indexed and the state merged and is
+	// answered at once, instead of starting over and being cut again. The
+	// exporter's and the store's own timeouts bound it.
+	work := context.WithoutCancel(ctx)
 	var err error
 	if ld.LogRecordCount() > 0 {
-		err = p.next.ConsumeLogs(ctx, ld)
+		err = p.next.ConsumeLogs(work, ld)
 	}
 	if err == nil {
-		err = p.merges.merge(ctx, observations)
+		err = p.merges.merge(work, observations)
 	}
 	if err != nil {
-		p.telemetry.FlushFailures.Add(ctx, 1)
-		p.telemetry.RecordsRefused.Add(ctx, int64(count))
+		p.telemetry.PamtrailProcessorFlushFailures.Add(ctx, 1)
+		p.telemetry.PamtrailProcessorRecordsRefused.Add(ctx, int64(count))
 		p.logger.Warn("handing logs on failed; the sender gets the error and retries",
 			zap.Int("records", count), zap.Error(err))
 	}
@@ -287,7 +297,7 @@ func (p *sessionProcessor) merge(ctx context.Context, bySession map[string][]sta
 		return true // liveness (last_received) changed at least
 	})
 	if err != nil {
-		p.telemetry.SessionWriteFailures.Add(ctx, 1)
+		p.telemetry.PamtrailProcessorSessionWriteFailures.Add(ctx, 1)
 		return fmt.Errorf("updating session state: %w", err)
 	}
 	return nil

@@ -163,7 +163,7 @@ func TestNextConsumerErrorGoesBackToTheSender(t *testing.T) {
 	require.NoError(t, p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3)))
 	assert.Equal(t, expectedIDs("s1", 0, 3), documentIDs(next.sink.AllLogs()))
 	assert.EqualValues(t, 3, store.Documents(time.Now())["s1"][schema.SessionQueries])
-	assert.Equal(t, int64(3), counterValue(t, p.tel, metadata.MetricRecordsRefused))
+	assert.Equal(t, int64(3), counterValue(t, p.tel, "otelcol_pamtrail_processor_records_refused"))
 }
 
 // failingStore refuses every update.
@@ -181,7 +181,7 @@ func TestStateFailureGoesBackToTheSender(t *testing.T) {
 	startProcessor(t, p)
 	err := p.ConsumeLogs(context.Background(), sessionLogs("s1", 0, 3))
 	require.ErrorContains(t, err, "cluster unavailable")
-	assert.Equal(t, int64(1), counterValue(t, p.tel, metadata.MetricSessionWriteFailures))
+	assert.Equal(t, int64(1), counterValue(t, p.tel, "otelcol_pamtrail_processor_session_write_failures"))
 }
 
 func TestHeartbeatsAreNotHandedOn(t *testing.T) {

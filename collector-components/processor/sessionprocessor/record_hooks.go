@@ -55,7 +55,7 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 	if !hasSession {
 		attrs.Remove(schema.AttrDocumentID)
 		attrs.PutBool(schema.AttrSchemaViolation, true)
-		h.telemetry.RecordsWithoutSession.Add(ctx, 1)
+		h.telemetry.PamtrailProcessorRecordsWithoutSession.Add(ctx, 1)
 		h.warnLogger.Warn("log record without session.id; passed on without a document id",
 			violationFields(resource, record)...)
 		return
@@ -64,7 +64,7 @@ func (h *sessionKeyHook) processRecord(ctx context.Context, resource pcommon.Res
 	if !hasSeq {
 		attrs.Remove(schema.AttrDocumentID)
 		attrs.PutBool(schema.AttrSchemaViolation, true)
-		h.telemetry.RecordsWithoutSeq.Add(ctx, 1)
+		h.telemetry.PamtrailProcessorRecordsWithoutSeq.Add(ctx, 1)
 		h.warnLogger.Warn("log record without an integer pam.seq; passed on without a document id",
 			violationFields(resource, record)...)
 		return

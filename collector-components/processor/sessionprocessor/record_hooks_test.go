@@ -81,8 +81,8 @@ func TestSessionKeyHookGolden(t *testing.T) {
 
 	// The input holds two records without a usable session.id (missing, empty)
 	// and two with a session but a bad pam.seq (string, negative).
-	assert.Equal(t, int64(2), counterValue(t, tel, metadata.MetricRecordsWithoutSession))
-	assert.Equal(t, int64(2), counterValue(t, tel, metadata.MetricRecordsWithoutSeq))
+	assert.Equal(t, int64(2), counterValue(t, tel, "otelcol_pamtrail_processor_records_without_session"))
+	assert.Equal(t, int64(2), counterValue(t, tel, "otelcol_pamtrail_processor_records_without_seq"))
 	// The sampler lets through one warning per message per interval.
 	assert.Equal(t, 2, logs.Len())
 	for _, entry := range logs.All() {

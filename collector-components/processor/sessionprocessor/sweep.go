@@ -27,7 +27,7 @@ func (p *sessionProcessor) sweepLoop(ctx context.Context) {
 		case <-ticker.C:
 		}
 		if err := p.sweep(ctx); err != nil && ctx.Err() == nil {
-			p.telemetry.SessionWriteFailures.Add(ctx, 1)
+			p.telemetry.PamtrailProcessorSessionWriteFailures.Add(ctx, 1)
 			p.logger.Warn("sweeping the session state failed; retrying next sweep", zap.Error(err))
 		}
 	}

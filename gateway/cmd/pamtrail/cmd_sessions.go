@@ -79,13 +79,13 @@ func sessionsUsage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%spamtrail sessions %s %s\n", prefix, sub.name, sub.usage)
 	}
-	fmt.Fprintln(w, "connection flags (every subcommand): --url URL --ca FILE --insecure-skip-verify --username USER --password-env VAR")
+	fmt.Fprintln(w, "connection flags (every subcommand): --url URL[,URL...] --ca FILE --insecure-skip-verify --username USER --password-env VAR --api-key-env VAR")
 }
 
 // esFlags are the flags that say how to reach Elasticsearch.
 type esFlags struct {
-	url, caFile, username, passwordEnv string
-	insecure                           bool
+	url, caFile, username, passwordEnv, apiKeyEnv string
+	insecure                                      bool
 }
 
 func (f *esFlags) register(fs *flag.FlagSet) {
@@ -93,11 +93,12 @@ func (f *esFlags) register(fs *flag.FlagSet) {
 	if defaultURL == "" {
 		defaultURL = defaultESURL
 	}
-	fs.StringVar(&f.url, "url", defaultURL, "Elasticsearch URL (default from PAMTRAIL_ES_URL)")
+	fs.StringVar(&f.url, "url", defaultURL, "Elasticsearch URL, or the nodes of a cluster separated by commas (default from PAMTRAIL_ES_URL)")
 	fs.StringVar(&f.caFile, "ca", "", "PEM file of the CA that signed Elasticsearch's certificate (https only)")
 	fs.BoolVar(&f.insecure, "insecure-skip-verify", false, "do not verify Elasticsearch's TLS certificate (testing only)")
 	fs.StringVar(&f.username, "username", os.Getenv("PAMTRAIL_ES_USERNAME"), "basic-auth user (default from PAMTRAIL_ES_USERNAME)")
 	fs.StringVar(&f.passwordEnv, "password-env", defaultESPasswordEnv, "name of the environment variable holding the basic-auth password")
+	fs.StringVar(&f.apiKeyEnv, "api-key-env", "", "name of the environment variable holding an Elasticsearch API key (base64 id:key), instead of --username")
 }
 
 // client builds the review client; the password comes from the environment
@@ -113,6 +114,11 @@ func (f *esFlags) client() (*review.Client, error) {
 // elasticsearch builds the client both `sessions` and `setup` use.
 func (f *esFlags) elasticsearch() (*elasticsearch.Client, error) {
 	cfg := setup.ClientConfig{URL: f.url, CAFile: f.caFile, InsecureSkipVerify: f.insecure, Username: f.username}
+	if f.apiKeyEnv != "" {
+		if cfg.APIKey = os.Getenv(f.apiKeyEnv); cfg.APIKey == "" {
+			return nil, fmt.Errorf("environment variable %s (--api-key-env) is empty", f.apiKeyEnv)
+		}
+	}
 	if cfg.Username != "" {
 		cfg.Password = os.Getenv(f.passwordEnv)
 		if cfg.Password == "" {

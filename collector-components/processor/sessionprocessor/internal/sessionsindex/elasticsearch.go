@@ -308,6 +308,10 @@ func (e *Elasticsearch) mget(ctx context.Context, ids []string) (map[string]vers
 	}
 	versions := make(map[string]version, len(parsed.Docs))
 	for _, d := range parsed.Docs {
+		if len(d.Error) > 0 && bytes.Contains(d.Error, []byte("index_not_found_exception")) {
+			versions[d.ID] = version{} // the first write creates the index from the template
+			continue
+		}
 		if len(d.Error) > 0 {
 			return nil, fmt.Errorf("reading session %q: %s", d.ID, state.TruncateRunes(string(d.Error), maxErrorQuote))
 		}

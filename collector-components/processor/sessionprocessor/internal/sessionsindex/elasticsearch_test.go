@@ -178,3 +178,21 @@ func TestIndexOfAnOlderTemplateIsUpgraded(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"old"}, lost)
 }
+
+// TestFirstWriteCreatesTheIndex: on a cluster that has no sessions index yet
+// the first update reads "no such index" as "no such session" and creates
+// it.
+func TestFirstWriteCreatesTheIndex(t *testing.T) {
+	url := esenv.URL(t)
+	index := esenv.SessionsIndex(t, url)
+	esenv.Request(t, http.MethodDelete, url+"/"+index, nil)
+	store := newTestStore(t, url, index)
+	require.NoError(t, store.Update(context.Background(), []string{"first"}, func(s *state.Session) bool {
+		state.Merge(s, []state.Observation{{Seq: 0, Event: schema.EventSessionStart}}, time.Now(), 200)
+		return true
+	}))
+	got, err := newTestStore(t, url, index).Get(context.Background(), "first")
+	require.NoError(t, err)
+	require.NotNil(t, got)
+	assert.Equal(t, schema.StatusActive, got.Status)
+}

@@ -32,4 +32,3 @@ func FuzzParseChatReply(f *testing.F) {
 		}
 	})
 }
-
