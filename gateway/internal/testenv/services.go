@@ -137,14 +137,14 @@ type ESCluster struct {
 }
 
 // ElasticsearchCluster returns the cluster, verified answering with every
-// node joined.
+// node joined and every shard copy assigned (green).
 func ElasticsearchCluster(t testing.TB) ESCluster {
 	t.Helper()
 	s := setting{t: t, src: defaultSource(), service: "es-cluster"}
 	s.require("PAMTRAIL_ES_CLUSTER_URLS")
 	s.require("PAMTRAIL_ES_CLUSTER_ROOT")
 	c := ESCluster{URLs: strings.Split(s.str("PAMTRAIL_ES_CLUSTER_URLS"), ","), Root: s.str("PAMTRAIL_ES_CLUSTER_ROOT")}
-	resp, body, err := httpGet(c.URLs[0] + "/_cluster/health?wait_for_nodes=" + strconv.Itoa(len(c.URLs)) + "&timeout=30s")
+	resp, body, err := httpGet(c.URLs[0] + "/_cluster/health?wait_for_status=green&wait_for_nodes=" + strconv.Itoa(len(c.URLs)) + "&timeout=90s")
 	if err != nil || resp.StatusCode != 200 {
 		s.fail("cluster at %s not answering with %d nodes (%v): %.200s", c.URLs[0], len(c.URLs), err, body)
 	}
