@@ -178,13 +178,19 @@ func runSSHSession(s *stack, n int, stop <-chan struct{}) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	hostPEM, err := os.ReadFile(filepath.Join(s.dir, "ssh_host_key"))
-	if err != nil {
-		return 0, 0, err
-	}
-	host, err := ssh.ParsePrivateKey(hostPEM)
-	if err != nil {
-		return 0, 0, err
+	// The gateway writes its host key when its SSH listener starts, which
+	// may be a moment after the PostgreSQL one startGateway waits for.
+	var host ssh.Signer
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		hostPEM, err := os.ReadFile(filepath.Join(s.dir, "ssh_host_key"))
+		if err == nil {
+			if host, err = ssh.ParsePrivateKey(hostPEM); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("the gateway's SSH host key: %w", err)
+		}
 	}
 	client, err := ssh.Dial("tcp", s.sshAddr, &ssh.ClientConfig{
 		User: "demo-ssh", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},

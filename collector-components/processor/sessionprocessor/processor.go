@@ -291,22 +291,25 @@ func (p *sessionProcessor) merge(ctx context.Context, bySession map[string][]sta
 		ids = append(ids, id)
 	}
 	now := p.now()
+	asyncDue := newIDSet()
 	err := p.store.Update(ctx, ids, func(s *state.Session) bool {
 		state.Merge(s, bySession[s.ID], now, p.cfg.Risk.MaxFindings)
-		p.finish(ctx, s, now)
+		p.finish(ctx, s, now, asyncDue)
 		return true // liveness (last_received) changed at least
 	})
 	if err != nil {
 		p.telemetry.PamtrailProcessorSessionWriteFailures.Add(ctx, 1)
 		return fmt.Errorf("updating session state: %w", err)
 	}
+	p.requestSummaries(asyncDue)
 	return nil
 }
 
 // finish writes the summary of a finished session in the same update, when
 // it is due and the provider is inline; otherwise it leaves the session
-// pending for the summarizer.
-func (p *sessionProcessor) finish(ctx context.Context, s *state.Session, now time.Time) {
+// pending and adds it to asyncDue, for the summarizer once the update is
+// stored.
+func (p *sessionProcessor) finish(ctx context.Context, s *state.Session, now time.Time, asyncDue idSet) {
 	switch {
 	case !p.summarizer.Enabled():
 		s.SummaryPending = false
@@ -314,8 +317,30 @@ func (p *sessionProcessor) finish(ctx context.Context, s *state.Session, now tim
 	case p.summarizer.Inline():
 		state.SetSummary(s, p.summarizer.Summarize(ctx, s, now))
 	default:
-		p.async.request(s.ID)
+		asyncDue.add(s.ID)
 	}
+}
+
+// requestSummaries hands stored sessions to the model-backed summarizer.
+func (p *sessionProcessor) requestSummaries(ids idSet) {
+	for id := range ids.ids {
+		p.async.request(id)
+	}
+}
+
+// idSet collects session ids inside an update's mutate function, which
+// may run more than once per id and from the store's goroutine.
+type idSet struct {
+	mu  *sync.Mutex
+	ids map[string]bool
+}
+
+func newIDSet() idSet { return idSet{mu: &sync.Mutex{}, ids: map[string]bool{}} }
+
+func (s idSet) add(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[id] = true
 }
 
 // quietFor is how long a finished session whose records did not all arrive

@@ -47,16 +47,18 @@ func (p *sessionProcessor) sweep(ctx context.Context) error {
 			return err
 		}
 		if len(ids) > 0 {
+			asyncDue := newIDSet()
 			err := p.store.Update(ctx, ids, func(s *state.Session) bool {
 				if !state.MarkLost(s, now, lostAfter) {
 					return false
 				}
-				p.finish(ctx, s, now)
+				p.finish(ctx, s, now, asyncDue)
 				return true
 			})
 			if err != nil {
 				return err
 			}
+			p.requestSummaries(asyncDue)
 		}
 	}
 	if !p.summarizer.Enabled() {
@@ -66,13 +68,16 @@ func (p *sessionProcessor) sweep(ctx context.Context) error {
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	return p.store.Update(ctx, ids, func(s *state.Session) bool {
+	asyncDue := newIDSet()
+	err = p.store.Update(ctx, ids, func(s *state.Session) bool {
 		if !state.SummaryDue(s, now, p.quietFor()) {
 			return false
 		}
-		p.finish(ctx, s, now)
+		p.finish(ctx, s, now, asyncDue)
 		return !s.SummaryPending // written inline
 	})
+	p.requestSummaries(asyncDue)
+	return err
 }
 
 // asyncSummaries runs a slow provider (a model) off the request path: the
