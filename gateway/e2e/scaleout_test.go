@@ -401,7 +401,7 @@ func docMismatch(id, gateway string, g groundTruth, d map[string]any) string {
 }
 
 // TestScaleOutCampaign: two gateways upload through a round-robin TCP
-// balancer that cuts every connection every 3 s to three collectors
+// balancer that cuts every connection every 5 s to three collectors
 // (examples/scale-out/collector.yaml) writing to a 3-node Elasticsearch
 // cluster. Twenty sessions (PostgreSQL and SSH, with risky statements and
 // commands) run concurrently; a third of the way in one collector is
@@ -428,10 +428,17 @@ func TestScaleOutCampaign(t *testing.T) {
 	var listen, gateways []string
 	for _, s := range stacks {
 		s.esURL = cluster.URLs[0] // node 1 stays up
+		// Requests small enough to get through a collector between two cuts
+		// on a loaded 2-core machine; a cut request is retried whole.
+		raw, err := os.ReadFile(s.gwConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, s.gwConfig, strings.Replace(string(raw), "upload:\n", "upload:\n  batch_records: 300\n", 1))
 		listen = append(listen, s.otlpAddr)
 		gateways = append(gateways, s.gatewayID)
 	}
-	balancer := startBalancer(t, listen, backends, 3*time.Second)
+	balancer := startBalancer(t, listen, backends, 5*time.Second)
 	for _, s := range stacks {
 		s.startGateway()
 	}
