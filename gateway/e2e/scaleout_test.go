@@ -192,12 +192,18 @@ func runSSHSession(s *stack, n int, stop <-chan struct{}) (int, int, error) {
 			return 0, 0, fmt.Errorf("the gateway's SSH host key: %w", err)
 		}
 	}
-	client, err := ssh.Dial("tcp", s.sshAddr, &ssh.ClientConfig{
-		User: "demo-ssh", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: ssh.FixedHostKey(host.PublicKey()), Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		return 0, 0, err
+	var client *ssh.Client
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		client, err = ssh.Dial("tcp", s.sshAddr, &ssh.ClientConfig{
+			User: "demo-ssh", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.FixedHostKey(host.PublicKey()), Timeout: 10 * time.Second,
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) { // the SSH listener may start after the PostgreSQL one
+			return 0, 0, err
+		}
 	}
 	defer client.Close()
 	ticker := time.NewTicker(400 * time.Millisecond)

@@ -23,7 +23,7 @@ import (
 func newTestStore(t *testing.T, url, index string) *Elasticsearch {
 	t.Helper()
 	s, err := NewElasticsearch(ClientConfig{
-		Endpoints: []string{url}, Timeout: 10 * time.Second, Index: index, EventsIndex: schema.EventsIndexPattern,
+		Endpoints: []string{url}, Timeout: time.Minute, Index: index, EventsIndex: schema.EventsIndexPattern,
 	}, time.Now)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
