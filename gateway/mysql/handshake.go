@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
@@ -256,12 +257,21 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		ClientAddr: c.remoteAddr, ClientPort: c.remotePort, ServerAddr: acct.Host, ServerPort: acct.Port,
 		Database: acct.Database, UpstreamUser: acct.User, AuthMethod: c.authMethod(), Start: now,
 	}
+	// Heartbeats may read the traffic before the session below exists.
+	var live atomic.Pointer[session]
+	info.Traffic = func() (int64, int64) {
+		if s := live.Load(); s != nil {
+			return s.bytesIn.Load(), s.bytesOut.Load()
+		}
+		return 0, 0
+	}
 	rs, err := e.rec.SessionStart(ctx, info)
 	if err != nil {
 		e.log.Error("mysql: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
 		return nil, refuse(erCannotRecord, "08004", "pamtrail cannot record this session, so it is refused")
 	}
 	s := newSession(c, acct, up, rs, now)
+	live.Store(s)
 	// The client is told it is in as the server told the gateway, with the
 	// server's status (autocommit, session state) and the next sequence id.
 	okp := up.ok
