@@ -46,7 +46,9 @@ func (s *stack) allEvents() ([]review.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// A soak campaign holds over half a million events: reading them all
+	// from a busy Elasticsearch takes minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	_ = c.Refresh(ctx, schema.EventsIndexPattern)
 	fields := []string{review.FieldEventName, review.Attr(schema.AttrSessionID), review.Attr(schema.AttrSeq),
