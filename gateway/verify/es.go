@@ -170,6 +170,15 @@ func (s Store) Keys(ctx context.Context) ([]keys.PublicKey, error) {
 // id. Publishing the same key again changes nothing; a different key under
 // an existing id is refused by Elasticsearch (create only).
 func (s Store) PublishKeys(ctx context.Context, pubs []keys.PublicKey) error {
+	// Created with the other indices' replica setting, so a single node
+	// stays green and a cluster keeps a copy when a node goes.
+	res, err := s.ES.Indices.Create(schema.KeysIndex, s.ES.Indices.Create.WithContext(ctx),
+		s.ES.Indices.Create.WithBody(strings.NewReader(`{"settings":{"index":{"number_of_shards":1,"auto_expand_replicas":"0-1"}}}`)))
+	if err == nil && res.StatusCode == http.StatusBadRequest {
+		res.Body.Close() // it exists already
+	} else if err := decode(res, err, nil); err != nil {
+		return fmt.Errorf("creating %s: %w", schema.KeysIndex, err)
+	}
 	for _, k := range pubs {
 		body := jsonBody(keyDoc{KeyID: k.ID, PublicKey: k.Base64(), Created: k.Created})
 		res, err := s.ES.Create(schema.KeysIndex, k.ID, body, s.ES.Create.WithContext(ctx), s.ES.Create.WithRefresh("true"))
