@@ -159,8 +159,10 @@ func TestKeepalives(t *testing.T) {
 // sessions with their reasons.
 func TestSessionLimits(t *testing.T) {
 	g := startGateway(t, gatewayOptions{accounts: []extraAccount{
-		{name: "demo-idle", fields: map[string]string{"idle_timeout": "300ms"}},
-		{name: "demo-max", fields: map[string]string{"max_duration": "600ms"}},
+		// Long enough that a loaded machine (-race, CI) starts the command
+		// and prints its first line well within them.
+		{name: "demo-idle", fields: map[string]string{"idle_timeout": "1500ms"}},
+		{name: "demo-max", fields: map[string]string{"max_duration": "3s"}},
 	}})
 	tests := []struct {
 		account, command, reason string
