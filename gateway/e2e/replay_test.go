@@ -165,6 +165,18 @@ func TestTerminalReplay(t *testing.T) {
 
 	term.run("kill-server") // the client hangs up: the gateway ends the session
 	s.waitSession(id, 60*time.Second, func(sess review.Session) bool { return sess.Status != schema.StatusActive })
+	// Requests in flight may be indexed out of order: the end can be on
+	// the session document before an earlier request's output is
+	// searchable. Export once every seq up to the end is there.
+	s.waitEvents(60*time.Second, review.Filter{SessionID: id, Size: 10000}, func(evs []review.Event) (bool, string) {
+		seen, last, ended := map[int64]bool{}, int64(-1), false
+		for _, ev := range evs {
+			seen[ev.Int(schema.AttrSeq)] = true
+			last = max(last, ev.Int(schema.AttrSeq))
+			ended = ended || ev.EventName == schema.EventSessionEnd
+		}
+		return ended && len(seen) == int(last+1), fmt.Sprintf("%d of seqs 0..%d indexed, end indexed: %v", len(seen), last, ended)
+	})
 
 	cast := filepath.Join(t.TempDir(), "session.cast")
 	run(t, pamtrailBin, "sessions", "export", id, "--format", "asciicast", "-o", cast, "--url", s.esURL)
