@@ -29,10 +29,11 @@ docker_up() {
 	if ! pid_alive "$DOCKER_PIDFILE" dockerd; then
 		rm -f "$DOCKER_PIDFILE"
 		log "starting dockerd (log: $DOCKER_LOG)"
-		# setsid: the daemon outlives this script and its terminal.
-		detach setsid /usr/sbin/dockerd --host "unix://$DOCKER_SOCKET" --pidfile "$DOCKER_PIDFILE" \
-			--ip "$LOCAL_HOST" >>"$DOCKER_LOG" 2>&1 </dev/null &
-		disown
+		# setsid -f forks the daemon into its own session and returns at once:
+		# it outlives this script, and no shell of ours waits on it holding
+		# the services.sh lock (a backgrounded "detach ... &" would).
+		detach setsid -f /usr/sbin/dockerd --host "unix://$DOCKER_SOCKET" --pidfile "$DOCKER_PIDFILE" \
+			--ip "$LOCAL_HOST" >>"$DOCKER_LOG" 2>&1 </dev/null
 	fi
 	if ! wait_until 90 "dockerd to answer on $DOCKER_SOCKET" docker_answers; then
 		tail_log "$DOCKER_LOG"

@@ -79,6 +79,28 @@ lock() {
 	flock -w 900 9 || die "another services.sh holds $PAMTRAIL_HOME/.lock for more than 15 minutes"
 }
 
+# lock_not_leaked fails when a process this invocation started still has the
+# lock file open: a daemon that inherited descriptor 9, or a subshell of ours
+# waiting on one. Either would hold the lock for the daemon's whole life and
+# make every later services.sh wait 15 minutes and fail.
+lock_not_leaked() {
+	local lockfile=$PAMTRAIL_HOME/.lock fd pid ppid comm leaks=()
+	for fd in /proc/[0-9]*/fd/*; do
+		[[ $(readlink "$fd" 2>/dev/null) == "$lockfile" ]] || continue
+		pid=${fd#/proc/}
+		pid=${pid%%/*}
+		[[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+		ppid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+		# Other services.sh invocations waiting their turn are bash or flock
+		# processes with parents of their own.
+		if [[ $ppid == "$$" || ($comm != bash && $comm != flock) ]]; then
+			leaks+=("$pid ($comm)")
+		fi
+	done
+	((${#leaks[@]} == 0)) || die "processes still hold $lockfile after services.sh: ${leaks[*]} (a daemon must be started through detach, without a waiting subshell)"
+}
+
 cmd_up() {
 	local services
 	(($# > 0)) || set -- "${DEFAULT_UP[@]}"
@@ -97,6 +119,7 @@ cmd_up() {
 		"${name//-/_}_up"
 	done
 	write_services_env
+	lock_not_leaked
 	log "environment written to $ENV_FILE (source it, or: $0 env)"
 }
 
