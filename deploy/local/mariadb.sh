@@ -52,6 +52,9 @@ mariadb_up() {
 	else
 		require_port_free "$port" MariaDB "set PAMTRAIL_MYSQL_PORT to a free port, or stop that server"
 		log "starting on $LOCAL_HOST:$port"
+		# A pidfile left by a server that died with the machine names a dead
+		# pid; wait_listening would take it for this start failing.
+		rm -f "$MY_PIDFILE"
 		# mariadbd does not daemonize itself: the exec'd subshell leaves no
 		# bash behind that would keep services.sh's lock descriptor open.
 		(exec 9>&- runuser -u mysql -- setsid /usr/sbin/mariadbd --defaults-file="$MY_CONF" >>"$MY_LOG" 2>&1 </dev/null) &
