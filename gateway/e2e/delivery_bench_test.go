@@ -54,17 +54,22 @@ func BenchmarkDelivery(b *testing.B) {
 		warm, _ := s.runPgbench(b, pgbenchLoad{clients: 4, transactions: 5000})
 		s.waitStatements(b, warm, 2*time.Minute)
 		docs := s.sampleDocuments(b, 10_000)
+		esPID := elasticsearchPID(b)
+		esDirect := newCPUMeter([]string{"Elasticsearch"}, []int{esPID})
 		direct := directBulkRate(b, s.esURL, docs, directDocs)
+		esDirectCPU, _ := esDirect.perItem(directDocs)
 
 		const window = 60 * time.Second
 		before := s.statementCount(b)
 		var ageMax atomic.Int64 // milliseconds
 		stopAge := s.sampleOldestUnacked(b, &ageMax)
+		sustainedCPU := newCPUMeter([]string{"gateway", "collector", "Elasticsearch"}, []int{s.gateway.pid(), s.collector.pid(), esPID})
 		ran, tps := s.runPgbench(b, pgbenchLoad{clients: 4, duration: window})
 		stopAge()
 		indexedInWindow := s.statementCount(b) - before
 		sustained := float64(indexedInWindow) / window.Seconds()
 		s.waitStatements(b, before+ran, 10*time.Minute)
+		_, sustainedCPUText := sustainedCPU.perItem(ran)
 
 		probeRate := sustained / 2
 		p10 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
@@ -82,9 +87,11 @@ func BenchmarkDelivery(b *testing.B) {
 		s.startCollector()
 		var gwPeak, colPeak atomic.Int64
 		stopRSS := sampleRSS([]*proc{s.gateway, s.collector}, []*atomic.Int64{&gwPeak, &colPeak})
+		drainCPU := newCPUMeter([]string{"gateway", "collector", "Elasticsearch"}, []int{s.gateway.pid(), s.collector.pid(), esPID})
 		s.waitStatements(b, base+4*perClient, 30*time.Minute)
 		drainTime := time.Since(start)
 		stopRSS()
+		drainCPUPer, drainCPUText := drainCPU.perItem(4 * perClient)
 		drain := float64(4*perClient) / drainTime.Seconds()
 
 		fmt.Printf("\ndelivery (one run, this machine):\n")
@@ -95,7 +102,9 @@ func BenchmarkDelivery(b *testing.B) {
 			4*perClient, spoolBytes/(1<<20), drain, drainTime.Round(time.Second), drain/direct)
 		fmt.Printf("  (4) event -> searchable at %.0f statements/s load: 10 s cadence p50 %.2f s p99 %.2f s; 1 s cadence p50 %.2f s p99 %.2f s\n",
 			probeRate, p10[0], p10[1], p1[0], p1[1])
-		fmt.Printf("  (5) peak RSS during the drain: collector %d MiB, gateway %d MiB\n\n", colPeak.Load()>>20, gwPeak.Load()>>20)
+		fmt.Printf("  (5) peak RSS during the drain: collector %d MiB, gateway %d MiB\n", colPeak.Load()>>20, gwPeak.Load()>>20)
+		fmt.Printf("  (6) CPU per record (where the time goes): Elasticsearch direct %.0f µs; sustained: %s (pgbench and PostgreSQL not counted); drain: %s\n\n",
+			esDirectCPU[0], sustainedCPUText, drainCPUText)
 		b.ReportMetric(direct, "direct-docs/s")
 		b.ReportMetric(sustained, "sustained-rec/s")
 		b.ReportMetric(sustained/direct, "sustained/direct")
@@ -105,6 +114,10 @@ func BenchmarkDelivery(b *testing.B) {
 		b.ReportMetric(p1[1], "p99-1s-cadence-s")
 		b.ReportMetric(float64(colPeak.Load()>>20), "collector-peak-MiB")
 		b.ReportMetric(float64(gwPeak.Load()>>20), "gateway-peak-MiB")
+		b.ReportMetric(esDirectCPU[0], "es-direct-cpu-µs/doc")
+		b.ReportMetric(drainCPUPer[0], "drain-gateway-cpu-µs/rec")
+		b.ReportMetric(drainCPUPer[1], "drain-collector-cpu-µs/rec")
+		b.ReportMetric(drainCPUPer[2], "drain-es-cpu-µs/rec")
 	}
 }
 

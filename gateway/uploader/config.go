@@ -65,7 +65,8 @@ type Config struct {
 	// Timeout bounds one export request.
 	Timeout time.Duration
 	// InitialBackoff and MaxBackoff shape the retry delay after a failure
-	// (exponential, with jitter). Retries never wait longer than MaxBackoff.
+	// (exponential, with jitter). Retries never wait longer than MaxBackoff
+	// or Interval, whichever is shorter.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 
@@ -112,6 +113,18 @@ func (c *Config) applyDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// maxReconnectDelay bounds the gRPC connection's own reconnect backoff.
+const maxReconnectDelay = time.Second
+
+// retryCeiling is the longest wait between attempts after a failure:
+// MaxBackoff, but never more than Interval. Records wait at most one
+// interval in the spool, also after an outage: a collector back from one
+// must not sit idle while every gateway waits out a longer backoff (30 s
+// measured before the first byte of a backlog moved).
+func (c *Config) retryCeiling() time.Duration {
+	return min(c.MaxBackoff, c.Interval)
 }
 
 // validate names the first invalid field.

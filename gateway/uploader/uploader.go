@@ -103,11 +103,13 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 		otlploggrpc.WithEndpoint(cfg.Endpoint),
 		otlploggrpc.WithTimeout(cfg.Timeout),
 		otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}),
-		// Reconnect at the uploader's own pace: gRPC's default reconnect
-		// backoff grows to 2 minutes, which would stall uploads long after
-		// the collector is back.
+		// Reconnect at least every second: gRPC's default reconnect backoff
+		// grows to 2 minutes, and an upload attempt fails at once while the
+		// connection waits out its backoff, so a collector that is back
+		// would sit idle for another retry interval. A connection attempt to
+		// a collector that is still down is one refused SYN.
 		otlploggrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
+			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: min(cfg.retryCeiling(), maxReconnectDelay)},
 			MinConnectTimeout: cfg.Timeout,
 		})),
 		// Connect to every address the endpoint's name resolves to and
@@ -261,7 +263,7 @@ func (u *Uploader) run(ctx context.Context) {
 		case err == nil:
 			delay, backoff = u.cfg.Interval, 0
 		default:
-			backoff = nextBackoff(backoff, u.cfg.InitialBackoff, u.cfg.MaxBackoff)
+			backoff = nextBackoff(backoff, u.cfg.InitialBackoff, u.cfg.retryCeiling())
 			delay = jitter(backoff)
 		}
 		timer.Reset(delay)

@@ -500,3 +500,30 @@ func TestRequestsInFlightAreAcknowledgedInOrder(t *testing.T) {
 		t.Fatalf("%d distinct records arrived, want %d", len(seen), total)
 	}
 }
+
+// TestRetryNeverWaitsLongerThanInterval: after a long outage the backoff has
+// grown far past the upload interval, yet once the collector is back the
+// backlog leaves within an interval or two (an attempt may fail just before
+// the connection is re-established), not after one jittered 5-10 s backoff.
+func TestRetryNeverWaitsLongerThanInterval(t *testing.T) {
+	srv := startOTLPServer(t, "127.0.0.1:0", nil)
+	addr := srv.addr
+	srv.stop()
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
+	cfg := fastConfig(addr)
+	cfg.Interval, cfg.InitialBackoff, cfg.MaxBackoff = time.Second, 20*time.Millisecond, time.Minute
+	u := newUploader(t, sp, cfg)
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, sp, "s1", 0, 10)
+	// Nine failures: an uncapped backoff would now be 20 ms × 2^9 ≈ 10 s,
+	// jittered to 5-10 s.
+	waitFor(t, "nine upload failures while the collector is down", 30*time.Second, func() bool { return u.Stats().Failures >= 9 })
+	srv.listen(t, addr, nil)
+	back := time.Now()
+	waitFor(t, "the backlog acknowledged after the collector came back", 30*time.Second, func() bool { return u.Stats().Uploaded == 10 })
+	if waited := time.Since(back); waited > 3*cfg.Interval {
+		t.Fatalf("the backlog left %v after the collector came back; want within two intervals of %v and a reconnect", waited, cfg.Interval)
+	}
+}
