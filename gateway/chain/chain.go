@@ -73,12 +73,20 @@ type Canon struct {
 	head  []byte
 	attrs []byte
 	spans []span // attribute entries in attrs, in arrival order
+	// order indexes spans by key. It outlives Reset: records built by the
+	// same code arrive with the same keys in the same order, so the last
+	// order usually fits the next record, which is then checked in one
+	// pass instead of sorted.
+	order []int32
 	out   []byte
 }
 
+// span locates one entry in attrs; a record is far below 2 GiB (texts are
+// cut to recording.max_text_bytes, documents to Elasticsearch's request
+// limit).
 type span struct {
-	start, keyStart, keyEnd, end int
 	prefix                       uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
+	start, keyStart, keyEnd, end int32
 }
 
 // Reset empties c for the next record.
@@ -110,10 +118,10 @@ func (c *Canon) begin(key string) {
 	c.attrs = appendName(c.attrs, key)
 	var p [8]byte
 	copy(p[:], key)
-	c.spans = append(c.spans, span{start: start, keyStart: len(c.attrs) - len(key), keyEnd: len(c.attrs), prefix: binary.BigEndian.Uint64(p[:])})
+	c.spans = append(c.spans, span{start: int32(start), keyStart: int32(len(c.attrs) - len(key)), keyEnd: int32(len(c.attrs)), prefix: binary.BigEndian.Uint64(p[:])})
 }
 
-func (c *Canon) end() { c.spans[len(c.spans)-1].end = len(c.attrs) }
+func (c *Canon) end() { c.spans[len(c.spans)-1].end = int32(len(c.attrs)) }
 
 // String adds a string attribute.
 func (c *Canon) String(key, v string) {
@@ -169,53 +177,77 @@ func (c *Canon) Strings(key string, vs []string) {
 	c.end()
 }
 
-// StringsStart, StringsElem and StringsEnd add a string array of n
-// elements one element at a time, for callers that decode as they go.
-func (c *Canon) StringsStart(key string, n int) {
-	c.begin(key)
-	c.attrs = binary.AppendUvarint(append(c.attrs, typeStrings), uint64(n))
+// Include adds the attribute entries of other, as if each had been added
+// to c: attributes shared by many records (a session's) are encoded once.
+func (c *Canon) Include(other *Canon) {
+	offset := int32(len(c.attrs))
+	c.attrs = append(c.attrs, other.attrs...)
+	for _, s := range other.spans {
+		s.start += offset
+		s.keyStart += offset
+		s.keyEnd += offset
+		s.end += offset
+		c.spans = append(c.spans, s)
+	}
 }
-
-// StringsElem appends one element of the array begun by StringsStart.
-func (c *Canon) StringsElem(v string) { c.attrs = appendString(c.attrs, v) }
-
-// StringsEnd closes the array begun by StringsStart.
-func (c *Canon) StringsEnd() { c.end() }
 
 // Link returns H(prev ‖ canonical record): the record's pam.chain.
 func (c *Canon) Link(prev Hash) Hash {
-	c.sort()
-	out := append(c.out[:0], prev[:]...)
-	out = append(out, c.head...)
-	for _, s := range c.spans {
-		out = append(out, c.attrs[s.start:s.end]...)
-	}
-	c.out = out
-	return sha256.Sum256(out)
+	c.out = c.appendCanonical(append(c.out[:0], prev[:]...))
+	return sha256.Sum256(c.out)
 }
 
 // Bytes returns the canonical form (without the previous link), for tests
 // and for anyone who wants to inspect what is hashed.
 func (c *Canon) Bytes() []byte {
+	return c.appendCanonical(nil)
+}
+
+func (c *Canon) appendCanonical(out []byte) []byte {
+	out = append(out, c.head...)
+	if len(c.order) == len(c.spans) {
+		// Copy in the previous record's order while checking that it
+		// still sorts this one.
+		mark := len(out)
+		sorted := true
+		for k, i := range c.order {
+			if k > 0 && !c.less(c.order[k-1], i) {
+				sorted = false
+				break
+			}
+			s := c.spans[i]
+			out = append(out, c.attrs[s.start:s.end]...)
+		}
+		if sorted {
+			return out
+		}
+		out = out[:mark]
+	}
 	c.sort()
-	out := append([]byte(nil), c.head...)
-	for _, s := range c.spans {
+	for _, i := range c.order {
+		s := c.spans[i]
 		out = append(out, c.attrs[s.start:s.end]...)
 	}
 	return out
 }
 
-// sort orders the attribute entries by key bytes. Records arrive nearly in
-// the same order each time, so an insertion sort does few moves.
+// sort orders the attribute entries by key bytes (insertion sort: stable,
+// and few moves on records that arrive nearly sorted).
 func (c *Canon) sort() {
-	for i := 1; i < len(c.spans); i++ {
-		for j := i; j > 0 && c.less(c.spans[j], c.spans[j-1]); j-- {
-			c.spans[j], c.spans[j-1] = c.spans[j-1], c.spans[j]
+	n := len(c.spans)
+	c.order = c.order[:0]
+	for i := range n {
+		c.order = append(c.order, int32(i))
+	}
+	for i := 1; i < n; i++ {
+		for j := i; j > 0 && c.less(c.order[j], c.order[j-1]); j-- {
+			c.order[j], c.order[j-1] = c.order[j-1], c.order[j]
 		}
 	}
 }
 
-func (c *Canon) less(a, b span) bool {
+func (c *Canon) less(i, j int32) bool {
+	a, b := &c.spans[i], &c.spans[j]
 	if a.prefix != b.prefix {
 		return a.prefix < b.prefix
 	}

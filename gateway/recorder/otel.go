@@ -64,6 +64,11 @@ type Options struct {
 	// (the gateway uses it to upload a finished session without waiting
 	// for the next cycle). It must not block.
 	OnSessionEnd func(sessionID string)
+	// DisableChainForBenchmark records without pam.chain and checkpoints,
+	// so a benchmark can measure what tamper evidence costs
+	// (BenchmarkPgbenchChainCost). Nothing in the gateway sets it: a
+	// gateway always chains.
+	DisableChainForBenchmark bool
 }
 
 // OTel records each domain event as one OpenTelemetry log record, encoded
@@ -186,8 +191,7 @@ func (r *OTel) AdminAction(ctx context.Context, a AdminAction) error {
 		a.Time = r.opts.Now()
 	}
 	info := SessionInfo{ID: NewSessionID(), User: a.Identity, ClientAddr: a.ClientAddr}
-	s := &otelSession{r: r, info: info}
-	s.base, s.baseRepaired = r.sessionAttrs(info)
+	s := newOTelSession(r, info, Policy{})
 	reason, _ := r.opts.Redactor.Shell(a.Reason)
 	body := fmt.Sprintf("%s %s by %s: %s", a.Operation, a.Target, a.Identity, a.Result)
 	rec := s.begin(schema.EventAdminAction, a.Time, a.Result != "ok", body)
@@ -204,20 +208,21 @@ func (r *OTel) AdminAction(ctx context.Context, a AdminAction) error {
 	return s.emit(schema.EventAdminAction, rec)
 }
 
-// sessionAttrs encodes the attributes every record of a session carries,
-// once per session, with the keys of those whose UTF-8 was repaired.
-func (r *OTel) sessionAttrs(info SessionInfo) ([]byte, []string) {
-	rec := &record{}
-	rec.str(schema.AttrSessionID, info.ID)
-	rec.str(schema.AttrUserName, info.User)
-	rec.str(schema.AttrAccount, info.Account)
-	rec.str(schema.AttrResourceType, info.ResourceType)
-	rec.str(schema.AttrClientAddr, info.ClientAddr)
-	rec.str(schema.AttrGatewayID, r.opts.GatewayID)
-	if info.ClientPort != 0 {
-		rec.int(schema.AttrClientPort, int64(info.ClientPort))
+// encodeSessionAttrs encodes the attributes every record of the session
+// carries, once per session, noting the keys of those whose UTF-8 was
+// repaired.
+func (s *otelSession) encodeSessionAttrs() {
+	rec := &record{chained: !s.r.opts.DisableChainForBenchmark}
+	rec.str(schema.AttrSessionID, s.info.ID)
+	rec.str(schema.AttrUserName, s.info.User)
+	rec.str(schema.AttrAccount, s.info.Account)
+	rec.str(schema.AttrResourceType, s.info.ResourceType)
+	rec.str(schema.AttrClientAddr, s.info.ClientAddr)
+	rec.str(schema.AttrGatewayID, s.r.opts.GatewayID)
+	if s.info.ClientPort != 0 {
+		rec.int(schema.AttrClientPort, int64(s.info.ClientPort))
 	}
-	return rec.b, rec.repaired
+	s.base, s.baseRepaired, s.baseCanon = rec.b, rec.repaired, rec.canon
 }
 
 // recordFailure counts a failed append, logs it (at most once a second, so a

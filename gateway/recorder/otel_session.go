@@ -19,6 +19,8 @@ type otelSession struct {
 	info   SessionInfo
 	policy Policy
 	base   []byte // encoded session attributes shared by every record
+	// baseCanon holds base's canonical entries.
+	baseCanon chain.Canon
 	// baseRepaired lists session attributes whose invalid UTF-8 was
 	// replaced when base was encoded (a client-chosen user name).
 	baseRepaired []string
@@ -28,7 +30,6 @@ type otelSession struct {
 	mu       sync.Mutex
 	next     int64 // next sequence number; 0 is the start event
 	head     chain.Hash
-	canon    chain.Canon
 	signedTo int64 // last seq covered by a checkpoint; -1 before the first
 	dirty    bool  // recorded an event since the last checkpoint
 	sealed   bool  // the final checkpoint is written
@@ -45,7 +46,7 @@ func (s *otelSession) ID() string { return s.info.ID }
 // newOTelSession prepares a session whose chain starts at its genesis link.
 func newOTelSession(r *OTel, info SessionInfo, policy Policy) *otelSession {
 	s := &otelSession{r: r, info: info, policy: policy, signedTo: -1, head: chain.Genesis(info.ID)}
-	s.base, s.baseRepaired = r.sessionAttrs(info)
+	s.encodeSessionAttrs()
 	return s
 }
 
@@ -61,9 +62,10 @@ func (s *otelSession) MayBlock() bool {
 // follows protocol order for each engine goroutine.
 func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) *record {
 	rec := newRecord()
+	rec.chained = event != schema.EventHeartbeat && !s.r.opts.DisableChainForBenchmark
 	rec.repaired = append(rec.repaired, s.baseRepaired...)
 	rec.header(event, ts, s.r.opts.Now(), warn, body)
-	rec.raw(s.base)
+	rec.raw(s.base, &s.baseCanon)
 	return rec
 }
 
@@ -112,6 +114,11 @@ func (s *otelSession) spool(b []byte) error {
 // Query implements Session.
 func (s *otelSession) Query(q Query) error {
 	s.queries.Add(1)
+	return s.emit(schema.EventDBQuery, s.queryRecord(q))
+}
+
+// queryRecord builds a statement's record.
+func (s *otelSession) queryRecord(q Query) *record {
 	text, redactions := s.r.opts.Redactor.SQL(q.Text)
 	text, textTrunc := s.r.truncate(text, q.TextTruncated)
 	params, pn := s.r.opts.Redactor.SQLParams(q.Text, q.Params)
@@ -207,7 +214,7 @@ func (s *otelSession) Query(q Query) error {
 	}
 	rec.lossy = q.TextLossy
 	rec.policy(q.Policy)
-	return s.emit(schema.EventDBQuery, rec)
+	return rec
 }
 
 // Command implements Session.
