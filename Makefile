@@ -108,7 +108,9 @@ test-integration:
 
 # Side-by-side figures from one run: pgbench -S direct vs pgbouncer vs the
 # gateway recording vs recording off (PAMTRAIL_BENCH_SECONDS per run, default
-# 20), spool.fsync: always sessions in one event loop vs goroutines, sysbench
+# 20), the gateway recording with the hash chain and signed checkpoints vs
+# with the chain off (CPU per transaction, alternating runs, 5 times),
+# spool.fsync: always sessions in one event loop vs goroutines, sysbench
 # oltp_read_only direct vs the mysql gateway recording and not, SSH
 # throughput direct vs ProxyJump vs gateway, the component micro-benchmarks
 # (spool append, recorder, session processor, uploader), and delivery:
@@ -118,6 +120,7 @@ bench: build
 	$(SERVICES) up postgres pgbouncer sshd mariadb elasticsearch
 	@mkdir -p $(PAMTRAIL_HOME)
 	$(GO) test -run '^$$' -bench '^Benchmark(Pgbench|IdleSessionMemory|LargeResultMemory|FsyncAlwaysEventLoop)$$' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkPgbenchChainCost$$' -benchtime 1x -count 5 -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-chain.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkSysbench$$' -benchtime 1x -timeout 20m ./gateway/mysql/ | grep -v 'level=' | tee $(PAMTRAIL_HOME)/bench-mysql.txt
 	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkTerminateLatency$$' -benchtime 200x ./gateway/postgres/ | grep -E '^(Benchmark|ok|FAIL)' | tee $(PAMTRAIL_HOME)/bench-control.txt

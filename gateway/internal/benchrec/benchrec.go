@@ -16,14 +16,25 @@ import (
 // policy.
 func SpoolRecorder(tb testing.TB, fsync spool.FsyncPolicy) recorder.Recorder {
 	tb.Helper()
+	return SpoolRecorderWith(tb, fsync, nil)
+}
+
+// SpoolRecorderWith is SpoolRecorder with its options adjusted (a signing
+// key, the chain switched off) before it is built.
+func SpoolRecorderWith(tb testing.TB, fsync spool.FsyncPolicy, adjust func(*recorder.Options)) *recorder.OTel {
+	tb.Helper()
 	sp, err := spool.Open(tb.TempDir(), spool.Options{Keys: testenv.Keyring(tb, 1), Fsync: fsync})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sp.Close() })
 	cfg := config.Default()
-	rec, err := recorder.NewOTel(recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
-		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }})
+	opts := recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
+		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	rec, err := recorder.NewOTel(opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
