@@ -1,6 +1,6 @@
 // Package control is the gateway's live control: the running config, which
 // a reload swaps without dropping sessions; the policies compiled from it;
-// the locks; and, through the engines' session registries (engine.Engine),
+// the locks; and, through the engines' session registries (live.Registry),
 // ending one session (terminate), every session of a user or an account
 // (lock), or those whose grant a reload removed. Engines consult it at
 // login; the admin API (admin.go) drives it.
@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/engine"
+	"github.com/pamtrail/pamtrail/gateway/engine/live"
 	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -60,7 +60,7 @@ type Control struct {
 	now   func() time.Time
 
 	mu        sync.Mutex
-	engines   []engine.Engine
+	engines   []live.Registry
 	preparers []Preparer
 	reloadMu  sync.Mutex
 }
@@ -128,21 +128,21 @@ func (c *Control) OnReload(p Preparer) {
 }
 
 // AddEngine lets the control end the sessions of an engine.
-func (c *Control) AddEngine(e engine.Engine) {
+func (c *Control) AddEngine(e live.Registry) {
 	c.mu.Lock()
 	c.engines = append(c.engines, e)
 	c.mu.Unlock()
 }
 
-func (c *Control) engineList() []engine.Engine {
+func (c *Control) engineList() []live.Registry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]engine.Engine(nil), c.engines...)
+	return append([]live.Registry(nil), c.engines...)
 }
 
 // Sessions lists the live sessions of every engine.
-func (c *Control) Sessions() []engine.SessionInfo {
-	var out []engine.SessionInfo
+func (c *Control) Sessions() []live.SessionInfo {
+	var out []live.SessionInfo
 	for _, e := range c.engineList() {
 		out = append(out, e.Sessions()...)
 	}
@@ -165,7 +165,7 @@ func (c *Control) Terminate(id, actor, why string) bool {
 }
 
 // endWhere ends every live session for which match holds.
-func (c *Control) endWhere(match func(engine.SessionInfo) bool, reason, message string) int {
+func (c *Control) endWhere(match func(live.SessionInfo) bool, reason, message string) int {
 	n := 0
 	for _, e := range c.engineList() {
 		n += e.EndSessions(match, reason, message)
@@ -176,7 +176,7 @@ func (c *Control) endWhere(match func(engine.SessionInfo) bool, reason, message 
 // EndLocked ends the live sessions a lock covers.
 func (c *Control) endLocked(k Lock) int {
 	msg := (&LockedError{Lock: k}).Error() + " (by " + k.By + ")"
-	return c.endWhere(func(s engine.SessionInfo) bool {
+	return c.endWhere(func(s live.SessionInfo) bool {
 		return k.Kind == LockUser && s.User == k.Name || k.Kind == LockAccount && s.Account == k.Name
 	}, schema.EndLocked, msg)
 }
@@ -240,7 +240,7 @@ func (c *Control) Reload(next *config.Config, actor string) (ended int, warnings
 	if err := c.locks.reload(); err != nil { // checked above; a race with an edit is only logged
 		c.log.Warn("reload: locks file", "error", err)
 	}
-	ended = c.endWhere(func(s engine.SessionInfo) bool {
+	ended = c.endWhere(func(s live.SessionInfo) bool {
 		_, err := merged.Authorize(s.User, s.Account, s.Protocol)
 		return err != nil
 	}, schema.EndGrantRevoked, "the grant this session used was removed by a reload (by "+actor+")")

@@ -267,7 +267,7 @@ func startPostgres(t *testing.T) *running {
 		fmt.Sprintf("{name: lifecycle, type: postgres, host: %s, port: %d, database: %s, user: %s, secret: {file: %q}}",
 			pg.Host, pg.Port, pg.DemoDB, pg.DemoUser, writeSecret(t, "pg.password", pg.DemoPassword)))
 	rec := recordertest.New()
-	eng, err := postgres.New(postgres.Options{Config: cfg, Recorder: rec})
+	eng, err := postgres.New(postgres.Options{Deps: engine.Deps{Config: cfg, Recorder: rec}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func startSSH(t *testing.T) *running {
 		fmt.Sprintf("{name: lifecycle, type: ssh, host: %s, port: %d, user: %s, secret: {file: %q}, known_hosts: %s}",
 			target.Host, target.Port, target.User, target.KeyFile, strconv.Quote(target.KnownHosts)))
 	rec := recordertest.New()
-	eng, err := sshgw.New(sshgw.Options{Config: cfg, Recorder: rec})
+	eng, err := sshgw.New(sshgw.Options{Deps: engine.Deps{Config: cfg, Recorder: rec}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,17 +1,23 @@
 // Package engine is what every protocol engine shares, so the gateway
-// process runs PostgreSQL, SSH and any later protocol the same way: the
-// Engine interface, the Lifecycle that implements its serving, tracking and
-// shutdown, and the small connection helpers every engine needs.
+// process builds and runs PostgreSQL, MySQL, SSH and any later protocol the
+// same way: the Deps every engine is built from, the Engine interface, the
+// Lifecycle that implements its serving, tracking and shutdown, the
+// supervision that ends sessions on their account's limits, and the small
+// connection helpers every engine needs.
 //
-// An engine builds a Lifecycle with its connection handler and embeds it;
-// the handler registers each session once it has one, so Shutdown and live
-// control (Sessions, EndSession) see every protocol's sessions alike.
+// An engine embeds its resolved Deps (ResolveDeps) and a Lifecycle built
+// with its connection handler; the handler registers each session once it
+// has one, so Shutdown and live control (Sessions, EndSession) see every
+// protocol's sessions alike, and supervises it with Supervise or
+// SuperviseSession.
 package engine
 
 import (
 	"context"
 	"log/slog"
 	"net"
+
+	"github.com/pamtrail/pamtrail/gateway/engine/live"
 )
 
 // Engine serves one protocol on a listener. *Lifecycle implements all of it
@@ -24,13 +30,14 @@ type Engine interface {
 	Serve(ln net.Listener) error
 	// Shutdown follows the contract documented on Lifecycle.Shutdown.
 	Shutdown(ctx context.Context) error
-	// Sessions lists the live sessions.
-	Sessions() []SessionInfo
-	// EndSession ends one live session by id, recording reason and message.
-	EndSession(id, reason, message string) bool
-	// EndSessions ends every live session match accepts and says how many.
-	EndSessions(match func(SessionInfo) bool, reason, message string) int
+	// Registry lists and ends the live sessions, for live control.
+	live.Registry
 }
+
+// SessionInfo is what the lifecycle knows of a live session (see
+// live.SessionInfo); the alias lets engines register sessions without
+// importing package live.
+type SessionInfo = live.SessionInfo
 
 // Logger is an engine's logger: l, or a discarding one when l is nil (a
 // library logs only where its caller asks), with the engine's name.

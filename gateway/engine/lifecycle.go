@@ -21,17 +21,6 @@ const EndGrace = 5 * time.Second
 // ShutdownMessage is the message a session ended by Shutdown records.
 const ShutdownMessage = "the gateway is shutting down"
 
-// SessionInfo is what the lifecycle knows of a live session, for live
-// control and for logs.
-type SessionInfo struct {
-	ID         string
-	Protocol   string // set by the lifecycle
-	User       string // gateway identity
-	Account    string
-	ClientAddr string
-	Start      time.Time
-}
-
 // EndFunc ends one live session: the engine stops relaying, tells the
 // client why where its protocol can, and records the end with reason (a
 // schema.End* value) and message before its handler returns. It may be

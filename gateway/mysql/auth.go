@@ -125,7 +125,7 @@ func (c *clientConn) authCachingSHA2(resp []byte) error {
 	default:
 		return refuse(erAccessDenied, "28000", "pamtrail needs TLS or RSA key exchange for caching_sha2_password: connect with --ssl, or allow the server's public key (get-server-public-key / allowPublicKeyRetrieval)")
 	}
-	verifier, known := c.e.ctl.Config().PostgresVerifier(c.user)
+	verifier, known := c.e.Control.Config().PostgresVerifier(c.user)
 	if !known {
 		// Check against a mock so an unknown user costs what a wrong
 		// password costs.
@@ -166,7 +166,7 @@ func passwordMatches(v scram.Verifier, password []byte) bool {
 
 // nativeHash is the user's SHA1(SHA1(password)), or nil.
 func (c *clientConn) nativeHash() []byte {
-	u, ok := c.e.ctl.Config().User(c.user)
+	u, ok := c.e.Control.Config().User(c.user)
 	if !ok || u.MySQLNativePassword == "" {
 		return nil
 	}
@@ -241,7 +241,7 @@ func (e *Engine) decryptPassword(ct, nonce []byte) ([]byte, error) {
 func (e *Engine) serverVersion() string {
 	e.versionOnce.Do(func() {
 		e.version = "8.0.40-pamtrail"
-		accounts := e.ctl.Config().Accounts
+		accounts := e.Control.Config().Accounts
 		for i := range accounts {
 			a := &accounts[i]
 			if a.Type != "mysql" {
@@ -249,7 +249,7 @@ func (e *Engine) serverVersion() string {
 			}
 			ctx, cancel := context.WithTimeout(e.Context(), 3*time.Second)
 			defer cancel()
-			conn, err := e.dial(ctx, "tcp", net.JoinHostPort(a.Host, itoa(a.Port)))
+			conn, err := e.Dial(ctx, "tcp", net.JoinHostPort(a.Host, itoa(a.Port)))
 			if err != nil {
 				return
 			}

@@ -10,47 +10,33 @@
 package mysql
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
-	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
-// Options configure an Engine. Config and Recorder are required.
+// Options configure an Engine: the MySQL engine needs only the Deps every
+// engine takes.
 type Options struct {
-	Config   *config.Config
-	Recorder recorder.Recorder
-	Logger   *slog.Logger
-	// Control holds the reloadable users, accounts, grants and locks; nil
-	// builds one from Config.
-	Control *control.Control
-	// Dial connects to upstream servers; nil uses a net.Dialer.
-	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	engine.Deps
 }
 
 // Engine serves the MySQL protocol. Its embedded Lifecycle serves, tracks
 // and shuts it down (engine.Engine).
 type Engine struct {
 	*engine.Lifecycle
-	cfg         *config.Config // the listener's settings; users and accounts come from ctl
-	ctl         *control.Control
-	rec         recorder.Recorder
-	log         *slog.Logger
-	dial        func(ctx context.Context, network, address string) (net.Conn, error)
+	engine.Deps
 	serverTLS   *tls.Config
-	upstreamTLS atomic.Pointer[map[string]*tls.Config] // by account; replaced on reload
+	upstreamTLS *engine.UpstreamTLS
 	// rsaKey answers caching_sha2_password clients without TLS, which send
 	// the password encrypted to it.
 	rsaKey      *rsa.PrivateKey
@@ -85,36 +71,20 @@ var _ engine.Engine = (*Engine)(nil)
 // defaulted and validated (config.Parse), and prepares TLS and RSA keys;
 // it does not listen.
 func New(opts Options) (*Engine, error) {
-	cfg := opts.Config
-	switch {
-	case cfg == nil:
-		return nil, errors.New("mysql: Options.Config is required")
-	case cfg.MySQL == nil:
-		return nil, errors.New("mysql: config has no mysql listener section")
-	case opts.Recorder == nil:
-		return nil, errors.New("mysql: Options.Recorder is required")
-	case cfg.MySQL.AuthTimeout <= 0 || cfg.MySQL.MaxPacketBytes <= 0:
+	deps, err := engine.ResolveDeps(opts.Deps, "mysql", func(c *config.Config) bool { return c.MySQL != nil })
+	if err != nil {
+		return nil, err
+	}
+	cfg := deps.Config
+	if cfg.MySQL.AuthTimeout <= 0 || cfg.MySQL.MaxPacketBytes <= 0 {
 		return nil, errors.New("mysql: mysql.auth_timeout and max_packet_bytes must be set (use a config from config.Parse)")
 	}
 	e := &Engine{
-		cfg:         cfg,
-		rec:         opts.Recorder,
-		log:         engine.Logger(opts.Logger, "mysql"),
-		dial:        opts.Dial,
-		ctl:         opts.Control,
+		Deps:        deps,
 		recordOn:    cfg.Recording.RecordingEnabled(),
 		authTimeout: cfg.MySQL.AuthTimeout.D(),
 		maxPacket:   int(cfg.MySQL.MaxPacketBytes),
-		lim: limits{
-			previewRows:   cfg.Recording.PreviewRows,
-			previewBytes:  int(cfg.Recording.PreviewBytes),
-			maxParamBytes: int(cfg.Recording.MaxParamBytes),
-			maxTextBytes:  int(cfg.Recording.MaxTextBytes),
-		},
-	}
-	if e.dial == nil {
-		d := &net.Dialer{KeepAlive: 30 * time.Second}
-		e.dial = d.DialContext
+		lim:         newLimits(cfg.Recording),
 	}
 	if t := cfg.MySQL.TLS; t != nil {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
@@ -130,29 +100,10 @@ func New(opts Options) (*Engine, error) {
 			e.serverTLS.ClientCAs, e.serverTLS.ClientAuth = pool, tls.RequireAndVerifyClientCert
 		}
 	}
-	if e.ctl == nil {
-		var err error
-		if e.ctl, err = control.New(cfg, e.log); err != nil {
-			return nil, err
-		}
-	}
-	tlsByAccount, err := cfg.UpstreamTLSByAccount("mysql")
-	if err != nil {
+	// A cached fast-auth hash may belong to a password a reload changed.
+	if e.upstreamTLS, err = engine.WatchUpstreamTLS(deps, "mysql", e.fastAuth.Clear); err != nil {
 		return nil, err
 	}
-	e.upstreamTLS.Store(&tlsByAccount)
-	// A reload may add accounts or change their TLS settings.
-	e.ctl.OnReload(func(next *config.Config) (func(), error) {
-		m, err := next.UpstreamTLSByAccount("mysql")
-		if err != nil {
-			return nil, err
-		}
-		return func() {
-			e.upstreamTLS.Store(&m)
-			// A cached fast-auth hash may belong to a changed password.
-			e.fastAuth.Clear()
-		}, nil
-	})
 	if e.rsaKey, e.rsaPEM, err = newRSAKey(); err != nil {
 		return nil, fmt.Errorf("mysql: generating the RSA key for caching_sha2_password: %w", err)
 	}
@@ -163,7 +114,7 @@ func New(opts Options) (*Engine, error) {
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	e.nextID.Store(uint32(seed[0])<<16 | uint32(seed[1])<<8 | uint32(seed[2]))
-	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "mysql", Logger: e.log, Handle: e.serveConn})
+	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "mysql", Logger: e.Logger, Handle: e.serveConn})
 	return e, nil
 }
 

@@ -116,7 +116,7 @@ func (c *clientConn) establish() (*session, error) {
 	defer cancel()
 	up, err := c.e.connectUpstream(ctx, acct, c)
 	if err != nil {
-		c.e.log.Warn("mysql: upstream login failed", "account", acct.Name, "error", err)
+		c.e.Logger.Warn("mysql: upstream login failed", "account", acct.Name, "error", err)
 		return nil, &authFailure{reason: schema.AuthUpstreamFailed, message: err.Error(),
 			err: &wire.Err{Code: erUpstreamFailure, SQLState: "HY000", Message: "pamtrail could not log in to the account's server: " + upstreamMessage(err)}}
 	}
@@ -183,7 +183,7 @@ func (c *clientConn) readResponse() (plugin string, resp []byte, err error) {
 		}
 		r = wire.NewReader(p)
 		caps = r.Uint32()
-	} else if c.e.cfg.MySQL.RequireTLS {
+	} else if c.e.Config.MySQL.RequireTLS {
 		return "", nil, refuse(erAccessDenied, "28000", "pamtrail requires TLS: connect with --ssl (ssl-mode=REQUIRED or VERIFY_IDENTITY)")
 	}
 	c.caps = caps & capsOffered
@@ -230,7 +230,7 @@ func (c *clientConn) authorize() (*config.Account, error) {
 		return nil, &authFailure{reason: schema.AuthUnknownAccount, message: "no account named (the database of the connection)",
 			err: &wire.Err{Code: erBadDB, SQLState: "42000", Message: "name the pamtrail account as the database, e.g. mysql -D demo-mysql"}}
 	}
-	acct, err := c.e.ctl.Authorize(c.user, c.account, "mysql")
+	acct, err := c.e.Control.Authorize(c.user, c.account, "mysql")
 	var locked *control.LockedError
 	if errors.As(err, &locked) {
 		return nil, &authFailure{reason: schema.AuthLocked, message: locked.Error(),
@@ -265,9 +265,9 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		}
 		return 0, 0
 	}
-	rs, err := e.rec.SessionStart(ctx, info)
+	rs, err := e.Recorder.SessionStart(ctx, info)
 	if err != nil {
-		e.log.Error("mysql: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
+		e.Logger.Error("mysql: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
 		return nil, refuse(erCannotRecord, "08004", "pamtrail cannot record this session, so it is refused")
 	}
 	s := newSession(c, acct, up, rs, now)
@@ -314,12 +314,12 @@ func (c *clientConn) fail(err error) {
 		c.e.recordAuthFailure(c, af)
 		c.writeErr(af.err)
 	case errors.As(err, &rf):
-		c.e.log.Info("mysql: connection refused", "client", c.remoteAddr, "error", rf.err.Message)
+		c.e.Logger.Info("mysql: connection refused", "client", c.remoteAddr, "error", rf.err.Message)
 		c.writeErr(rf.err)
 	case errors.As(err, &qe):
-		c.e.log.Debug("mysql: connection closed", "client", c.remoteAddr, "reason", qe.err)
+		c.e.Logger.Debug("mysql: connection closed", "client", c.remoteAddr, "reason", qe.err)
 	default:
-		c.e.log.Info("mysql: connection failed", "client", c.remoteAddr, "error", err)
+		c.e.Logger.Info("mysql: connection failed", "client", c.remoteAddr, "error", err)
 	}
 	if c.e.Stopping() {
 		c.writeErr(&wire.Err{Code: erServerShutdown, SQLState: "08S01", Message: "the pamtrail gateway is shutting down"})
@@ -332,13 +332,13 @@ func (c *clientConn) writeErr(e *wire.Err) {
 }
 
 func (e *Engine) recordAuthFailure(c *clientConn, af *authFailure) {
-	e.log.Info("mysql: login refused", "user", c.user, "account", c.account, "client", c.remoteAddr, "reason", af.reason, "detail", af.message)
-	err := e.rec.AuthFailure(context.Background(), recorder.AuthFailure{
+	e.Logger.Info("mysql: login refused", "user", c.user, "account", c.account, "client", c.remoteAddr, "reason", af.reason, "detail", af.message)
+	err := e.Recorder.AuthFailure(context.Background(), recorder.AuthFailure{
 		Time: time.Now(), User: c.user, Account: c.account, ResourceType: schema.ResourceMySQL,
 		ClientAddr: c.remoteAddr, ClientPort: c.remotePort, Reason: af.reason, Message: af.message,
 	})
 	if err != nil {
-		e.log.Error("mysql: recording a refused login failed", "error", err)
+		e.Logger.Error("mysql: recording a refused login failed", "error", err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
@@ -82,7 +83,7 @@ func startGatewayRecording(t testing.TB, rec recorder.Recorder, opts ...gatewayO
 	for _, o := range opts {
 		o(cfg)
 	}
-	e, err := New(Options{Config: cfg, Recorder: rec, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	e, err := New(Options{Deps: engine.Deps{Config: cfg, Recorder: rec, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func (s *session) pumpClient() pumpResult {
 		if err != nil {
 			return pumpResult{err: err}
 		}
-		s.activity.Store(time.Now().UnixNano())
+		s.limits.Activity.Touch(time.Now())
 		s.bytesIn.Add(int64(len(pr.body) + 4))
 		if first && last {
 			if s.answerItself(pr.payload) {
@@ -74,7 +74,7 @@ func (s *session) pumpServer() pumpResult {
 			_ = w.Flush()
 			return pumpResult{err: err}
 		}
-		s.activity.Store(time.Now().UnixNano())
+		s.limits.Activity.Touch(time.Now())
 		s.bytesOut.Add(int64(len(pr.body) + 4))
 		if last && s.tr != nil {
 			s.mu.Lock()

@@ -29,9 +29,9 @@ type session struct {
 	upstream net.Conn
 	rec      recorder.Session
 	clientID uint32
-	idle     time.Duration
-	maxDur   time.Duration
-	start    time.Time
+	// limits end the session on the account's idle_timeout and
+	// max_duration, or when asked (requested).
+	limits engine.Limits
 
 	// policy guards the account's statements; nil allows everything.
 	policy *policy.Set
@@ -44,7 +44,6 @@ type session struct {
 	replySeq   atomic.Uint32
 	busy       atomic.Bool // a command is waiting for its response
 	quit       atomic.Bool // the client sent COM_QUIT
-	activity   atomic.Int64
 	bytesIn    atomic.Int64
 	bytesOut   atomic.Int64
 	recordErr  atomic.Bool
@@ -55,22 +54,23 @@ type session struct {
 	asked     endState
 }
 
-// endState is why a session ended and what the client is told.
-type endState struct {
-	reason  string
-	message string
-	err     *wire.Err
-}
+// endState is why a session ended and the ERR packet, if any, that tells
+// the client.
+type endState = engine.End[*wire.Err]
 
 func newSession(c *clientConn, acct *config.Account, up *upstreamConn, rs recorder.Session, now time.Time) *session {
 	e := c.e
 	s := &session{
 		e: e, acct: acct, client: c.conn, upstream: up.conn, rec: rs, clientID: c.id,
-		log:  e.log.With("session", rs.ID(), "user", c.user, "account", acct.Name),
-		idle: acct.IdleTimeout.D(), maxDur: acct.MaxDuration.D(), start: now,
+		log:       e.Logger.With("session", rs.ID(), "user", c.user, "account", acct.Name),
+		limits:    engine.AccountLimits(acct, now),
 		requested: make(chan struct{}),
 	}
-	if set := e.ctl.Policy(acct.Name); set.HasSQL() {
+	s.limits.EndRequested = s.requested
+	// Idle means no bytes either way and no command running, so a long
+	// query is not mistaken for an idle session.
+	s.limits.Busy = s.busy.Load
+	if set := e.Control.Policy(acct.Name); set.HasSQL() {
 		s.policy = set
 	}
 	if e.recordOn {
@@ -97,7 +97,7 @@ func (s *session) emit(q recorder.Query) error {
 func (s *session) abandon(why string) {
 	s.e.threads.Delete(s.clientID)
 	s.unregister()
-	s.recordEnd(endState{reason: schema.EndNetworkError, message: why})
+	s.recordEnd(endState{Reason: schema.EndNetworkError, Message: why})
 }
 
 // requestEnd implements engine.EndFunc.
@@ -107,8 +107,8 @@ func (s *session) requestEnd(reason, message string) {
 		if reason == schema.EndShutdown {
 			text = "the pamtrail gateway is shutting down"
 		}
-		s.asked = endState{reason: reason, message: message,
-			err: &wire.Err{Code: erConnectionKill, SQLState: "70100", Message: text}}
+		s.asked = endState{Reason: reason, Message: message,
+			Notice: &wire.Err{Code: erConnectionKill, SQLState: "70100", Message: text}}
 		close(s.requested)
 	})
 }
@@ -123,13 +123,13 @@ type pumpResult struct {
 func (s *session) run() {
 	defer s.unregister()
 	defer s.e.threads.Delete(s.clientID)
-	s.activity.Store(time.Now().UnixNano())
 	clientDone := make(chan pumpResult, 1)
 	serverDone := make(chan pumpResult, 1)
 	go func() { clientDone <- s.pumpClient() }()
 	go func() { serverDone <- s.pumpServer() }()
 
-	end, gotClient, gotServer := s.supervise(clientDone, serverDone)
+	end, stopped := engine.SuperviseSession[pumpResult, *wire.Err](s, s.limits, clientDone, serverDone)
+	gotClient, gotServer := stopped == engine.StopClient, stopped == engine.StopServer
 	_ = s.upstream.Close()
 	_ = s.client.SetReadDeadline(time.Unix(1, 0))
 	if !gotServer {
@@ -143,106 +143,73 @@ func (s *session) run() {
 	if !gotClient {
 		<-clientDone
 	}
-	if end.err != nil {
+	if end.Notice != nil {
 		seq := byte(0)
 		if s.busy.Load() {
 			seq = byte(s.replySeq.Load())
 		}
 		_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = s.client.Write(wire.AppendPackets(nil, &seq, wire.AppendErr(nil, end.err.Code, end.err.SQLState, end.err.Message)))
+		_, _ = s.client.Write(wire.AppendPackets(nil, &seq, wire.AppendErr(nil, end.Notice.Code, end.Notice.SQLState, end.Notice.Message)))
 	}
 	_ = s.client.Close()
 	if s.tr != nil {
 		s.mu.Lock()
 		err := s.tr.close(time.Now())
 		s.mu.Unlock()
-		if err != nil && end.reason != schema.EndRecordingError {
+		if err != nil && end.Reason != schema.EndRecordingError {
 			s.log.Error("mysql: recording the last statements failed", "error", err)
 		}
 	}
 	s.recordEnd(end)
-	s.log.Info("mysql: session ended", "reason", end.reason, "message", end.message,
+	s.log.Info("mysql: session ended", "reason", end.Reason, "message", end.Message,
 		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
 }
 
 func (s *session) recordEnd(end endState) {
-	err := s.rec.End(recorder.End{Time: time.Now(), Reason: end.reason, Message: end.message,
+	err := s.rec.End(recorder.End{Time: time.Now(), Reason: end.Reason, Message: end.Message,
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()})
 	if err != nil {
 		s.log.Error("mysql: recording the session end failed", "error", err)
 	}
 }
 
-// supervise waits for the first reason to end the session.
-func (s *session) supervise(clientDone, serverDone chan pumpResult) (end endState, gotClient, gotServer bool) {
-	var idleC, maxC <-chan time.Time
-	var idleT *time.Timer
-	if s.idle > 0 {
-		idleT = time.NewTimer(s.idle)
-		defer idleT.Stop()
-		idleC = idleT.C
+// LimitNotice implements engine.Supervised: the client is told as MySQL
+// tells its own idle disconnects (ER_CLIENT_INTERACTION_TIMEOUT) and
+// killed connections (ER_CONNECTION_KILLED).
+func (s *session) LimitNotice(r engine.StopReason) *wire.Err {
+	if r == engine.StopIdle {
+		return &wire.Err{Code: 4031, SQLState: "HY000", Message: "The client was disconnected by the pamtrail gateway because of inactivity (idle_timeout)"}
 	}
-	if s.maxDur > 0 {
-		maxT := time.NewTimer(time.Until(s.start.Add(s.maxDur)))
-		defer maxT.Stop()
-		maxC = maxT.C
-	}
-	for {
-		select {
-		case r := <-clientDone:
-			return s.classify(r, true), true, false
-		case r := <-serverDone:
-			return s.classify(r, false), false, true
-		case <-idleC:
-			// Idle means no bytes either way and no command running, so
-			// a long query is not mistaken for an idle session.
-			wait := s.idle - time.Since(time.Unix(0, s.activity.Load()))
-			if wait <= 0 && s.busy.Load() {
-				wait = s.idle
-			}
-			if wait > 0 {
-				idleT.Reset(wait)
-				continue
-			}
-			return endState{reason: schema.EndIdleTimeout, message: fmt.Sprintf("no activity for %s (idle_timeout)", s.idle),
-				err: &wire.Err{Code: 4031, SQLState: "HY000", Message: "The client was disconnected by the pamtrail gateway because of inactivity (idle_timeout)"}}, false, false
-		case <-maxC:
-			return s.maxDurationEnd(), false, false
-		case <-s.requested:
-			return s.asked, false, false
-		}
-	}
+	return &wire.Err{Code: erConnectionKill, SQLState: "70100",
+		Message: fmt.Sprintf("pamtrail ended this session: maximum session duration of %s reached", s.limits.MaxDuration)}
 }
 
-func (s *session) maxDurationEnd() endState {
-	return endState{reason: schema.EndMaxDuration,
-		message: fmt.Sprintf("session reached its maximum duration of %s (max_duration)", s.maxDur),
-		err: &wire.Err{Code: erConnectionKill, SQLState: "70100",
-			Message: fmt.Sprintf("pamtrail ended this session: maximum session duration of %s reached", s.maxDur)}}
-}
+// Requested implements engine.Supervised.
+func (s *session) Requested() endState { return s.asked }
 
 var errRecording = errors.New("an event could not be recorded (fail-closed policy)")
 
-// classify turns the first pump to stop into the session's end.
-func (s *session) classify(r pumpResult, fromClient bool) endState {
+// RelayEnded implements engine.Supervised: it turns the first pump to stop
+// into the session's end.
+func (s *session) RelayEnded(r pumpResult, fromClient bool) endState {
 	switch {
 	case errors.Is(r.err, errRecording):
-		return endState{reason: schema.EndRecordingError, message: errRecording.Error(),
-			err: &wire.Err{Code: erConnectionKill, SQLState: "70100", Message: "pamtrail could not record this session (fail-closed policy)"}}
+		return endState{Reason: schema.EndRecordingError, Message: errRecording.Error(),
+			Notice: &wire.Err{Code: erConnectionKill, SQLState: "70100", Message: "pamtrail could not record this session (fail-closed policy)"}}
 	case s.quit.Load():
-		return endState{reason: schema.EndClientQuit}
+		return endState{Reason: schema.EndClientQuit}
 	case errors.Is(r.err, wire.ErrMalformed):
-		return endState{reason: schema.EndProtocolError, message: r.err.Error()}
+		return endState{Reason: schema.EndProtocolError, Message: r.err.Error()}
 	case fromClient && !r.writeFailed:
-		return endState{reason: schema.EndNetworkError, message: "client connection closed without COM_QUIT: " + errText(r.err)}
+		return endState{Reason: schema.EndNetworkError, Message: "client connection closed without COM_QUIT: " + errText(r.err)}
 	case fromClient:
-		return endState{reason: schema.EndUpstreamClosed, message: "writing to the server failed: " + errText(r.err)}
+		return endState{Reason: schema.EndUpstreamClosed, Message: "writing to the server failed: " + errText(r.err)}
 	case !r.writeFailed && (errors.Is(r.err, io.EOF) || errors.Is(r.err, net.ErrClosed)):
-		return endState{reason: schema.EndUpstreamClosed, message: "server closed the connection"}
+		return endState{Reason: schema.EndUpstreamClosed, Message: "server closed the connection"}
 	case !r.writeFailed:
-		return endState{reason: schema.EndNetworkError, message: "reading from the server failed: " + errText(r.err)}
+		return endState{Reason: schema.EndNetworkError, Message: "reading from the server failed: " + errText(r.err)}
 	default:
-		return endState{reason: schema.EndNetworkError, message: "writing to the client failed: " + errText(r.err)}
+		return endState{Reason: schema.EndNetworkError, Message: "writing to the client failed: " + errText(r.err)}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/mysql/wire"
 	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
@@ -19,6 +20,11 @@ type limits struct {
 	previewBytes  int
 	maxParamBytes int
 	maxTextBytes  int
+}
+
+func newLimits(r config.Recording) limits {
+	return limits{previewRows: r.PreviewRows, previewBytes: int(r.PreviewBytes),
+		maxParamBytes: int(r.MaxParamBytes), maxTextBytes: int(r.MaxTextBytes)}
 }
 
 // tracker pairs each client command with the server's response, in

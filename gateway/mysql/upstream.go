@@ -86,7 +86,7 @@ func (e *Engine) connectUpstream(ctx context.Context, a *config.Account, c *clie
 		}
 		secret = string(b)
 	}
-	conn, err := e.dial(ctx, "tcp", net.JoinHostPort(a.Host, itoa(a.Port)))
+	conn, err := e.Dial(ctx, "tcp", net.JoinHostPort(a.Host, itoa(a.Port)))
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (e *Engine) login(up *upstreamConn, a *config.Account, c *clientConn, passw
 	} else {
 		caps &^= wire.ClientConnectWithDB
 	}
-	if tc := (*e.upstreamTLS.Load())[a.Name]; tc != nil {
+	if tc := e.upstreamTLS.For(a.Name); tc != nil {
 		if g.caps&wire.ClientSSL == 0 {
 			return errors.New("the account has TLS enabled but the server does not offer TLS")
 		}

@@ -61,7 +61,7 @@ func (c *clientConn) authenticate() (*config.Account, error) {
 	if r := c.param("replication"); r != "" && !isFalse(r) {
 		return nil, &wireError{code: codeFeatureNotSupported, message: "replication connections are not supported by pamtrail"}
 	}
-	verifier, known := c.e.ctl.Config().PostgresVerifier(c.user)
+	verifier, known := c.e.Control.Config().PostgresVerifier(c.user)
 	if !known {
 		// Run the whole exchange against a mock verifier so an unknown
 		// user looks exactly like a wrong password.
@@ -105,7 +105,7 @@ func (c *clientConn) authenticate() (*config.Account, error) {
 	if err := c.send(&pgproto3.AuthenticationSASLFinal{Data: serverFinal}, &pgproto3.AuthenticationOk{}); err != nil {
 		return nil, err
 	}
-	acct, err := c.e.ctl.Authorize(c.user, c.database, "postgres")
+	acct, err := c.e.Control.Authorize(c.user, c.database, "postgres")
 	var locked *control.LockedError
 	if errors.As(err, &locked) {
 		return nil, &authFailure{
@@ -184,11 +184,11 @@ func (c *clientConn) send(msgs ...pgproto3.BackendMessage) error {
 }
 
 func (e *Engine) recordAuthFailure(c *clientConn, af *authFailure) {
-	e.log.Info("postgres: authentication failed", "client", c.remoteAddr, "user", c.user,
+	e.Logger.Info("postgres: authentication failed", "client", c.remoteAddr, "user", c.user,
 		"account", af.account, "reason", af.reason, "detail", af.message)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := e.rec.AuthFailure(ctx, recorder.AuthFailure{
+	err := e.Recorder.AuthFailure(ctx, recorder.AuthFailure{
 		Time:         time.Now(),
 		User:         c.user,
 		Account:      af.account,
@@ -199,7 +199,7 @@ func (e *Engine) recordAuthFailure(c *clientConn, af *authFailure) {
 		Message:      af.message,
 	})
 	if err != nil {
-		e.log.Error("postgres: recording an authentication failure failed", "error", err)
+		e.Logger.Error("postgres: recording an authentication failure failed", "error", err)
 	}
 }
 

@@ -15,29 +15,18 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
-	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
-// Options configure an Engine. Config and Recorder are required.
+// Options configure an Engine: the Deps every engine takes, and how long
+// logging in upstream may take.
 type Options struct {
-	Config   *config.Config
-	Recorder recorder.Recorder
-	// Logger receives the engine's logs; nil discards them.
-	Logger *slog.Logger
-	// Control holds the reloadable users, accounts, grants, policies and
-	// locks; nil builds one from Config.
-	Control *control.Control
-	// Dial connects to upstream servers; nil uses a net.Dialer.
-	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	engine.Deps
 	// ConnectTimeout bounds connecting and logging in upstream; zero
 	// means the listener's auth_timeout.
 	ConnectTimeout time.Duration
@@ -47,18 +36,14 @@ type Options struct {
 // tracks and shuts it down (engine.Engine).
 type Engine struct {
 	*engine.Lifecycle
-	cfg  *config.Config
-	rec  recorder.Recorder
-	log  *slog.Logger
-	dial func(ctx context.Context, network, address string) (net.Conn, error)
+	engine.Deps
 	// stopCtx is cancelled when Shutdown starts: it bounds logins and
 	// cancel requests still in progress.
 	stopCtx context.Context
 
 	serverTLS   *tls.Config
 	cbind       []byte
-	upstreamTLS atomic.Pointer[map[string]*tls.Config] // by account; replaced on reload
-	ctl         *control.Control
+	upstreamTLS *engine.UpstreamTLS
 	mockSecret  []byte
 	cancels     *cancelRegistry
 	lim         limits
@@ -75,37 +60,22 @@ var _ engine.Engine = (*Engine)(nil)
 // defaulted and validated (config.Parse), and prepares TLS material; it
 // does not listen.
 func New(opts Options) (*Engine, error) {
-	cfg := opts.Config
-	switch {
-	case cfg == nil:
-		return nil, errors.New("postgres: Options.Config is required")
-	case cfg.Postgres == nil:
-		return nil, errors.New("postgres: config has no postgres listener section")
-	case opts.Recorder == nil:
-		return nil, errors.New("postgres: Options.Recorder is required")
-	case cfg.Postgres.AuthTimeout <= 0 || cfg.Postgres.MaxMessageBytes <= 0:
+	deps, err := engine.ResolveDeps(opts.Deps, "postgres", func(c *config.Config) bool { return c.Postgres != nil })
+	if err != nil {
+		return nil, err
+	}
+	cfg := deps.Config
+	if cfg.Postgres.AuthTimeout <= 0 || cfg.Postgres.MaxMessageBytes <= 0 {
 		return nil, errors.New("postgres: postgres.auth_timeout and max_message_bytes must be set (use a config from config.Parse or config.Default)")
 	}
 	e := &Engine{
-		cfg:         cfg,
-		rec:         opts.Recorder,
-		log:         engine.Logger(opts.Logger, "postgres"),
-		dial:        opts.Dial,
-		ctl:         opts.Control,
+		Deps:        deps,
 		cancels:     newCancelRegistry(),
 		recordOn:    cfg.Recording.RecordingEnabled(),
 		authTimeout: cfg.Postgres.AuthTimeout.D(),
 		connTimeout: opts.ConnectTimeout,
 		maxMessage:  int(cfg.Postgres.MaxMessageBytes),
-		lim: limits{
-			previewRows:   cfg.Recording.PreviewRows,
-			previewBytes:  int(cfg.Recording.PreviewBytes),
-			maxParamBytes: int(cfg.Recording.MaxParamBytes),
-		},
-	}
-	if e.dial == nil {
-		d := &net.Dialer{KeepAlive: 30 * time.Second}
-		e.dial = d.DialContext
+		lim:         newLimits(cfg.Recording),
 	}
 	if n := eventLoopCount(cfg.Postgres.EventLoops); n > 0 {
 		e.loops = &eventLoops{count: n}
@@ -114,31 +84,14 @@ func New(opts Options) (*Engine, error) {
 		e.connTimeout = e.authTimeout
 	}
 	if cfg.Postgres.TLS != nil {
-		var err error
 		if e.serverTLS, e.cbind, err = serverTLSConfig(cfg.Postgres.TLS); err != nil {
 			return nil, err
 		}
 	}
-	if e.ctl == nil {
-		var err error
-		if e.ctl, err = control.New(cfg, e.log); err != nil {
-			return nil, err
-		}
-	}
-	tlsByAccount, err := cfg.UpstreamTLSByAccount("postgres")
-	if err != nil {
+	if e.upstreamTLS, err = engine.WatchUpstreamTLS(deps, "postgres", nil); err != nil {
 		return nil, err
 	}
-	e.upstreamTLS.Store(&tlsByAccount)
-	// A reload may add accounts or change their TLS settings.
-	e.ctl.OnReload(func(next *config.Config) (func(), error) {
-		m, err := next.UpstreamTLSByAccount("postgres")
-		if err != nil {
-			return nil, err
-		}
-		return func() { e.upstreamTLS.Store(&m) }, nil
-	})
-	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "postgres", Logger: e.log, Handle: e.serveConn, Release: e.closeLoops})
+	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "postgres", Logger: e.Logger, Handle: e.serveConn, Release: e.closeLoops})
 	e.stopCtx = e.Context()
 	e.mockSecret = make([]byte, 32)
 	if _, err := rand.Read(e.mockSecret); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/auth/scram"
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 )
@@ -96,8 +97,8 @@ func startGatewayWith(t testing.TB, cfg *config.Config, adjust func(*Options)) *
 	t.Helper()
 	mem := recordertest.New()
 	logs := &testLogWriter{t: t}
-	opts := Options{Config: cfg, Recorder: mem,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	opts := Options{Deps: engine.Deps{Config: cfg, Recorder: mem,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}}
 	if adjust != nil {
 		adjust(&opts)
 	}

@@ -79,11 +79,11 @@ func (s *session) filterAndObserve(chunk []byte, sc *frameScanner, fromClient bo
 // it to the tracker, before the chunk is forwarded.
 func (s *session) observe(chunk []byte, sc *frameScanner, fromClient bool) error {
 	var now time.Time
-	if s.tr != nil || s.idle > 0 {
+	if s.tr != nil || s.limits.Idle > 0 {
 		now = time.Now()
 	}
-	if s.idle > 0 {
-		s.activity.Store(now.UnixNano())
+	if s.limits.Idle > 0 {
+		s.limits.Activity.Touch(now)
 	}
 	if s.tr == nil {
 		return sc.feed(chunk)

@@ -26,9 +26,9 @@ type session struct {
 	rec      recorder.Session
 	tr       *tracker // nil when recording is disabled
 	key      cancelKey
-	idle     time.Duration
-	maxDur   time.Duration
-	start    time.Time
+	// limits end the session on the account's idle_timeout and
+	// max_duration, or when asked (requested).
+	limits engine.Limits
 
 	// unregister takes the session out of the engine's registry.
 	unregister func()
@@ -43,9 +43,6 @@ type session struct {
 	asked     endState
 	requested chan struct{}
 
-	// activity is the UnixNano time of the last read on either side, kept
-	// only when an idle timeout applies.
-	activity   atomic.Int64
 	terminated atomic.Bool
 	bytesIn    atomic.Int64 // client → upstream
 	bytesOut   atomic.Int64 // upstream → client
@@ -106,26 +103,28 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		}
 		return 0, 0
 	}
-	rs, err := e.rec.SessionStart(ctx, info)
+	rs, err := e.Recorder.SessionStart(ctx, info)
 	if err != nil {
-		e.log.Error("postgres: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
+		e.Logger.Error("postgres: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
 		return nil, &wireError{code: codeCannotConnectNow, message: "pamtrail cannot record this session, so it is refused"}
 	}
 	s := &session{
 		e:         e,
-		log:       e.log.With("session", info.ID, "user", c.user, "account", acct.Name),
+		log:       e.Logger.With("session", info.ID, "user", c.user, "account", acct.Name),
 		client:    c.conn,
 		upstream:  up.conn,
 		rec:       rs,
-		idle:      acct.IdleTimeout.D(),
-		maxDur:    acct.MaxDuration.D(),
-		start:     now,
+		limits:    engine.AccountLimits(acct, now),
 		requested: make(chan struct{}),
 	}
+	s.limits.EndRequested = s.requested
+	// Idle means no bytes either way and no statement running, so a long
+	// query is not mistaken for an idle session.
+	s.limits.Busy = func() bool { return s.tr != nil && s.tr.busy() }
 	live.Store(s)
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,
 		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
-	if set := e.ctl.Policy(acct.Name); set.HasSQL() {
+	if set := e.Control.Policy(acct.Name); set.HasSQL() {
 		s.policy = set
 		if set.Enforces() {
 			s.filter = newSQLFilter(set, e.maxMessage)
@@ -160,21 +159,15 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 	return s, nil
 }
 
-// endState is why a session ended and what the client is told.
-type endState struct {
-	reason  string
-	message string
-	wire    *wireError
-}
+// endState is why a session ended and the ErrorResponse, if any, that
+// tells the client.
+type endState = engine.End[*wireError]
 
 // run relays the session until one side ends it, a limit is hit or the
 // engine shuts down, then records the end.
 func (s *session) run() {
 	defer s.e.cancels.unregister(s.key)
 	defer s.unregister()
-	if s.idle > 0 {
-		s.activity.Store(time.Now().UnixNano())
-	}
 	cs := &frameScanner{maxLen: s.e.maxMessage, side: "client"}
 	ss := &frameScanner{maxLen: s.e.maxMessage, side: "server"}
 	if s.tr != nil {
@@ -190,7 +183,8 @@ func (s *session) run() {
 		go func() { serverDone <- s.pump(s.upstream, s.client, ss, false) }()
 	}
 
-	end, gotClient, gotServer := s.supervise(clientDone, serverDone)
+	end, stopped := engine.SuperviseSession[pumpResult, *wireError](s, s.limits, clientDone, serverDone)
+	gotClient, gotServer := stopped == engine.StopClient, stopped == engine.StopServer
 	s.cancelAbandoned(end)
 
 	var serverRes pumpResult
@@ -203,21 +197,21 @@ func (s *session) run() {
 	if !gotClient {
 		<-clientDone
 	}
-	if clientUsable && end.wire != nil && !ss.midMessage() && !serverRes.writeFailed {
+	if clientUsable && end.Notice != nil && !ss.midMessage() && !serverRes.writeFailed {
 		_ = s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
-		_, _ = s.client.Write(appendErrorResponse(nil, end.wire))
+		_, _ = s.client.Write(appendErrorResponse(nil, end.Notice))
 	}
 	if clientUsable {
 		_ = s.client.Close()
 	}
 
 	if s.tr != nil {
-		if err := s.tr.close(time.Now()); err != nil && end.reason != schema.EndRecordingError {
+		if err := s.tr.close(time.Now()); err != nil && end.Reason != schema.EndRecordingError {
 			s.log.Error("postgres: recording the last statements failed", "error", err)
 		}
 	}
-	s.recordEnd(end.reason, end.message, s.bytesIn.Load(), s.bytesOut.Load())
-	s.log.Info("postgres: session ended", "reason", end.reason, "message", end.message,
+	s.recordEnd(end.Reason, end.Message, s.bytesIn.Load(), s.bytesOut.Load())
+	s.log.Info("postgres: session ended", "reason", end.Reason, "message", end.Message,
 		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
 }
 
@@ -269,7 +263,7 @@ func (s *session) stopLoopRelay(loop *loopRelay, gotServer bool, serverDone chan
 // (holding its locks) and notice the closed connection only when it tries
 // to answer.
 func (s *session) cancelAbandoned(end endState) {
-	if end.reason == schema.EndClientQuit || end.reason == schema.EndUpstreamClosed || s.tr == nil || !s.tr.busy() {
+	if end.Reason == schema.EndClientQuit || end.Reason == schema.EndUpstreamClosed || s.tr == nil || !s.tr.busy() {
 		return
 	}
 	target, ok := s.e.cancels.lookup(s.key)
@@ -283,54 +277,19 @@ func (s *session) cancelAbandoned(end endState) {
 	}
 }
 
-// supervise waits for the first reason to end the session.
-func (s *session) supervise(clientDone, serverDone chan pumpResult) (end endState, gotClient, gotServer bool) {
-	var idleC, maxC <-chan time.Time
-	var idleT *time.Timer
-	if s.idle > 0 {
-		idleT = time.NewTimer(s.idle)
-		defer idleT.Stop()
-		idleC = idleT.C
+// LimitNotice implements engine.Supervised: the client is told as
+// PostgreSQL tells its own idle-session timeout (57P05) and admin
+// shutdown (57P01).
+func (s *session) LimitNotice(r engine.StopReason) *wireError {
+	if r == engine.StopIdle {
+		return &wireError{code: codeIdleSessionTimeout, message: "terminating connection due to idle-session timeout"}
 	}
-	if s.maxDur > 0 {
-		maxT := time.NewTimer(time.Until(s.start.Add(s.maxDur)))
-		defer maxT.Stop()
-		maxC = maxT.C
-	}
-	for {
-		select {
-		case r := <-clientDone:
-			return s.classify(r, true), true, false
-		case r := <-serverDone:
-			return s.classify(r, false), false, true
-		case <-idleC:
-			// Idle means no bytes either way and no statement running, so
-			// a long query is not mistaken for an idle session.
-			wait := s.idle - time.Since(time.Unix(0, s.activity.Load()))
-			if wait <= 0 && s.tr != nil && s.tr.busy() {
-				wait = s.idle
-			}
-			if wait > 0 {
-				idleT.Reset(wait)
-				continue
-			}
-			return endState{reason: schema.EndIdleTimeout,
-				message: fmt.Sprintf("no activity for %s (idle_timeout)", s.idle),
-				wire:    &wireError{code: codeIdleSessionTimeout, message: "terminating connection due to idle-session timeout"}}, false, false
-		case <-maxC:
-			return s.maxDurationEnd(), false, false
-		case <-s.requested:
-			return s.asked, false, false
-		}
-	}
+	return &wireError{code: codeAdminShutdown,
+		message: fmt.Sprintf("terminating connection: maximum session duration of %s reached", s.limits.MaxDuration)}
 }
 
-func (s *session) maxDurationEnd() endState {
-	return endState{reason: schema.EndMaxDuration,
-		message: fmt.Sprintf("session reached its maximum duration of %s (max_duration)", s.maxDur),
-		wire: &wireError{code: codeAdminShutdown,
-			message: fmt.Sprintf("terminating connection: maximum session duration of %s reached", s.maxDur)}}
-}
+// Requested implements engine.Supervised.
+func (s *session) Requested() endState { return s.asked }
 
 // requestEnd implements engine.EndFunc: the session's supervisor ends it
 // with reason and tells the client as PostgreSQL's own admin shutdown does
@@ -341,37 +300,38 @@ func (s *session) requestEnd(reason, message string) {
 		if reason == schema.EndShutdown {
 			wire = "terminating connection because the pamtrail gateway is shutting down"
 		}
-		s.asked = endState{reason: reason, message: message, wire: &wireError{code: codeAdminShutdown, message: wire}}
+		s.asked = endState{Reason: reason, Message: message, Notice: &wireError{code: codeAdminShutdown, message: wire}}
 		close(s.requested)
 	})
 }
 
-// classify turns the first pump to stop into the session's end.
-func (s *session) classify(r pumpResult, fromClient bool) endState {
+// RelayEnded implements engine.Supervised: it turns the first pump to stop
+// into the session's end.
+func (s *session) RelayEnded(r pumpResult, fromClient bool) endState {
 	var we *wireError
 	switch {
 	case errors.Is(r.err, errRecording):
-		return endState{reason: schema.EndRecordingError, message: "an event could not be recorded (fail-closed policy)",
-			wire: &wireError{code: codeInternalError, message: "terminating connection: pamtrail could not record this session (fail-closed policy)"}}
+		return endState{Reason: schema.EndRecordingError, Message: "an event could not be recorded (fail-closed policy)",
+			Notice: &wireError{code: codeInternalError, message: "terminating connection: pamtrail could not record this session (fail-closed policy)"}}
 	case errors.As(r.err, &we):
-		return endState{reason: schema.EndProtocolError, message: we.message, wire: we}
+		return endState{Reason: schema.EndProtocolError, Message: we.message, Notice: we}
 	case s.terminated.Load():
-		return endState{reason: schema.EndClientQuit}
+		return endState{Reason: schema.EndClientQuit}
 	case s.tr != nil && s.tr.endedByServer() != "":
 		// The client may close before the server's EOF reaches us.
-		return endState{reason: schema.EndUpstreamClosed, message: "server ended the session: " + s.tr.endedByServer()}
+		return endState{Reason: schema.EndUpstreamClosed, Message: "server ended the session: " + s.tr.endedByServer()}
 	case fromClient && !r.writeFailed:
-		return endState{reason: schema.EndNetworkError, message: "client connection closed without Terminate: " + errText(r.err)}
+		return endState{Reason: schema.EndNetworkError, Message: "client connection closed without Terminate: " + errText(r.err)}
 	case fromClient:
-		return endState{reason: schema.EndUpstreamClosed, message: "writing to the server failed: " + errText(r.err),
-			wire: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
+		return endState{Reason: schema.EndUpstreamClosed, Message: "writing to the server failed: " + errText(r.err),
+			Notice: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
 	case !r.writeFailed && isEOF(r.err):
-		return endState{reason: schema.EndUpstreamClosed, message: "server closed the connection"}
+		return endState{Reason: schema.EndUpstreamClosed, Message: "server closed the connection"}
 	case !r.writeFailed:
-		return endState{reason: schema.EndNetworkError, message: "reading from the server failed: " + errText(r.err),
-			wire: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
+		return endState{Reason: schema.EndNetworkError, Message: "reading from the server failed: " + errText(r.err),
+			Notice: &wireError{code: codeConnectionFailure, message: "server connection lost"}}
 	default:
-		return endState{reason: schema.EndNetworkError, message: "writing to the client failed: " + errText(r.err)}
+		return endState{Reason: schema.EndNetworkError, Message: "writing to the client failed: " + errText(r.err)}
 	}
 }
 

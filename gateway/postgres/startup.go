@@ -141,7 +141,7 @@ func (c *clientConn) startupMessage(version uint32, rest []byte) error {
 	if clientCertRequired(c.e.serverTLS) && !c.tls {
 		return c.plaintextWithoutCert()
 	}
-	if c.e.cfg.Postgres.RequireTLS && !c.tls {
+	if c.e.Config.Postgres.RequireTLS && !c.tls {
 		return &wireError{code: codeInvalidAuthorization,
 			message: "pamtrail requires an encrypted connection: connect with sslmode=require or stronger"}
 	}
@@ -173,18 +173,18 @@ func (c *clientConn) startTLS(conn net.Conn, direct bool) error {
 func (e *Engine) handleCancel(body []byte) {
 	key, ok := parseCancelRequest(body)
 	if !ok {
-		e.log.Debug("postgres: malformed cancel request ignored")
+		e.Logger.Debug("postgres: malformed cancel request ignored")
 		return
 	}
 	target, ok := e.cancels.lookup(key)
 	if !ok {
-		e.log.Debug("postgres: cancel request for an unknown key ignored")
+		e.Logger.Debug("postgres: cancel request for an unknown key ignored")
 		return
 	}
 	ctx, cancel := context.WithTimeout(e.stopCtx, e.connTimeout)
 	defer cancel()
 	if err := target.send(ctx, target.upstream); err != nil {
-		e.log.Warn("postgres: forwarding cancel request upstream failed", "error", err)
+		e.Logger.Warn("postgres: forwarding cancel request upstream failed", "error", err)
 	}
 }
 
@@ -218,15 +218,15 @@ func (c *clientConn) fail(err error) {
 		c.e.recordAuthFailure(c, af)
 		c.writeFatal(af.wire)
 	case errors.As(err, &we):
-		c.e.log.Info("postgres: connection refused", "client", c.remoteAddr, "error", we.message)
+		c.e.Logger.Info("postgres: connection refused", "client", c.remoteAddr, "error", we.message)
 		c.writeFatal(we)
 	case errors.As(err, &qe):
-		c.e.log.Debug("postgres: connection closed", "client", c.remoteAddr, "reason", qe.reason)
+		c.e.Logger.Debug("postgres: connection closed", "client", c.remoteAddr, "reason", qe.reason)
 		if c.e.Stopping() {
 			c.writeFatal(&wireError{code: codeAdminShutdown, message: "the pamtrail gateway is shutting down"})
 		}
 	default:
-		c.e.log.Info("postgres: connection failed", "client", c.remoteAddr, "error", err)
+		c.e.Logger.Info("postgres: connection failed", "client", c.remoteAddr, "error", err)
 		var ne net.Error
 		switch {
 		case c.e.Stopping():

@@ -43,7 +43,7 @@ func BenchmarkTerminateLatency(b *testing.B) {
 	}
 	g := startGatewayWith(b, cfg, func(o *Options) { o.Control = ctl })
 	ctl.AddEngine(g.engine)
-	admin, err := control.StartAdmin(ctl, discardActions{}, nil, g.engine.log)
+	admin, err := control.StartAdmin(ctl, discardActions{}, nil, g.engine.Logger)
 	if err != nil {
 		b.Fatal(err)
 	}

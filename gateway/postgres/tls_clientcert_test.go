@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 	"github.com/pamtrail/pamtrail/gateway/schema"
@@ -180,7 +181,7 @@ func TestClientCAFileErrors(t *testing.T) {
 			}
 			cfg := baseConfig(t)
 			cfg.Postgres.TLS = tlsCfg
-			if _, err := New(Options{Config: cfg, Recorder: recordertest.New()}); err == nil || !strings.Contains(err.Error(), "postgres.tls.client_ca_file") {
+			if _, err := New(Options{Deps: engine.Deps{Config: cfg, Recorder: recordertest.New()}}); err == nil || !strings.Contains(err.Error(), "postgres.tls.client_ca_file") {
 				t.Fatalf("New: %v, want an error naming postgres.tls.client_ca_file", err)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/policy"
 	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
@@ -68,6 +69,10 @@ type limits struct {
 	previewRows   int
 	previewBytes  int
 	maxParamBytes int
+}
+
+func newLimits(r config.Recording) limits {
+	return limits{previewRows: r.PreviewRows, previewBytes: int(r.PreviewBytes), maxParamBytes: int(r.MaxParamBytes)}
 }
 
 type pendingKind uint8

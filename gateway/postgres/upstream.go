@@ -97,7 +97,7 @@ func (e *Engine) connectUpstream(ctx context.Context, acct *config.Account, vers
 // returned connection carries ctx's deadline.
 func (e *Engine) dialUpstream(ctx context.Context, acct *config.Account) (net.Conn, error) {
 	addr := net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port))
-	conn, err := e.dial(ctx, "tcp", addr)
+	conn, err := e.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (e *Engine) dialUpstream(ctx context.Context, acct *config.Account) (net.Co
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
-	if cfg := (*e.upstreamTLS.Load())[acct.Name]; cfg != nil {
+	if cfg := e.upstreamTLS.For(acct.Name); cfg != nil {
 		tc, err := startUpstreamTLS(conn, cfg)
 		if err != nil {
 			_ = conn.Close()

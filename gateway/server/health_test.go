@@ -15,11 +15,9 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/healthz"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
-	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
 // startHealthGateway runs a gateway with one listener and an uploader aimed at
@@ -43,7 +41,7 @@ func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
 	lag := config.Duration(maxLag)
 	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	cfg.Metrics = &config.MetricsEndpoint{Address: metricsAddr, MaxUploadLag: &lag}
-	factories := map[string]EngineFactory{"ssh": func(*config.Config, recorder.Recorder, *control.Control, *slog.Logger) (engine.Engine, error) {
+	factories := map[string]EngineFactory{"ssh": func(engine.Deps) (engine.Engine, error) {
 		// A lifecycle that closes what it accepts: enough for the listeners check.
 		return engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: slog.New(slog.DiscardHandler), Handle: func(net.Conn) {}}), nil
 	}}

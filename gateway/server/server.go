@@ -27,10 +27,11 @@ import (
 )
 
 // EngineFactory builds an engine for a protocol; cmd/pamtrail registers the
-// PostgreSQL and SSH engines so this package does not depend on them.
-// ctl is the gateway's live control (reloadable users, grants, accounts,
-// policies, locks), which the engine consults at each login.
-type EngineFactory func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error)
+// engines so this package does not depend on them. Every engine gets the
+// same Deps; their Control is the gateway's live control (reloadable users,
+// grants, accounts, policies, locks), which the engine consults at each
+// login.
+type EngineFactory func(engine.Deps) (engine.Engine, error)
 
 // Gateway is a running gateway.
 type Gateway struct {
@@ -156,7 +157,7 @@ func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 				return nil, err
 			}
 		}
-		eng, err := factory(cfg, rec, g.ctl, log) // engines name themselves
+		eng, err := factory(engine.Deps{Config: cfg, Recorder: rec, Control: g.ctl, Logger: log}) // engines name themselves
 		if err != nil {
 			return nil, fmt.Errorf("%s engine: %w", proto, err)
 		}

@@ -10,6 +10,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 )
 
@@ -88,16 +89,16 @@ func TestNewRequiresOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{"no config", Options{Recorder: recordertest.New()}, "Options.Config"},
-		{"no ssh section", Options{Config: &config.Config{}, Recorder: recordertest.New()}, "no ssh listener"},
-		{"no recorder", Options{Config: &config.Config{SSH: &config.SSHListen{HostKeyFile: hostKey}}}, "Options.Recorder"},
+		{"no config", Options{Deps: engine.Deps{Recorder: recordertest.New()}}, "Options.Config"},
+		{"no ssh section", Options{Deps: engine.Deps{Config: &config.Config{}, Recorder: recordertest.New()}}, "no ssh listener"},
+		{"no recorder", Options{Deps: engine.Deps{Config: &config.Config{SSH: &config.SSHListen{HostKeyFile: hostKey}}}}, "Options.Recorder"},
 	}
 	for _, tt := range tests {
 		if _, err := New(tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
 		}
 	}
-	e, err := New(Options{Config: &config.Config{SSH: &config.SSHListen{HostKeyFile: hostKey}}, Recorder: recordertest.New()})
+	e, err := New(Options{Deps: engine.Deps{Config: &config.Config{SSH: &config.SSHListen{HostKeyFile: hostKey}}, Recorder: recordertest.New()}})
 	if err != nil {
 		t.Fatal(err)
 	}

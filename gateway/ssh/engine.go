@@ -12,30 +12,20 @@ package ssh
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
-	"github.com/pamtrail/pamtrail/gateway/recorder"
 )
 
-// Options configures the engine. Config and Recorder come from the gateway
-// process; the timing fields exist for tests and default to
-// production values when zero.
+// Options configure the engine: the Deps every engine takes, and timing
+// and cipher settings that exist for tests and default to production
+// values when zero.
 type Options struct {
-	Config   *config.Config
-	Recorder recorder.Recorder
-	// Logger receives the engine's logs; nil discards them.
-	Logger *slog.Logger
-	// Control holds the reloadable users, accounts, grants, policies and
-	// locks; nil builds one from Config.
-	Control *control.Control
+	engine.Deps
 
 	// KeepaliveInterval is how often each side is probed; a side that
 	// misses KeepaliveMax probes in a row is dropped. Default 15s and 3.
@@ -66,13 +56,10 @@ var DefaultCiphers = []string{gossh.CipherAES128GCM, gossh.CipherAES256GCM}
 // shuts it down (engine.Engine).
 type Engine struct {
 	*engine.Lifecycle
-	cfg     *config.Config
-	rec     recorder.Recorder
-	log     *slog.Logger
+	engine.Deps
 	hostKey gossh.Signer
 	keys    atomic.Pointer[userKeys] // replaced on reload
-	ctl     *control.Control
-	opts    Options // with defaults applied
+	opts    Options                  // with defaults applied
 	// ctx is cancelled when Shutdown starts; it bounds upstream dials and
 	// handshakes still in progress.
 	ctx context.Context
@@ -83,13 +70,9 @@ var _ engine.Engine = (*Engine)(nil)
 // New checks the options, loads (or on first start creates) the host key
 // and indexes the users' keys.
 func New(opts Options) (*Engine, error) {
-	switch {
-	case opts.Config == nil:
-		return nil, errors.New("ssh engine: Options.Config is required")
-	case opts.Config.SSH == nil:
-		return nil, errors.New("ssh engine: the config has no ssh listener section")
-	case opts.Recorder == nil:
-		return nil, errors.New("ssh engine: Options.Recorder is required")
+	deps, err := engine.ResolveDeps(opts.Deps, "ssh", func(c *config.Config) bool { return c.SSH != nil })
+	if err != nil {
+		return nil, err
 	}
 	if opts.KeepaliveInterval <= 0 {
 		opts.KeepaliveInterval = 15 * time.Second
@@ -106,37 +89,29 @@ func New(opts Options) (*Engine, error) {
 	if len(opts.Ciphers) == 0 {
 		opts.Ciphers = DefaultCiphers
 	}
-	hostKey, err := loadOrCreateHostKey(opts.Config.SSH.HostKeyFile)
+	hostKey, err := loadOrCreateHostKey(deps.Config.SSH.HostKeyFile)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := newUserKeys(opts.Config)
+	keys, err := newUserKeys(deps.Config)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     opts.Config,
-		rec:     opts.Recorder,
-		log:     engine.Logger(opts.Logger, "ssh"),
+		Deps:    deps,
 		hostKey: hostKey,
-		ctl:     opts.Control,
 		opts:    opts,
 	}
 	e.keys.Store(keys)
-	if e.ctl == nil {
-		if e.ctl, err = control.New(opts.Config, e.log); err != nil {
-			return nil, err
-		}
-	}
 	// A reload may add or remove users and their keys.
-	e.ctl.OnReload(func(next *config.Config) (func(), error) {
+	e.Control.OnReload(func(next *config.Config) (func(), error) {
 		k, err := newUserKeys(next)
 		if err != nil {
 			return nil, err
 		}
 		return func() { e.keys.Store(k) }, nil
 	})
-	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: e.log, Handle: e.handleConn})
+	e.Lifecycle = engine.NewLifecycle(engine.Options{Protocol: "ssh", Logger: e.Logger, Handle: e.handleConn})
 	e.ctx = e.Context()
 	return e, nil
 }

@@ -54,7 +54,7 @@ func (e *Engine) handleConn(nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	sniffed, err := sniffSSH(nc)
 	if err != nil {
-		e.log.Debug("not an SSH client; connection closed", "client", hs.remote.String(), "error", err)
+		e.Logger.Debug("not an SSH client; connection closed", "client", hs.remote.String(), "error", err)
 		return
 	}
 	conn, chans, reqs, err := gossh.NewServerConn(sniffed, hs.serverConfig())
@@ -104,7 +104,7 @@ func (hs *handshake) publicKey(meta gossh.ConnMetadata, key gossh.PublicKey) (*g
 // target. Only when both succeed does the client's authentication succeed.
 func (hs *handshake) verified(meta gossh.ConnMetadata, _ gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
 	user, account := perms.Extensions[extUser], meta.User()
-	acct, err := hs.e.ctl.Authorize(user, account, "ssh")
+	acct, err := hs.e.Control.Authorize(user, account, "ssh")
 	var locked *control.LockedError
 	if errors.As(err, &locked) {
 		hs.fail(rankDenied, schema.AuthLocked, user, locked.Error())
@@ -121,7 +121,7 @@ func (hs *handshake) verified(meta gossh.ConnMetadata, _ gossh.PublicKey, perms 
 		return nil, &gossh.BannerError{Err: err, Message: fmt.Sprintf(
 			"pamtrail: user %q may not use account %q (no such SSH account, or no grant)\n", user, account)}
 	}
-	up, err := dialUpstream(hs.e.ctx, acct, hs.e.opts.UpstreamTimeout)
+	up, err := dialUpstream(hs.e.ctx, hs.e.Dial, acct, hs.e.opts.UpstreamTimeout)
 	if err != nil {
 		reason := schema.AuthUpstreamFailed
 		var ue *upstreamError
@@ -138,7 +138,7 @@ func (hs *handshake) verified(meta gossh.ConnMetadata, _ gossh.PublicKey, perms 
 }
 
 func (hs *handshake) fail(rank int, reason, user, msg string) {
-	hs.e.log.Info("ssh authentication refused", "client", hs.remote.String(), "account", hs.login, "user", user, "reason", reason, "error", msg)
+	hs.e.Logger.Info("ssh authentication refused", "client", hs.remote.String(), "account", hs.login, "user", user, "reason", reason, "error", msg)
 	if rank < hs.rank {
 		return
 	}
@@ -151,7 +151,7 @@ func (hs *handshake) fail(rank int, reason, user, msg string) {
 // key exchange) is only logged: there is no claimed account to record.
 func (hs *handshake) refused(err error) {
 	if !hs.attempted {
-		hs.e.log.Debug("ssh handshake failed", "client", hs.remote.String(), "error", err)
+		hs.e.Logger.Debug("ssh handshake failed", "client", hs.remote.String(), "error", err)
 		return
 	}
 	f := hs.failure
@@ -162,8 +162,8 @@ func (hs *handshake) refused(err error) {
 	f.Account = hs.login
 	f.ResourceType = schema.ResourceSSH
 	f.ClientAddr, f.ClientPort = engine.SplitAddr(hs.remote)
-	if rerr := hs.e.rec.AuthFailure(hs.e.ctx, f); rerr != nil {
-		hs.e.log.Error("recording an ssh authentication failure failed", "error", rerr)
+	if rerr := hs.e.Recorder.AuthFailure(hs.e.ctx, f); rerr != nil {
+		hs.e.Logger.Error("recording an ssh authentication failure failed", "error", rerr)
 	}
 }
 

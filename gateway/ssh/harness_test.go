@@ -22,6 +22,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 	sshgw "github.com/pamtrail/pamtrail/gateway/ssh"
@@ -146,11 +147,11 @@ grants:
 		t.Fatalf("test config: %v", err)
 	}
 	g.cfg = cfg
-	eo := sshgw.Options{
+	eo := sshgw.Options{Deps: engine.Deps{
 		Config:   cfg,
 		Recorder: g.rec,
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: logLevel(t)})),
-	}
+	}}
 	if opts.engine != nil {
 		opts.engine(&eo)
 	}

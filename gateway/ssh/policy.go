@@ -18,7 +18,7 @@ const blockedExitStatus = 126
 
 // policy is the account's compiled policy; nil allows everything. It is
 // read per channel, so a reload applies to the channels opened after it.
-func (s *session) policy() *policy.Set { return s.e.ctl.Policy(s.acct.Name) }
+func (s *session) policy() *policy.Set { return s.e.Control.Policy(s.acct.Name) }
 
 // checkExec matches an exec request: the command line, and for scp and
 // rsync the paths they would write (uploads) or read (downloads).

@@ -29,9 +29,9 @@ type session struct {
 	info  recorder.SessionInfo
 	rec   recorder.Session // set before any channel is served
 
-	bytesIn    atomic.Int64 // client -> target, all channels
-	bytesOut   atomic.Int64 // target -> client
-	lastActive atomic.Int64 // unix nanos of the last relayed data
+	bytesIn  atomic.Int64    // client -> target, all channels
+	bytesOut atomic.Int64    // target -> client
+	activity engine.Activity // when data was last relayed, for idle_timeout
 	// liveSessions counts session channels whose target side is still
 	// open: a client that disconnects while one is live dropped mid-session.
 	liveSessions atomic.Int32
@@ -135,7 +135,7 @@ func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 		Start:        time.Now(),
 		Traffic:      func() (int64, int64) { return s.bytesIn.Load(), s.bytesOut.Load() },
 	}
-	s.log = e.log.With("session", s.info.ID, "user", s.info.User, "account", s.info.Account)
+	s.log = e.Logger.With("session", s.info.ID, "user", s.info.User, "account", s.info.Account)
 	s.touch()
 	return s
 }
@@ -143,7 +143,7 @@ func newSession(e *Engine, conn *gossh.ServerConn, hs *handshake) *session {
 // run serves the session until either side goes away or it is terminated,
 // then records its end once every channel has finished recording.
 func (s *session) run(chans <-chan gossh.NewChannel, reqs <-chan *gossh.Request) {
-	rec, err := s.e.rec.SessionStart(s.e.ctx, s.info)
+	rec, err := s.e.Recorder.SessionStart(s.e.ctx, s.info)
 	if err != nil {
 		s.log.Error("cannot record the session start; refusing the session", "error", err)
 		s.terminate(endCause{schema.EndRecordingError, err.Error()})
@@ -235,7 +235,7 @@ func (s *session) record(err error) {
 	}
 }
 
-func (s *session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
+func (s *session) touch() { s.activity.Touch(time.Now()) }
 
 // serveChannels dispatches the channels the client opens.
 func (s *session) serveChannels(chans <-chan gossh.NewChannel) {
@@ -277,36 +277,14 @@ func refuseGlobalRequests(reqs <-chan *gossh.Request) {
 	}
 }
 
-// watchLimits enforces the account's idle_timeout and max_duration.
+// watchLimits enforces the account's idle_timeout and max_duration until
+// the session ends for another reason (done).
 func (s *session) watchLimits() {
-	idle, maxDur := s.acct.IdleTimeout.D(), s.acct.MaxDuration.D()
-	var idleC, maxC <-chan time.Time
-	var idleT *time.Timer
-	if idle > 0 {
-		idleT = time.NewTimer(idle)
-		defer idleT.Stop()
-		idleC = idleT.C
-	}
-	if maxDur > 0 {
-		t := time.NewTimer(maxDur)
-		defer t.Stop()
-		maxC = t.C
-	}
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-maxC:
-			s.terminate(endCause{schema.EndMaxDuration, fmt.Sprintf("the session reached the account's max_duration of %s", maxDur)})
-			return
-		case <-idleC:
-			quiet := time.Since(time.Unix(0, s.lastActive.Load()))
-			if quiet >= idle {
-				s.terminate(endCause{schema.EndIdleTimeout, fmt.Sprintf("no data for the account's idle_timeout of %s", idle)})
-				return
-			}
-			idleT.Reset(idle - quiet)
-		}
+	limits := engine.AccountLimits(s.acct, s.info.Start)
+	limits.Activity, limits.EndRequested = &s.activity, s.done
+	if r := engine.WatchLimits(limits); r == engine.StopIdle || r == engine.StopMaxDuration {
+		reason, message := limits.LimitEnd(r)
+		s.terminate(endCause{reason, message})
 	}
 }
 

@@ -47,9 +47,9 @@ func (h *headBuffer) text() string {
 // previewBytes and maxTextBytes are the validated recording sizes. The
 // recorder cuts texts to max_text_bytes and marks the cut; the engine
 // bounds only what it buffers.
-func (s *session) previewBytes() int { return int(s.e.cfg.Recording.PreviewBytes) }
+func (s *session) previewBytes() int { return int(s.e.Config.Recording.PreviewBytes) }
 
-func (s *session) maxTextBytes() int { return int(s.e.cfg.Recording.MaxTextBytes) }
+func (s *session) maxTextBytes() int { return int(s.e.Config.Recording.MaxTextBytes) }
 
 // execTap records an exec request: one command event at the end with a
 // bounded preview of stdout and stderr, the exit status and the duration.
@@ -84,7 +84,7 @@ type fileTap interface {
 
 func (c *sessionChannel) execTap(command string, audited *policy.Match) channelTap {
 	s := c.s
-	if !s.e.cfg.Recording.RecordingEnabled() {
+	if !s.e.Config.Recording.RecordingEnabled() {
 		return nil
 	}
 	t := &execTap{s: s, channel: channelExec, command: command, start: time.Now(), policy: audited}

@@ -32,7 +32,7 @@ type terminalEvent struct {
 
 func (c *sessionChannel) shellTap() channelTap {
 	s := c.s
-	if !s.e.cfg.Recording.RecordingEnabled() {
+	if !s.e.Config.Recording.RecordingEnabled() {
 		return nil
 	}
 	if c.pty == nil {

@@ -147,7 +147,7 @@ type sftpTap struct {
 }
 
 func (c *sessionChannel) sftpTap() channelTap {
-	if !c.s.e.cfg.Recording.RecordingEnabled() {
+	if !c.s.e.Config.Recording.RecordingEnabled() {
 		return nil
 	}
 	return &sftpTap{s: c.s, tracker: sftpparse.New()}

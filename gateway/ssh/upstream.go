@@ -11,6 +11,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
+	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -45,7 +46,7 @@ func (e *upstreamError) Unwrap() error { return e.err }
 // dialUpstream connects and authenticates to the account's target with the
 // account's stored credential, verifying the target's host key against the
 // account's pin.
-func dialUpstream(ctx context.Context, acct *config.Account, timeout time.Duration) (*upstream, error) {
+func dialUpstream(ctx context.Context, dial engine.DialFunc, acct *config.Account, timeout time.Duration) (*upstream, error) {
 	fail := func(format string, args ...any) error {
 		return &upstreamError{reason: schema.AuthUpstreamFailed, err: fmt.Errorf(format, args...)}
 	}
@@ -68,8 +69,7 @@ func dialUpstream(ctx context.Context, acct *config.Account, timeout time.Durati
 	addr := net.JoinHostPort(acct.Host, strconv.Itoa(acct.Port))
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	d := net.Dialer{KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fail("connect to %s for account %q: %w", addr, acct.Name, err)
 	}

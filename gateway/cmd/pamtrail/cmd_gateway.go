@@ -12,26 +12,18 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
-	"github.com/pamtrail/pamtrail/gateway/control"
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/mysql"
 	"github.com/pamtrail/pamtrail/gateway/postgres"
-	"github.com/pamtrail/pamtrail/gateway/recorder"
 	"github.com/pamtrail/pamtrail/gateway/server"
 	sshgw "github.com/pamtrail/pamtrail/gateway/ssh"
 )
 
 // engines are the protocols this build serves.
 var engines = map[string]server.EngineFactory{
-	"postgres": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
-		return postgres.New(postgres.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
-	},
-	"mysql": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
-		return mysql.New(mysql.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
-	},
-	"ssh": func(cfg *config.Config, rec recorder.Recorder, ctl *control.Control, log *slog.Logger) (engine.Engine, error) {
-		return sshgw.New(sshgw.Options{Config: cfg, Recorder: rec, Control: ctl, Logger: log})
-	},
+	"postgres": func(d engine.Deps) (engine.Engine, error) { return postgres.New(postgres.Options{Deps: d}) },
+	"mysql":    func(d engine.Deps) (engine.Engine, error) { return mysql.New(mysql.Options{Deps: d}) },
+	"ssh":      func(d engine.Deps) (engine.Engine, error) { return sshgw.New(sshgw.Options{Deps: d}) },
 }
 
 // runGateway runs the gateway in the foreground until SIGINT or SIGTERM.
