@@ -315,10 +315,10 @@ func Default() *Config {
 		Spool: Spool{
 			Dir:           "spool",
 			Fsync:         spool.FsyncInterval,
-			FsyncInterval: Duration(spool.DefaultFsyncInterval),
+			FsyncInterval: Duration(100 * time.Millisecond),
 			MaxBytes:      1 << 30,
 			Overflow:      spool.OverflowRefuse,
-			SegmentBytes:  spool.DefaultSegmentBytes,
+			SegmentBytes:  64 << 20,
 		},
 		Upload: Upload{
 			Endpoint: "127.0.0.1:4317",

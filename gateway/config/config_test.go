@@ -68,6 +68,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"unknown grant user", [2]string{"- user: alice", "- user: bob"}, "", "grants[0].user"},
 		{"bad verifier", [2]string{`postgres_scram: "SCRAM`, `postgres_scram: "MD5`}, "", "users[0].postgres_scram"},
 		{"bad fsync", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\n  fsync: sometimes"}, "", "spool.fsync"},
+		{"no fsync interval under always", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\n  fsync: always\n  fsync_interval: 0s"}, "", "spool.fsync_interval"},
+		{"segment smaller than the largest record", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\n  segment_bytes: 16MiB"}, "", "spool.segment_bytes"},
 		{"bad duration", [2]string{"key_env: PAMTRAIL_SPOOL_KEY", "key_env: K\nupload:\n  interval: soon"}, "", "soon"},
 		{"missing database", [2]string{"database: demo", ""}, "", "accounts[0].database"},
 		{"bad type", [2]string{"type: postgres", "type: mysql"}, "", "accounts[0].type"},

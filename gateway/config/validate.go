@@ -91,13 +91,15 @@ func (c *Config) Validate() error {
 	if c.Spool.KeyFile == "" && c.Spool.KeyEnv == "" {
 		v.add("spool.key_file", "set key_file (made by pamtrail keygen) or key_env")
 	}
-	if c.Spool.Fsync == spool.FsyncInterval && c.Spool.FsyncInterval <= 0 {
-		v.add("spool.fsync_interval", "must be > 0 with fsync: interval")
+	// The spool writes in the background at this period under every fsync
+	// policy (see spool.Options.FsyncInterval).
+	if c.Spool.FsyncInterval <= 0 {
+		v.add("spool.fsync_interval", "must be > 0")
 	}
 	// The spool keeps whole segments; a full spool must have a sealed one
 	// to drop or drain, and a segment must hold the largest record.
-	if c.Spool.SegmentBytes < 17<<20 {
-		v.add("spool.segment_bytes", "must be at least 17MiB (the largest record is 16MiB)")
+	if c.Spool.SegmentBytes < minSegmentBytes {
+		v.add("spool.segment_bytes", fmt.Sprintf("must be at least %dMiB (the largest record is %dMiB)", minSegmentBytes>>20, SpoolMaxRecordBytes>>20))
 	}
 	if c.Spool.MaxBytes != 0 && c.Spool.MaxBytes < 2*c.Spool.SegmentBytes {
 		v.add("spool.max_bytes", fmt.Sprintf("must be 0 (unlimited) or at least twice spool.segment_bytes (%d bytes)", 2*c.Spool.SegmentBytes))

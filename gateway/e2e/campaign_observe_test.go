@@ -16,6 +16,7 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/review"
 	"github.com/pamtrail/pamtrail/gateway/schema"
@@ -173,7 +174,8 @@ func (s *stack) snapshotSpool() (map[eventKey]bool, uint64) {
 		}
 		writeFile(s.t, filepath.Join(snap, e.Name()), string(b))
 	}
-	sp, err := spool.Open(snap, spool.Options{Keys: ring})
+	// Opened as the gateway opens its spool: the config's values.
+	sp, err := spool.Open(snap, config.Default().Spool.Options(ring, nil))
 	if err != nil {
 		s.t.Fatalf("the spool a killed gateway left does not open: %v", err)
 	}

@@ -74,15 +74,7 @@ func Start(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		return nil, err
 	}
 	g.keyID = ring.Current().ID
-	g.spool, err = spool.Open(cfg.Spool.Dir, spool.Options{
-		Keys:          ring,
-		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
-		MaxBytes:      int64(cfg.Spool.MaxBytes),
-		Overflow:      cfg.Spool.Overflow,
-		Fsync:         cfg.Spool.Fsync,
-		FsyncInterval: cfg.Spool.FsyncInterval.D(),
-		Logger:        log, // the spool names itself
-	})
+	g.spool, err = spool.Open(cfg.Spool.Dir, cfg.Spool.Options(ring, log)) // the spool names its logs
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: %w", cfg.Spool.Dir, err)
 	}

@@ -49,7 +49,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, r := range rings {
 		for _, parallel := range []bool{false, true} {
 			b.Run(fmt.Sprintf("%s/parallel=%v", r.name, parallel), func(b *testing.B) {
-				s, err := Open(b.TempDir(), Options{Keys: r.ring(b), Fsync: FsyncInterval})
+				s, err := Open(b.TempDir(), testOptions(Options{Keys: r.ring(b), Fsync: FsyncInterval}))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -93,7 +93,7 @@ func BenchmarkOpenBacklog(b *testing.B) {
 	}
 	dir := b.TempDir()
 	ring := testenv.Keyring(b, 1)
-	s, err := Open(dir, Options{Keys: ring, Fsync: FsyncNone})
+	s, err := Open(dir, testOptions(Options{Keys: ring, Fsync: FsyncNone}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func BenchmarkOpenBacklog(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		s, err := Open(dir, Options{Keys: ring})
+		s, err := Open(dir, testOptions(Options{Keys: ring}))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -111,7 +111,7 @@ func TestSegmentWithMissingKeyFailsOpenClearly(t *testing.T) {
 	}
 	before := segmentFiles(t, dir)
 	other := testenv.Keyring(t, 1)
-	_, err := Open(dir, Options{Keys: other})
+	_, err := Open(dir, testOptions(Options{Keys: other}))
 	if err == nil || !strings.Contains(err.Error(), first.Current().ID) || !strings.Contains(err.Error(), "not in the keyring") {
 		t.Fatalf("Open with the wrong key: %v", err)
 	}

@@ -40,7 +40,7 @@ func (k *fixedKeyring) AEAD(id string) (cipher.AEAD, bool) {
 // seedSegment returns the bytes of a real segment holding payloads.
 func seedSegment(t testing.TB, ring Keyring, payloads ...string) []byte {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{Keys: ring, MaxRecordBytes: 1024, SegmentBytes: 1 << 20})
+	s, err := Open(dir, testOptions(Options{Keys: ring, MaxRecordBytes: 1024, SegmentBytes: 1 << 20}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func FuzzRecoverSegment(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, segmentFileName(1)), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		opts := Options{Keys: ring, MaxRecordBytes: 1024, SegmentBytes: 1 << 20}
+		opts := testOptions(Options{Keys: ring, MaxRecordBytes: 1024, SegmentBytes: 1 << 20})
 		s, err := Open(dir, opts)
 		if err != nil {
 			t.Fatalf("Open of a damaged segment failed: %v", err)

@@ -93,7 +93,7 @@ func runKillChild(dir, keyFile string) error {
 	if err != nil {
 		return err
 	}
-	s, err := Open(dir, Options{Keys: ring, FsyncInterval: 5 * time.Millisecond, SegmentBytes: 256 << 10, MaxRecordBytes: 1024})
+	s, err := Open(dir, testOptions(Options{Keys: ring, FsyncInterval: 5 * time.Millisecond, SegmentBytes: 256 << 10, MaxRecordBytes: 1024}))
 	if err != nil {
 		return err
 	}

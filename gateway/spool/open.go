@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,9 +24,11 @@ const lockFileName = "lock"
 // key missing from opts.Keys, or when the ack file is unreadable: both need
 // an operator, and guessing would lose or duplicate data.
 func Open(dir string, opts Options) (*Spool, error) {
-	opts.applyDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -44,19 +44,12 @@ const (
 	OverflowDropOldest OverflowPolicy = "drop-oldest"
 )
 
-// Defaults. The gateway's config takes spool.segment_bytes' and
-// fsync_interval's defaults from here, so each value exists once.
-const (
-	DefaultSegmentBytes   = 64 << 20
-	DefaultFsyncInterval  = 100 * time.Millisecond
-	DefaultMaxRecordBytes = 16 << 20
-)
-
-// Options configure a spool. The zero value of every field except Keys means
-// its default, for tools and tests; the gateway passes every field from its
-// validated config.
+// Options configure a spool. Every field but MaxBytes and Logger is
+// required: the spool has no defaults of its own, so that the gateway's
+// validated config (config.Spool.Options) is their one source, and Open
+// names the first field that is missing or invalid.
 type Options struct {
-	// Keys seals new segments and opens old ones. Required.
+	// Keys seals new segments and opens old ones.
 	Keys Keyring
 	// SegmentBytes is the size at which a new segment is started.
 	SegmentBytes int64
@@ -68,34 +61,16 @@ type Options struct {
 	Overflow OverflowPolicy
 	// Fsync is the durability policy.
 	Fsync FsyncPolicy
-	// FsyncInterval is the group-commit period of FsyncInterval (and the
-	// write-back period of FsyncNone).
+	// FsyncInterval is the period of the background writer: the group
+	// commit of FsyncInterval and the write-back of FsyncNone; under
+	// FsyncAlways, where every Append asks for its own fsync, it retries a
+	// write that failed.
 	FsyncInterval time.Duration
 	// MaxRecordBytes is the largest payload Append accepts.
 	MaxRecordBytes int
-	// Logger receives recovery reports and I/O errors. Default: discard.
+	// Logger receives recovery reports and I/O errors; nil discards them
+	// (a library logs only where its caller asks).
 	Logger *slog.Logger
-}
-
-func (o *Options) applyDefaults() {
-	if o.SegmentBytes == 0 {
-		o.SegmentBytes = DefaultSegmentBytes
-	}
-	if o.Overflow == "" {
-		o.Overflow = OverflowRefuse
-	}
-	if o.Fsync == "" {
-		o.Fsync = FsyncInterval
-	}
-	if o.FsyncInterval == 0 {
-		o.FsyncInterval = DefaultFsyncInterval
-	}
-	if o.MaxRecordBytes == 0 {
-		o.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
 }
 
 // validate reports the first invalid field by name.
@@ -110,7 +85,21 @@ func (o *Options) validate() error {
 	if aead.NonceSize() != nonceSize {
 		return fmt.Errorf("spool: Keys: cipher nonce size %d, want %d", aead.NonceSize(), nonceSize)
 	}
-	if o.MaxRecordBytes < 0 || o.MaxRecordBytes > 1<<30 {
+	for _, f := range []struct {
+		name  string
+		unset bool
+	}{
+		{"SegmentBytes", o.SegmentBytes == 0},
+		{"MaxRecordBytes", o.MaxRecordBytes == 0},
+		{"Overflow", o.Overflow == ""},
+		{"Fsync", o.Fsync == ""},
+		{"FsyncInterval", o.FsyncInterval == 0},
+	} {
+		if f.unset {
+			return fmt.Errorf("spool: %s is required (the gateway takes it from its config: config.Spool.Options)", f.name)
+		}
+	}
+	if o.MaxRecordBytes <= 0 || o.MaxRecordBytes > 1<<30 {
 		return fmt.Errorf("spool: MaxRecordBytes %d out of range (1..1GiB)", o.MaxRecordBytes)
 	}
 	minSegment := int64(segmentHeaderSize + frameHeaderSize + o.MaxRecordBytes + aead.Overhead())
@@ -133,7 +122,7 @@ func (o *Options) validate() error {
 	default:
 		return fmt.Errorf("spool: Fsync %q: want %q, %q or %q", o.Fsync, FsyncAlways, FsyncInterval, FsyncNone)
 	}
-	if o.FsyncInterval < 0 {
+	if o.FsyncInterval <= 0 {
 		return fmt.Errorf("spool: FsyncInterval %v must be positive", o.FsyncInterval)
 	}
 	return nil

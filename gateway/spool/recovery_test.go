@@ -47,7 +47,7 @@ func (l segLayout) last() frameLoc { return l.frames[len(l.frames)-1] }
 func newFixture(t *testing.T, n int, segmentBytes int64, bigLast bool) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), ring: testenv.Keyring(t, 1), n: n}
-	f.opts = Options{Keys: f.ring, SegmentBytes: segmentBytes, MaxRecordBytes: 512}
+	f.opts = testOptions(Options{Keys: f.ring, SegmentBytes: segmentBytes, MaxRecordBytes: 512})
 	if bigLast {
 		f.opts.MaxRecordBytes = 4096
 	}

@@ -29,12 +29,36 @@ func TestMain(m *testing.M) {
 // testLogger captures spool log output for assertions.
 type testLogger = testenv.SyncBuffer
 
+// testOptions fills the options a test leaves zero with the values the
+// gateway's config defaults to, so each test names only the options it is
+// about. The spool has no defaults of its own, and its tests cannot import
+// gateway/config, which imports the spool.
+func testOptions(opts Options) Options {
+	if opts.SegmentBytes == 0 {
+		opts.SegmentBytes = 64 << 20
+	}
+	if opts.MaxRecordBytes == 0 {
+		opts.MaxRecordBytes = 16 << 20
+	}
+	if opts.Overflow == "" {
+		opts.Overflow = OverflowRefuse
+	}
+	if opts.Fsync == "" {
+		opts.Fsync = FsyncInterval
+	}
+	if opts.FsyncInterval == 0 {
+		opts.FsyncInterval = 100 * time.Millisecond
+	}
+	return opts
+}
+
+// openT opens a spool with testOptions, and a new key unless opts has one.
 func openT(t testing.TB, dir string, opts Options) *Spool {
 	t.Helper()
 	if opts.Keys == nil {
 		opts.Keys = testenv.Keyring(t, 1)
 	}
-	s, err := Open(dir, opts)
+	s, err := Open(dir, testOptions(opts))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -237,7 +261,7 @@ func TestUnreadableAckFileIsAnError(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, ackFileName), tt.content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Open(dir, Options{Keys: ring})
+			_, err := Open(dir, testOptions(Options{Keys: ring}))
 			if err == nil || !strings.Contains(err.Error(), "ack file") || !strings.Contains(err.Error(), "refusing to guess") {
 				t.Fatalf("Open with %s ack file: err = %v", tt.name, err)
 			}
@@ -351,7 +375,7 @@ func TestSecondOpenOfSameDirFails(t *testing.T) {
 	dir := t.TempDir()
 	ring := testenv.Keyring(t, 1)
 	openT(t, dir, Options{Keys: ring})
-	if s, err := Open(dir, Options{Keys: ring}); err == nil {
+	if s, err := Open(dir, testOptions(Options{Keys: ring})); err == nil {
 		_ = s.Close()
 		t.Fatal("a second Open of a spool in use succeeded")
 	}
@@ -402,25 +426,40 @@ func TestFileModes(t *testing.T) {
 	}
 }
 
+// TestOptionsValidation: the spool has no defaults, so a missing option
+// is an error naming it, as is an invalid one; nothing is created.
 func TestOptionsValidation(t *testing.T) {
 	ring := testenv.Keyring(t, 1)
 	tests := []struct {
-		name string
-		opts Options
-		want string
+		name   string
+		change func(*Options)
+		want   string
 	}{
-		{"no keys", Options{}, "Keys"},
-		{"bad fsync", Options{Keys: ring, Fsync: "sometimes"}, "Fsync"},
-		{"bad overflow", Options{Keys: ring, Overflow: "explode"}, "Overflow"},
-		{"quota below two segments", Options{Keys: ring, SegmentBytes: 1 << 20, MaxBytes: 1 << 20, MaxRecordBytes: 1024}, "MaxBytes"},
-		{"segment below record", Options{Keys: ring, SegmentBytes: 1000, MaxRecordBytes: 4096}, "SegmentBytes"},
-		{"negative quota", Options{Keys: ring, MaxBytes: -1}, "MaxBytes"},
+		{"no keys", func(o *Options) { o.Keys = nil }, "Keys is required"},
+		{"no segment size", func(o *Options) { o.SegmentBytes = 0 }, "SegmentBytes is required"},
+		{"no record size", func(o *Options) { o.MaxRecordBytes = 0 }, "MaxRecordBytes is required"},
+		{"no overflow policy", func(o *Options) { o.Overflow = "" }, "Overflow is required"},
+		{"no fsync policy", func(o *Options) { o.Fsync = "" }, "Fsync is required"},
+		{"no fsync interval", func(o *Options) { o.FsyncInterval = 0 }, "FsyncInterval is required"},
+		{"bad fsync", func(o *Options) { o.Fsync = "sometimes" }, "Fsync"},
+		{"bad overflow", func(o *Options) { o.Overflow = "explode" }, "Overflow"},
+		{"negative fsync interval", func(o *Options) { o.FsyncInterval = -time.Second }, "FsyncInterval"},
+		{"negative record size", func(o *Options) { o.MaxRecordBytes = -1 }, "MaxRecordBytes"},
+		{"quota below two segments", func(o *Options) { o.SegmentBytes, o.MaxBytes, o.MaxRecordBytes = 1<<20, 1<<20, 1024 }, "MaxBytes"},
+		{"segment below record", func(o *Options) { o.SegmentBytes, o.MaxRecordBytes = 1000, 4096 }, "SegmentBytes"},
+		{"negative quota", func(o *Options) { o.MaxBytes = -1 }, "MaxBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(t.TempDir(), tt.opts)
+			opts := testOptions(Options{Keys: ring})
+			tt.change(&opts)
+			dir := filepath.Join(t.TempDir(), "spool")
+			_, err := Open(dir, opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("Open(%+v) = %v, want an error naming %s", tt.opts, err, tt.want)
+				t.Fatalf("Open(%+v) = %v, want an error naming %s", opts, err, tt.want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a refused Open left %s behind (stat: %v)", dir, err)
 			}
 		})
 	}

@@ -22,9 +22,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// spoolOptions are the gateway config's spool defaults but for a short
+// fsync interval, so records are durable soon after they are appended.
+// Written out: these tests cannot import gateway/config, which imports the
+// uploader.
+func spoolOptions(ring *keys.Ring) spool.Options {
+	return spool.Options{Keys: ring, SegmentBytes: 64 << 20, MaxRecordBytes: 16 << 20,
+		Overflow: spool.OverflowRefuse, Fsync: spool.FsyncInterval, FsyncInterval: 10 * time.Millisecond}
+}
+
 func openSpool(t testing.TB, dir string, ring *keys.Ring) *spool.Spool {
 	t.Helper()
-	sp, err := spool.Open(dir, spool.Options{Keys: ring, FsyncInterval: 10 * time.Millisecond})
+	sp, err := spool.Open(dir, spoolOptions(ring))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +291,7 @@ func TestRestartResumesWithoutDuplicates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	sp, err := spool.Open(dir, spool.Options{Keys: ring})
+	sp, err := spool.Open(dir, spoolOptions(ring))
 	if err != nil {
 		t.Fatal(err)
 	}

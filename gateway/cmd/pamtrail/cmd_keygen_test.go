@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/keys"
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
@@ -33,7 +34,7 @@ func TestKeygenCreateRotatePrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A segment sealed with the first key keeps it in use.
-	sp, err := spool.Open(spoolDir, spool.Options{Keys: first})
+	sp, err := spool.Open(spoolDir, config.Default().Spool.Options(first, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

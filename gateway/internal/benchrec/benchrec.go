@@ -23,12 +23,13 @@ func SpoolRecorder(tb testing.TB, fsync spool.FsyncPolicy) recorder.Recorder {
 // key, the chain switched off) before it is built.
 func SpoolRecorderWith(tb testing.TB, fsync spool.FsyncPolicy, adjust func(*recorder.Options)) *recorder.OTel {
 	tb.Helper()
-	sp, err := spool.Open(tb.TempDir(), spool.Options{Keys: testenv.Keyring(tb, 1), Fsync: fsync})
+	cfg := config.Default()
+	cfg.Spool.Fsync = fsync
+	sp, err := spool.Open(tb.TempDir(), cfg.Spool.Options(testenv.Keyring(tb, 1), nil))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = sp.Close() })
-	cfg := config.Default()
 	opts := recorder.Options{Sink: spool.RecordSink{Spool: sp}, GatewayID: "bench",
 		MaxTextBytes: int(cfg.Recording.MaxTextBytes), PolicyFor: func(string) recorder.Policy { return recorder.Policy{} }}
 	if adjust != nil {
