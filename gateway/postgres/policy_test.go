@@ -15,6 +15,7 @@ import (
 
 	"github.com/pamtrail/pamtrail/gateway/config"
 	"github.com/pamtrail/pamtrail/gateway/control"
+	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 	"github.com/pamtrail/pamtrail/gateway/recorder/recordertest"
 )
 
@@ -216,11 +217,20 @@ func TestLockEndsSessionAndRefusesLogins(t *testing.T) {
 	if _, err := ctl.Lock(control.Lock{Kind: control.LockUser, Name: testUser, Reason: "incident 7", By: "ops-lead"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = live.Exec(ctx, "select 1")
+	// Lock asks the session to end and returns (engine.EndFunc does not
+	// block): a statement sent at that instant may still be answered, but
+	// the session ends at once after it.
+	testenv.Eventually(t, 5*time.Second, 10*time.Millisecond, func() (bool, string) {
+		_, err = live.Exec(ctx, "select 1")
+		return err != nil, "the session still answers statements after the lock"
+	})
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "57P01" || !strings.Contains(pe.Message, `user "alice" is locked: incident 7 (by ops-lead)`) {
 		t.Fatalf("live session after the lock: %v", err)
 	}
+	// The session records its end after telling the client; wait for it,
+	// so the records below have one order.
+	g.rec.WaitFor(10*time.Second, func(evs []recordertest.Event) bool { return countKind(evs, "end") > 0 })
 	_, err = pgx.Connect(ctx, g.connString(testUser, testPassword, "demo"))
 	if !errors.As(err, &pe) || pe.Code != "28000" || !strings.Contains(pe.Message, `user "alice" is locked: incident 7`) {
 		t.Fatalf("login while locked: %v", err)
