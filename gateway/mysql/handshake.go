@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/config"
@@ -257,21 +256,14 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		ClientAddr: c.remoteAddr, ClientPort: c.remotePort, ServerAddr: acct.Host, ServerPort: acct.Port,
 		Database: acct.Database, UpstreamUser: acct.User, AuthMethod: c.authMethod(), Start: now,
 	}
-	// Heartbeats may read the traffic before the session below exists.
-	var live atomic.Pointer[session]
-	info.Traffic = func() (int64, int64) {
-		if s := live.Load(); s != nil {
-			return s.bytesIn.Load(), s.bytesOut.Load()
-		}
-		return 0, 0
-	}
+	traffic := &engine.Traffic{}
+	info.Traffic = traffic.Load
 	rs, err := e.Recorder.SessionStart(ctx, info)
 	if err != nil {
 		e.Logger.Error("mysql: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
 		return nil, refuse(erCannotRecord, "08004", "pamtrail cannot record this session, so it is refused")
 	}
-	s := newSession(c, acct, up, rs, now)
-	live.Store(s)
+	s := newSession(c, acct, up, rs, now, traffic)
 	// The client is told it is in as the server told the gateway, with the
 	// server's status (autocommit, session state) and the next sequence id.
 	okp := up.ok

@@ -29,7 +29,7 @@ func (s *session) pumpClient() pumpResult {
 			return pumpResult{err: err}
 		}
 		s.limits.Activity.Touch(time.Now())
-		s.bytesIn.Add(int64(len(pr.body) + 4))
+		s.traffic.In.Add(int64(len(pr.body) + 4))
 		if first && last {
 			if s.answerItself(pr.payload) {
 				continue
@@ -75,7 +75,7 @@ func (s *session) pumpServer() pumpResult {
 			return pumpResult{err: err}
 		}
 		s.limits.Activity.Touch(time.Now())
-		s.bytesOut.Add(int64(len(pr.body) + 4))
+		s.traffic.Out.Add(int64(len(pr.body) + 4))
 		if last && s.tr != nil {
 			s.mu.Lock()
 			s.tr.server(pr.payload, pr.cut, time.Now())

@@ -44,8 +44,7 @@ type session struct {
 	replySeq   atomic.Uint32
 	busy       atomic.Bool // a command is waiting for its response
 	quit       atomic.Bool // the client sent COM_QUIT
-	bytesIn    atomic.Int64
-	bytesOut   atomic.Int64
+	traffic    *engine.Traffic
 	recordErr  atomic.Bool
 	unregister func()
 
@@ -58,13 +57,14 @@ type session struct {
 // the client.
 type endState = engine.End[*wire.Err]
 
-func newSession(c *clientConn, acct *config.Account, up *upstreamConn, rs recorder.Session, now time.Time) *session {
+func newSession(c *clientConn, acct *config.Account, up *upstreamConn, rs recorder.Session, now time.Time, traffic *engine.Traffic) *session {
 	e := c.e
 	s := &session{
 		e: e, acct: acct, client: c.conn, upstream: up.conn, rec: rs, clientID: c.id,
 		log:       e.Logger.With("session", rs.ID(), "user", c.user, "account", acct.Name),
 		limits:    engine.AccountLimits(acct, now),
 		requested: make(chan struct{}),
+		traffic:   traffic,
 	}
 	s.limits.EndRequested = s.requested
 	// Idle means no bytes either way and no command running, so a long
@@ -162,12 +162,12 @@ func (s *session) run() {
 	}
 	s.recordEnd(end)
 	s.log.Info("mysql: session ended", "reason", end.Reason, "message", end.Message,
-		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
+		"bytes_in", s.traffic.In.Load(), "bytes_out", s.traffic.Out.Load())
 }
 
 func (s *session) recordEnd(end endState) {
 	err := s.rec.End(recorder.End{Time: time.Now(), Reason: end.Reason, Message: end.Message,
-		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()})
+		BytesIn: s.traffic.In.Load(), BytesOut: s.traffic.Out.Load()})
 	if err != nil {
 		s.log.Error("mysql: recording the session end failed", "error", err)
 	}

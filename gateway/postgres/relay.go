@@ -100,9 +100,9 @@ func (s *session) observe(chunk []byte, sc *frameScanner, fromClient bool) error
 // counter is the byte count of one direction.
 func (s *session) counter(fromClient bool) *atomic.Int64 {
 	if fromClient {
-		return &s.bytesIn
+		return &s.traffic.In
 	}
-	return &s.bytesOut
+	return &s.traffic.Out
 }
 
 // clientChecker validates client messages when nothing is recorded: the

@@ -44,8 +44,7 @@ type session struct {
 	requested chan struct{}
 
 	terminated atomic.Bool
-	bytesIn    atomic.Int64 // client → upstream
-	bytesOut   atomic.Int64 // upstream → client
+	traffic    *engine.Traffic
 }
 
 // establish authenticates the client, logs in upstream, starts the
@@ -95,14 +94,8 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		AuthMethod:   "scram-sha-256",
 		Start:        now,
 	}
-	// Heartbeats may read the traffic before the session below exists.
-	var live atomic.Pointer[session]
-	info.Traffic = func() (int64, int64) {
-		if s := live.Load(); s != nil {
-			return s.bytesIn.Load(), s.bytesOut.Load()
-		}
-		return 0, 0
-	}
+	traffic := &engine.Traffic{}
+	info.Traffic = traffic.Load
 	rs, err := e.Recorder.SessionStart(ctx, info)
 	if err != nil {
 		e.Logger.Error("postgres: cannot start recording; session refused", "user", c.user, "account", acct.Name, "error", err)
@@ -116,12 +109,12 @@ func (c *clientConn) startSession(ctx context.Context, acct *config.Account, up 
 		rec:       rs,
 		limits:    engine.AccountLimits(acct, now),
 		requested: make(chan struct{}),
+		traffic:   traffic,
 	}
 	s.limits.EndRequested = s.requested
 	// Idle means no bytes either way and no statement running, so a long
 	// query is not mistaken for an idle session.
 	s.limits.Busy = func() bool { return s.tr != nil && s.tr.busy() }
-	live.Store(s)
 	s.unregister = e.Register(c.raw, engine.SessionInfo{ID: info.ID, User: c.user, Account: acct.Name,
 		ClientAddr: c.remoteAddr, Start: now}, s.requestEnd)
 	if set := e.Control.Policy(acct.Name); set.HasSQL() {
@@ -210,9 +203,9 @@ func (s *session) run() {
 			s.log.Error("postgres: recording the last statements failed", "error", err)
 		}
 	}
-	s.recordEnd(end.Reason, end.Message, s.bytesIn.Load(), s.bytesOut.Load())
+	s.recordEnd(end.Reason, end.Message, s.traffic.In.Load(), s.traffic.Out.Load())
 	s.log.Info("postgres: session ended", "reason", end.Reason, "message", end.Message,
-		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load())
+		"bytes_in", s.traffic.In.Load(), "bytes_out", s.traffic.Out.Load())
 }
 
 // stopPumps stops the goroutine relay: closing upstream ends the server
