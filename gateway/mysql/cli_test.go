@@ -72,6 +72,10 @@ func TestMariaDBClient(t *testing.T) {
 		if ev.Kind == "start" && ev.Info.AuthMethod != "caching_sha2_password+tls" {
 			t.Errorf("auth method = %q", ev.Info.AuthMethod)
 		}
+		// Both directions carried the script's statements and their results.
+		if ev.Kind == "end" && (ev.End.BytesIn < 100 || ev.End.BytesOut < 100) {
+			t.Errorf("session end counts %d bytes in, %d out; want both counted", ev.End.BytesIn, ev.End.BytesOut)
+		}
 	}
 }
 

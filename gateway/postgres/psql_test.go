@@ -74,4 +74,10 @@ select $$a;b$$ as dollar, E'x\'y' as escaped;
 			t.Errorf("no event for %q; recorded %q", want, summarize(evs))
 		}
 	}
+	// The session's byte counts cover at least the script sent and the
+	// output psql printed.
+	if end := g.endOf(t, 0).End; end.BytesIn < int64(len(script)) || end.BytesOut < int64(len(via)) {
+		t.Errorf("session end counts %d bytes in, %d out; want at least the script's %d and the output's %d",
+			end.BytesIn, end.BytesOut, len(script), len(via))
+	}
 }
