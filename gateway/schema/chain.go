@@ -33,12 +33,24 @@ const (
 // canonical form: the chain value itself, the checkpoint signature (it
 // authenticates itself), and what the collector adds or strips on the way
 // to Elasticsearch.
+// The recorder asks for every attribute of every record, so most keys are
+// decided on their first bytes.
 func ChainExcluded(key string) bool {
-	switch key {
-	case AttrChain, AttrCheckpointSignature, AttrSchemaViolation, AttrSpoolDecodeError:
+	if strings.HasPrefix(key, "elasticsearch.") {
 		return true
 	}
-	return strings.HasPrefix(key, "pam.risk.") || strings.HasPrefix(key, "elasticsearch.")
+	if len(key) <= len("pam.") || key[:len("pam.")] != "pam." {
+		return false
+	}
+	switch key[len("pam.")] {
+	case 'c':
+		return key == AttrChain || key == AttrCheckpointSignature
+	case 'r':
+		return strings.HasPrefix(key, "pam.risk.")
+	case 's':
+		return key == AttrSchemaViolation || key == AttrSpoolDecodeError
+	}
+	return false
 }
 
 // Checkpoint is a checkpoint's statement as the sessions index stores it
