@@ -33,13 +33,21 @@ const (
 // canonical form: the chain value itself, the checkpoint signature (it
 // authenticates itself), and what the collector adds or strips on the way
 // to Elasticsearch.
+//
 // The recorder asks for every attribute of every record, so most keys are
 // decided on their first bytes.
 func ChainExcluded(key string) bool {
-	if strings.HasPrefix(key, "elasticsearch.") {
-		return true
+	if len(key) <= len("pam.") {
+		return false
 	}
-	if len(key) <= len("pam.") || key[:len("pam.")] != "pam." {
+	switch key[0] {
+	case 'e':
+		return strings.HasPrefix(key, "elasticsearch.")
+	case 'p':
+		if key[:len("pam.")] != "pam." {
+			return false
+		}
+	default:
 		return false
 	}
 	switch key[len("pam.")] {
