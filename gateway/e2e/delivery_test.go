@@ -137,10 +137,10 @@ func (s *stack) checkEveryStatementOnce(t testing.TB, want int) {
 
 // TestBurstSearchableSoonAfter: 100,000 statements from pgbench as fast as
 // the gateway takes them; all are searchable within 30 s after the burst
-// ends, each exactly once.
+// ends, each exactly once, at the default 10 s upload cadence.
 func TestBurstSearchableSoonAfter(t *testing.T) {
 	const clients, perClient = 4, 25_000
-	s := newStack(t, stackOptions{})
+	s := newStack(t, stackOptions{uploadInterval: "10s"})
 	s.start()
 	ran, tps := s.runPgbench(t, pgbenchLoad{clients: clients, transactions: perClient})
 	if ran != clients*perClient {
