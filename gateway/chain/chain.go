@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"strconv"
 )
 
 // Hash is one link of a chain: SHA-256.
@@ -35,14 +36,34 @@ func ParseHash(s string) (Hash, error) {
 	return h, nil
 }
 
+// Version is a chain format (SCHEMA.md, "Canonical form"); the genesis
+// link names it, so a verifier tells a session's version from its links.
+type Version int
+
 const (
-	genesisDomain    = "pamtrail chain genesis v1\x00"
+	// V1 chained every record's session constants in its own canonical
+	// form: link = H(prev ‖ canonical record).
+	V1 Version = 1
+	// V2 leaves the session constants out of each record's canonical form
+	// and chains their digest instead, computed once per session:
+	// link = H(prev ‖ SessionDigest ‖ canonical record).
+	V2 Version = 2
+	// Current is the version the recorder writes.
+	Current = V2
+)
+
+// Versions lists the versions a verifier accepts, newest first.
+var Versions = []Version{V2, V1}
+
+const (
+	genesisDomain    = "pamtrail chain genesis v"
+	sessionDomain    = "pamtrail session constants v2\x00"
 	checkpointDomain = "pamtrail checkpoint v1\x00"
 )
 
-// Genesis is the link before seq 0 of a session.
-func Genesis(sessionID string) Hash {
-	return sha256.Sum256([]byte(genesisDomain + sessionID))
+// Genesis is the link before seq 0 of a session chained in version v.
+func Genesis(v Version, sessionID string) Hash {
+	return sha256.Sum256([]byte(genesisDomain + strconv.Itoa(int(v)) + "\x00" + sessionID))
 }
 
 // Value types of a canonical entry.
@@ -177,22 +198,27 @@ func (c *Canon) Strings(key string, vs []string) {
 	c.end()
 }
 
-// Include adds the attribute entries of other, as if each had been added
-// to c: attributes shared by many records (a session's) are encoded once.
-func (c *Canon) Include(other *Canon) {
-	offset := int32(len(c.attrs))
-	c.attrs = append(c.attrs, other.attrs...)
-	for _, s := range other.spans {
-		s.start += offset
-		s.keyStart += offset
-		s.keyEnd += offset
-		s.end += offset
-		c.spans = append(c.spans, s)
-	}
+// SessionDigest is the digest of a session's constant attributes
+// (schema.SessionConstant), c holding their entries and no header:
+// H("pamtrail session constants v2\x00" ‖ canonical entries). The recorder
+// computes it once per session; every link of version 2 covers it.
+func (c *Canon) SessionDigest() Hash {
+	c.out = c.appendCanonical(append(c.out[:0], sessionDomain...))
+	return sha256.Sum256(c.out)
 }
 
-// Link returns H(prev ‖ canonical record): the record's pam.chain.
-func (c *Canon) Link(prev Hash) Hash {
+// Link returns H(prev ‖ session ‖ canonical record): the record's pam.chain
+// (version 2), session being the SessionDigest of the session's constant
+// attributes, which c leaves out.
+func (c *Canon) Link(prev, session Hash) Hash {
+	c.out = append(append(c.out[:0], prev[:]...), session[:]...)
+	c.out = c.appendCanonical(c.out)
+	return sha256.Sum256(c.out)
+}
+
+// LinkV1 returns H(prev ‖ canonical record): the link of version 1, whose
+// records held the session constants among their own attributes.
+func (c *Canon) LinkV1(prev Hash) Hash {
 	c.out = c.appendCanonical(append(c.out[:0], prev[:]...))
 	return sha256.Sum256(c.out)
 }

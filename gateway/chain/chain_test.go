@@ -29,7 +29,7 @@ func TestCanonOrderIndependent(t *testing.T) {
 		for _, i := range order {
 			attrs[i].add(c, attrs[i].key)
 		}
-		return c, c.Link(Genesis("s1"))
+		return c, c.Link(Genesis(Current, "s1"), Hash{})
 	}
 	order := make([]int, len(attrs))
 	for i := range order {
@@ -54,7 +54,7 @@ func TestCanonOrderIndependent(t *testing.T) {
 	for _, i := range order {
 		attrs[i].add(c, attrs[i].key)
 	}
-	if c.Link(Genesis("s1")) == wantLink {
+	if c.Link(Genesis(Current, "s1"), Hash{}) == wantLink {
 		t.Fatal("a different body gives the same link")
 	}
 }
@@ -86,7 +86,7 @@ func TestCanonReusedAcrossShapes(t *testing.T) {
 		for _, e := range entries {
 			c.String(e.key, e.value)
 		}
-		return c.Link(Genesis("s"))
+		return c.Link(Genesis(Current, "s"), Hash{})
 	}
 	reused := &Canon{}
 	for range 2 {
@@ -98,18 +98,46 @@ func TestCanonReusedAcrossShapes(t *testing.T) {
 			}
 		}
 	}
-	shared := &Canon{}
-	shared.String("session.id", "s")
-	shared.String("user.name", "u")
-	included, added := &Canon{}, &Canon{}
-	for _, c := range []*Canon{included, added} {
-		c.Header("e", "b", "INFO", 1, 2)
-		c.Int("pam.seq", 1)
+}
+
+// TestLinkCoversSessionAndVersion: a link covers the session digest, so a
+// record whose session constants changed no longer links; the digest covers
+// each constant's key, type and value; the two versions' genesis links and
+// link forms differ, so neither can pass for the other.
+func TestLinkCoversSessionAndVersion(t *testing.T) {
+	digest := func(add func(c *Canon)) Hash {
+		c := &Canon{}
+		c.String("session.id", "s")
+		add(c)
+		return c.SessionDigest()
 	}
-	included.Include(shared)
-	added.String("session.id", "s")
-	added.String("user.name", "u")
-	if string(included.Bytes()) != string(added.Bytes()) {
-		t.Fatalf("Include gives\n%q\nwant\n%q", included.Bytes(), added.Bytes())
+	digests := map[string]Hash{
+		"user alice":       digest(func(c *Canon) { c.String("user.name", "alice") }),
+		"user mallory":     digest(func(c *Canon) { c.String("user.name", "mallory") }),
+		"no user":          digest(func(*Canon) {}),
+		"port 5000":        digest(func(c *Canon) { c.Int("client.port", 5000) }),
+		"port as a string": digest(func(c *Canon) { c.String("client.port", "5000") }),
+		"another key":      digest(func(c *Canon) { c.String("pam.account", "alice") }),
+		"user, then port":  digest(func(c *Canon) { c.String("user.name", "alice"); c.Int("client.port", 5000) }),
+		"port, then user":  digest(func(c *Canon) { c.Int("client.port", 5000); c.String("user.name", "alice") }),
+	}
+	if digests["user, then port"] != digests["port, then user"] {
+		t.Fatal("the session digest depends on the order the constants were added")
+	}
+	delete(digests, "port, then user")
+	record := &Canon{}
+	record.Header("pam.db.query", "select 1", "INFO", 1, 2)
+	record.Int("pam.seq", 1)
+	prev := Genesis(Current, "s")
+	links := map[Hash]string{record.LinkV1(prev): "version 1"}
+	for name, d := range digests {
+		l := record.Link(prev, d)
+		if other, ok := links[l]; ok {
+			t.Errorf("%s and %s give the same link", name, other)
+		}
+		links[l] = name
+	}
+	if Genesis(V1, "s") == Genesis(V2, "s") || Genesis(V2, "s") == Genesis(V2, "t") {
+		t.Fatal("genesis links do not tell versions and sessions apart")
 	}
 }

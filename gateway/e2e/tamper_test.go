@@ -220,6 +220,11 @@ func TestTamperDetected(t *testing.T) {
 			setBody(q, map[string]any{schema.AttrDBQueryText: "select 'nothing to see'"})
 			return fmt.Sprintf("modified@%d", q.seq())
 		}},
+		{"one statement's user.name altered", func(hits []hit) string {
+			q := queries(hits)[2]
+			setBody(q, map[string]any{schema.AttrUserName: "someone-else"})
+			return fmt.Sprintf("modified@%d", q.seq())
+		}},
 		{"one event deleted", func(hits []hit) string {
 			q := queries(hits)[2]
 			deleteDoc(q)
@@ -299,7 +304,7 @@ func TestTamperDetected(t *testing.T) {
 // forgedLink computes the chain link a forger would give a document.
 func forgedLink(t *testing.T, doc map[string]any, prev chain.Hash) string {
 	t.Helper()
-	var c chain.Canon
+	var c, constants chain.Canon
 	ts := func(k string) int64 {
 		var ms int64
 		_, _ = fmt.Sscanf(strings.SplitN(fmt.Sprint(doc[k]), ".", 2)[0], "%d", &ms)
@@ -312,32 +317,36 @@ func forgedLink(t *testing.T, doc map[string]any, prev chain.Hash) string {
 		if schema.ChainExcluded(k) {
 			continue
 		}
+		into := &c
+		if schema.SessionConstant(k) {
+			into = &constants
+		}
 		switch v := v.(type) {
 		case string:
-			c.String(k, v)
+			into.String(k, v)
 		case bool:
-			c.Bool(k, v)
+			into.Bool(k, v)
 		case int64:
-			c.Int(k, v)
+			into.Int(k, v)
 		case json.Number:
 			if strings.ContainsAny(v.String(), ".eE") {
 				f, _ := v.Float64()
-				c.Double(k, f)
+				into.Double(k, f)
 			} else {
 				n, _ := v.Int64()
-				c.Int(k, n)
+				into.Int(k, n)
 			}
 		case []any:
 			var ss []string
 			for _, e := range v {
 				ss = append(ss, e.(string))
 			}
-			c.Strings(k, ss)
+			into.Strings(k, ss)
 		default:
 			t.Fatalf("attribute %s: %T", k, v)
 		}
 	}
-	return c.Link(prev).String()
+	return c.Link(prev, constants.SessionDigest()).String()
 }
 
 // TestKilledGatewayVerifiesIntact: a gateway SIGKILLed mid-session leaves

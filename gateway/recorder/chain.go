@@ -86,7 +86,7 @@ func (s *otelSession) appendLocked(event string, rec *record) error {
 	rec.int(schema.AttrSeq, s.next)
 	link := s.head
 	if rec.chained {
-		link = rec.canon.Link(s.head)
+		link = rec.canon.Link(s.head, s.constants)
 		rec.hash(schema.AttrChain, link)
 	}
 	if err := s.spool(rec.b); err != nil {

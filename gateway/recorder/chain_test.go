@@ -27,37 +27,40 @@ func newTestSigner() testSigner {
 func (testSigner) KeyID() string            { return "test-key" }
 func (s testSigner) Sign(msg []byte) []byte { return ed25519.Sign(s.priv, msg) }
 
-// canonFromProto rebuilds a record's canonical form from the decoded
-// generated types: a second path to the same bytes, independent of the
-// recorder's wire parser.
-func canonFromProto(t *testing.T, r *logspb.LogRecord) *chain.Canon {
+// linkFromProto rebuilds a record's link from the decoded generated types:
+// a second path to the same bytes, independent of the recorder's encoder.
+func linkFromProto(t *testing.T, r *logspb.LogRecord, prev chain.Hash) chain.Hash {
 	t.Helper()
-	c := &chain.Canon{}
+	c, constants := &chain.Canon{}, &chain.Canon{}
 	c.Header(r.EventName, r.GetBody().GetStringValue(), r.SeverityText, int64(r.TimeUnixNano/1e6), int64(r.ObservedTimeUnixNano/1e6))
 	for _, kv := range r.Attributes {
 		if schema.ChainExcluded(kv.Key) {
 			continue
 		}
+		into := c
+		if schema.SessionConstant(kv.Key) {
+			into = constants
+		}
 		switch v := kv.Value.Value.(type) {
 		case *commonpb.AnyValue_StringValue:
-			c.String(kv.Key, v.StringValue)
+			into.String(kv.Key, v.StringValue)
 		case *commonpb.AnyValue_IntValue:
-			c.Int(kv.Key, v.IntValue)
+			into.Int(kv.Key, v.IntValue)
 		case *commonpb.AnyValue_DoubleValue:
-			c.Double(kv.Key, v.DoubleValue)
+			into.Double(kv.Key, v.DoubleValue)
 		case *commonpb.AnyValue_BoolValue:
-			c.Bool(kv.Key, v.BoolValue)
+			into.Bool(kv.Key, v.BoolValue)
 		case *commonpb.AnyValue_ArrayValue:
 			var ss []string
 			for _, e := range v.ArrayValue.Values {
 				ss = append(ss, e.GetStringValue())
 			}
-			c.Strings(kv.Key, ss)
+			into.Strings(kv.Key, ss)
 		default:
 			t.Fatalf("attribute %s: unexpected type %T", kv.Key, v)
 		}
 	}
-	return c
+	return c.Link(prev, constants.SessionDigest())
 }
 
 // checkChain verifies every link and checkpoint of one session's records,
@@ -68,7 +71,7 @@ func checkChain(t *testing.T, recs []*logspb.LogRecord, pub ed25519.PublicKey) [
 		t.Fatal("no records")
 	}
 	sessionID := attrs(recs[0])[schema.AttrSessionID].GetStringValue()
-	prev := chain.Genesis(sessionID)
+	prev := chain.Genesis(chain.Current, sessionID)
 	links := map[int64]chain.Hash{}
 	var checkpoints []*logspb.LogRecord
 	var events []*logspb.LogRecord
@@ -88,7 +91,7 @@ func checkChain(t *testing.T, recs []*logspb.LogRecord, pub ed25519.PublicKey) [
 		if seq := a[schema.AttrSeq].GetIntValue(); seq != int64(i) {
 			t.Fatalf("record %d has seq %d", i, seq)
 		}
-		want := canonFromProto(t, r).Link(prev)
+		want := linkFromProto(t, r, prev)
 		if got := a[schema.AttrChain].GetStringValue(); got != want.String() {
 			t.Fatalf("seq %d (%s): pam.chain %s, recomputed %s", i, r.EventName, got, want)
 		}
@@ -254,11 +257,12 @@ func BenchmarkChainLink(b *testing.B) {
 	s, _ := r.SessionStart(context.Background(), SessionInfo{ID: "s", User: "u", Account: "a", ResourceType: "postgres", Database: "demo"})
 	rec := s.(*otelSession).queryRecord(benchQuery)
 	rec.int(schema.AttrSeq, 1)
+	constants := s.(*otelSession).constants
 	var prev chain.Hash
 	b.ReportAllocs()
 	reportCPU(b, func() {
 		for b.Loop() {
-			prev = rec.canon.Link(prev)
+			prev = rec.canon.Link(prev, constants)
 		}
 	})
 }

@@ -216,14 +216,9 @@ func (r *record) strs(key string, vs []string) {
 	})
 }
 
-// raw appends attributes encoded earlier (a session's constant ones), with
-// their canonical entries.
-func (r *record) raw(encoded []byte, canon *chain.Canon) {
-	r.b = append(r.b, encoded...)
-	if r.chained {
-		r.canon.Include(canon)
-	}
-}
+// raw appends attributes encoded earlier (a session's constant ones). The
+// record's canonical form leaves them out: its link covers their digest.
+func (r *record) raw(encoded []byte) { r.b = append(r.b, encoded...) }
 
 // policy adds the attributes of a policy match: the rule, and whether the
 // action was blocked (enforce) or only flagged (audit).

@@ -209,8 +209,8 @@ func (r *OTel) AdminAction(ctx context.Context, a AdminAction) error {
 }
 
 // encodeSessionAttrs encodes the attributes every record of the session
-// carries, once per session, noting the keys of those whose UTF-8 was
-// repaired.
+// carries (schema.SessionConstant), once per session, noting the keys of
+// those whose UTF-8 was repaired, and digests them for the chain.
 func (s *otelSession) encodeSessionAttrs() {
 	rec := &record{chained: !s.r.opts.DisableChainForBenchmark}
 	rec.str(schema.AttrSessionID, s.info.ID)
@@ -222,7 +222,10 @@ func (s *otelSession) encodeSessionAttrs() {
 	if s.info.ClientPort != 0 {
 		rec.int(schema.AttrClientPort, int64(s.info.ClientPort))
 	}
-	s.base, s.baseRepaired, s.baseCanon = rec.b, rec.repaired, rec.canon
+	s.base, s.baseRepaired = rec.b, rec.repaired
+	if rec.chained {
+		s.constants = rec.canon.SessionDigest()
+	}
 }
 
 // recordFailure counts a failed append, logs it (at most once a second, so a

@@ -19,8 +19,10 @@ type otelSession struct {
 	info   SessionInfo
 	policy Policy
 	base   []byte // encoded session attributes shared by every record
-	// baseCanon holds base's canonical entries.
-	baseCanon chain.Canon
+	// constants is the digest of base's canonical entries: records leave
+	// the session constants out of their canonical form, and each link
+	// covers this digest instead (chain.Canon.Link).
+	constants chain.Hash
 	// baseRepaired lists session attributes whose invalid UTF-8 was
 	// replaced when base was encoded (a client-chosen user name).
 	baseRepaired []string
@@ -45,7 +47,7 @@ func (s *otelSession) ID() string { return s.info.ID }
 
 // newOTelSession prepares a session whose chain starts at its genesis link.
 func newOTelSession(r *OTel, info SessionInfo, policy Policy) *otelSession {
-	s := &otelSession{r: r, info: info, policy: policy, signedTo: -1, head: chain.Genesis(info.ID)}
+	s := &otelSession{r: r, info: info, policy: policy, signedTo: -1, head: chain.Genesis(chain.Current, info.ID)}
 	s.encodeSessionAttrs()
 	return s
 }
@@ -65,7 +67,7 @@ func (s *otelSession) begin(event string, ts time.Time, warn bool, body string) 
 	rec.chained = event != schema.EventHeartbeat && !s.r.opts.DisableChainForBenchmark
 	rec.repaired = append(rec.repaired, s.baseRepaired...)
 	rec.header(event, ts, s.r.opts.Now(), warn, body)
-	rec.raw(s.base, &s.baseCanon)
+	rec.raw(s.base)
 	return rec
 }
 

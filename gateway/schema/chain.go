@@ -61,6 +61,18 @@ func ChainExcluded(key string) bool {
 	return false
 }
 
+// SessionConstant reports whether an attribute is one of the session
+// attributes every record of a session carries with the same value. A
+// record's canonical form leaves them out; its link covers their digest
+// instead, computed once per session (SCHEMA.md, "Canonical form").
+func SessionConstant(key string) bool {
+	switch key {
+	case AttrSessionID, AttrUserName, AttrAccount, AttrResourceType, AttrClientAddr, AttrClientPort, AttrGatewayID:
+		return true
+	}
+	return false
+}
+
 // Checkpoint is a checkpoint's statement as the sessions index stores it
 // (SessionCheckpoint), written by the session processor and read by
 // `pamtrail sessions verify`.

@@ -15,3 +15,15 @@ func TestChainExcluded(t *testing.T) {
 		}
 	}
 }
+
+func TestSessionConstant(t *testing.T) {
+	for key, want := range map[string]bool{
+		AttrSessionID: true, AttrUserName: true, AttrAccount: true, AttrResourceType: true, AttrClientAddr: true,
+		AttrClientPort: true, AttrGatewayID: true,
+		AttrSeq: false, AttrChain: false, AttrDBNamespace: false, AttrServerAddr: false, AttrAdminIdentity: false, "user.name.x": false, "": false,
+	} {
+		if got := SessionConstant(key); got != want {
+			t.Errorf("SessionConstant(%q) = %v, want %v", key, got, want)
+		}
+	}
+}

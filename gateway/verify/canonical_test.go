@@ -1,9 +1,13 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,17 +126,26 @@ func checkLinks(t *testing.T, recs [][]byte) int {
 		id, _ := e.str(schema.AttrSessionID)
 		p, ok := prev[id]
 		if !ok {
-			p = chain.Genesis(id)
+			p = chain.Genesis(chain.Current, id)
 		}
 		if !e.hasLink {
 			t.Fatalf("%s seq %d: no pam.chain", e.name, e.seq)
 		}
-		got, err := e.linkAt(&c, p, e.seq)
+		got, err := e.linkAt(&c, chain.Current, p, e.seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := sha256.Sum256(append(p[:], c.Bytes()...)); got != want {
-			t.Fatalf("verifier's link is not SHA-256 of its canonical bytes")
+		if want := sha256.Sum256(slices.Concat(p[:], e.constants[:], c.Bytes())); got != want {
+			t.Fatalf("verifier's link is not SHA-256 of the previous link, the session digest and its canonical bytes")
+		}
+		// The canonical form does not depend on the session constants:
+		// the same document without them gives the same bytes.
+		canonical := c.Bytes()
+		stripped := *e
+		stripped.src.Attributes = maps.Clone(e.src.Attributes)
+		maps.DeleteFunc(stripped.src.Attributes, func(k string, _ json.RawMessage) bool { return schema.SessionConstant(k) })
+		if _, err := stripped.linkAt(&c, chain.Current, p, e.seq); err != nil || !bytes.Equal(c.Bytes(), canonical) {
+			t.Fatalf("%s seq %d: the canonical form holds session constants: %q", e.name, e.seq, canonical)
 		}
 		if got != e.link {
 			t.Fatalf("%s seq %d: recorder stored %s, verifier's canonical bytes give %s\nverifier's canonical form: %q",

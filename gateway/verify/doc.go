@@ -37,6 +37,10 @@ type event struct {
 	link     chain.Hash // stored pam.chain
 	hasLink  bool
 	consumed bool
+	// constants is the digest of the document's own session constants
+	// (chain version 2), or why they cannot be canonical.
+	constants    chain.Hash
+	constantsErr error
 }
 
 func parseDoc(d Doc) (*event, error) {
@@ -57,6 +61,13 @@ func parseDoc(d Doc) (*event, error) {
 			e.link, e.hasLink = h, true
 		}
 	}
+	var constants chain.Canon
+	for k, raw := range e.src.Attributes {
+		if schema.SessionConstant(k) && e.constantsErr == nil {
+			e.constantsErr = canonValue(&constants, k, raw)
+		}
+	}
+	e.constants = constants.SessionDigest()
 	return e, nil
 }
 
@@ -98,9 +109,13 @@ func (e *event) bool(key string) bool {
 	return json.Unmarshal(e.src.Attributes[key], &b) == nil && b
 }
 
-// linkAt recomputes the event's link after prev, as if its pam.seq were
-// seq (its own seq, or another position when looking for a moved record).
-func (e *event) linkAt(c *chain.Canon, prev chain.Hash, seq int64) (chain.Hash, error) {
+// linkAt recomputes the event's link after prev in chain version v, as if
+// its pam.seq were seq (its own seq, or another position when looking for
+// a moved record). In version 2 the session constants are covered by their
+// digest, computed from the event's own values: an event whose user, account
+// or other session attribute was changed no longer links, as one whose
+// statement was.
+func (e *event) linkAt(c *chain.Canon, v chain.Version, prev chain.Hash, seq int64) (chain.Hash, error) {
 	c.Reset()
 	body := ""
 	if e.src.Body.Text != nil {
@@ -108,7 +123,7 @@ func (e *event) linkAt(c *chain.Canon, prev chain.Hash, seq int64) (chain.Hash, 
 	}
 	c.Header(e.src.EventName, body, e.src.Severity, epochMillis(e.src.Timestamp), epochMillis(e.src.Observed))
 	for k, raw := range e.src.Attributes {
-		if schema.ChainExcluded(k) {
+		if schema.ChainExcluded(k) || (v != chain.V1 && schema.SessionConstant(k)) {
 			continue
 		}
 		if k == schema.AttrSeq {
@@ -119,7 +134,13 @@ func (e *event) linkAt(c *chain.Canon, prev chain.Hash, seq int64) (chain.Hash, 
 			return chain.Hash{}, err
 		}
 	}
-	return c.Link(prev), nil
+	if v == chain.V1 {
+		return c.LinkV1(prev), nil
+	}
+	if e.constantsErr != nil {
+		return chain.Hash{}, e.constantsErr
+	}
+	return c.Link(prev, e.constants), nil
 }
 
 // canonValue adds one JSON attribute value. The exporter writes doubles

@@ -51,7 +51,10 @@ type Report struct {
 	// is, and "unchained" for a session recorded without a hash chain (by
 	// a gateway older than tamper evidence): nothing can be verified.
 	Status string `json:"status"`
-	Events int    `json:"events"`
+	// ChainVersion is the chain format the session was recorded in
+	// (chain.Version; 0 when unchained).
+	ChainVersion int `json:"chain_version,omitempty"`
+	Events       int `json:"events"`
 	// LastSeq is the highest sequence number present (-1: none).
 	LastSeq int64 `json:"last_seq"`
 	// SignedTo is the last seq covered by a valid checkpoint (-1: none).
@@ -154,11 +157,13 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 		sort.SliceStable(list, func(i, j int) bool { return list[i].docID == want && list[j].docID != want })
 	}
 	var canon chain.Canon
+	version := chainVersion(sessionID, bySeq, rep.LastSeq)
+	genesis := chain.Genesis(version, sessionID)
 	linksAt := func(e *event, prev chain.Hash, seq int64) bool {
 		if !e.hasLink {
 			return false
 		}
-		h, err := e.linkAt(&canon, prev, seq)
+		h, err := e.linkAt(&canon, version, prev, seq)
 		return err == nil && h == e.link
 	}
 
@@ -166,7 +171,7 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 	// for a record moved to another seq.
 	var pool []*event
 	for _, e := range evs {
-		prev, known := chain.Genesis(sessionID), true
+		prev, known := genesis, true
 		if e.seq > 0 {
 			before := bySeq[e.seq-1]
 			known = len(before) > 0 && before[0].hasLink
@@ -183,7 +188,7 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 	}
 
 	resolved := make([]*event, rep.LastSeq+1)
-	prev, prevKnown := chain.Genesis(sessionID), true
+	prev, prevKnown := genesis, true
 	for seq := int64(0); seq <= rep.LastSeq; seq++ {
 		var genuine *event
 		if prevKnown {
@@ -234,11 +239,47 @@ func Session(sessionID string, docs []Doc, trusted map[string]keys.PublicKey, st
 	case !chained && rep.Checkpoints == 0:
 		rep.Status, rep.Findings, rep.UnsignedTail = StatusUnchained, nil, nil
 	case len(rep.Findings) == 0:
-		rep.Status = StatusIntact
+		rep.Status, rep.ChainVersion = StatusIntact, int(version)
 	default:
-		rep.Status = StatusTampered
+		rep.Status, rep.ChainVersion = StatusTampered, int(version)
 	}
 	return rep, nil
+}
+
+// chainVersion tells which chain version the session was recorded in: the
+// first version under which one of its events links, trying seq 0 against
+// each version's genesis first (the genesis names the version), then each
+// later event against its stored predecessor. With none (nothing links at
+// all) it is the current one. Letting the links choose gives a forger
+// nothing: every version covers every attribute of every event, so an event
+// links under either only as recorded or as relinked, and relinking is what
+// the checkpoints' signatures catch.
+func chainVersion(sessionID string, bySeq map[int64][]*event, lastSeq int64) chain.Version {
+	var c chain.Canon
+	for seq := int64(0); seq <= lastSeq; seq++ {
+		for _, e := range bySeq[seq] {
+			if !e.hasLink {
+				continue
+			}
+			for _, v := range chain.Versions {
+				prevs := []chain.Hash{chain.Genesis(v, sessionID)}
+				if seq > 0 {
+					prevs = prevs[:0]
+					for _, p := range bySeq[seq-1] {
+						if p.hasLink {
+							prevs = append(prevs, p.link)
+						}
+					}
+				}
+				for _, prev := range prevs {
+					if h, err := e.linkAt(&c, v, prev, seq); err == nil && h == e.link {
+						return v
+					}
+				}
+			}
+		}
+	}
+	return chain.Current
 }
 
 // pickLinking returns the unconsumed candidate that links after prev; when

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -138,6 +139,7 @@ func TestSessionFindings(t *testing.T) {
 	tests := []struct {
 		name      string
 		end       bool
+		version1  bool // recorded as a gateway before chain version 2 would have
 		tamper    func(t *testing.T, docs []Doc) []Doc
 		status    string // session document status
 		want      string // "kind@seq ..." or "intact"
@@ -186,10 +188,48 @@ func TestSessionFindings(t *testing.T) {
 			return d
 		}},
 		{name: "gateway killed mid-session", end: false, status: schema.StatusLost, want: "intact", tail: &Range{From: 4, To: 7}},
+		// The session constants are chained as one digest per session; each
+		// event's link covers the digest of its own values.
+		{name: "one event's user.name altered", end: true, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
+			return d
+		}},
+		{name: "one event's client.port removed", end: true, want: "modified@6", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[6] = edit(t, d[6], func(_ map[string]any, a map[string]any) { delete(a, schema.AttrClientPort) })
+			return d
+		}},
+		{name: "one event's client.port turned into a string", end: true, want: "modified@5", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[5] = edit(t, d[5], func(_ map[string]any, a map[string]any) { a[schema.AttrClientPort] = "5000" })
+			return d
+		}},
+		{name: "the start's pam.account altered", end: true, want: "modified@0", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[0] = edit(t, d[0], func(_ map[string]any, a map[string]any) { a[schema.AttrAccount] = "prod" })
+			return d
+		}},
+		{name: "every event's user.name altered alike", end: true, want: "modified@0", tamper: func(t *testing.T, d []Doc) []Doc {
+			for i := range d {
+				d[i] = edit(t, d[i], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
+			}
+			return d
+		}},
+		{name: "version 1, untouched", end: true, version1: true, want: "intact", endSigned: true},
+		{name: "version 1, statement text updated", end: true, version1: true, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
+			return d
+		}},
+		{name: "version 1, one event's user.name altered", end: true, version1: true, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
+			return d
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			docs, cp, trusted := session(t, tt.end)
+			version := chain.Current
+			if tt.version1 {
+				docs, cp, trusted = asVersion1(t, docs)
+				version = chain.V1
+			}
 			if tt.tamper != nil {
 				docs = tt.tamper(t, docs)
 			}
@@ -207,6 +247,9 @@ func TestSessionFindings(t *testing.T) {
 			if strings.Join(got, " ") != tt.want {
 				t.Fatalf("findings %v, want %s\n%+v", got, tt.want, rep)
 			}
+			if rep.ChainVersion != int(version) {
+				t.Fatalf("chain version %d, want %d", rep.ChainVersion, version)
+			}
 			if tt.want == "intact" && (rep.EndSigned != tt.endSigned || fmt.Sprint(rep.UnsignedTail) != fmt.Sprint(tt.tail)) {
 				t.Fatalf("end signed %v, unsigned tail %v; want %v, %v", rep.EndSigned, rep.UnsignedTail, tt.endSigned, tt.tail)
 			}
@@ -219,11 +262,11 @@ func TestSessionFindings(t *testing.T) {
 func relink(t *testing.T, docs []Doc, from int64) []Doc {
 	t.Helper()
 	var c chain.Canon
-	prev := chain.Genesis("sess")
+	prev := chain.Genesis(chain.Current, "sess")
 	for i := range docs {
 		e, _ := parseDoc(docs[i])
 		if e.seq >= from {
-			h, err := e.linkAt(&c, prev, e.seq)
+			h, err := e.linkAt(&c, chain.Current, prev, e.seq)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,6 +276,43 @@ func relink(t *testing.T, docs []Doc, from int64) []Doc {
 		prev = e.link
 	}
 	return docs
+}
+
+// asVersion1 rewrites a recorded session (docs in seq order) as a gateway
+// of chain version 1 recorded it: every link over the full canonical form
+// from the version-1 genesis, every checkpoint signed over the new heads by
+// a key of its own, returned as the only trusted one.
+func asVersion1(t *testing.T, docs []Doc) ([]Doc, *schema.Checkpoint, map[string]keys.PublicKey) {
+	t.Helper()
+	signer, err := keys.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c chain.Canon
+	prev := chain.Genesis(chain.V1, "sess")
+	links := map[int64]chain.Hash{}
+	var last *schema.Checkpoint
+	for i := range docs {
+		e, _ := parseDoc(docs[i])
+		if e.name == schema.EventCheckpoint {
+			cp := checkpointOf(e)
+			statement := chain.Checkpoint{SessionID: "sess", GatewayID: cp.GatewayID, KeyID: signer.ID, From: cp.From, To: cp.To, Head: links[cp.To], Final: cp.Final}
+			cp.KeyID, cp.Head = statement.KeyID, statement.Head.String()
+			cp.Signature = base64.StdEncoding.EncodeToString(signer.Sign(statement.Message()))
+			docs[i] = edit(t, docs[i], func(_ map[string]any, a map[string]any) {
+				a[schema.AttrCheckpointKeyID], a[schema.AttrCheckpointHead], a[schema.AttrCheckpointSignature] = cp.KeyID, cp.Head, cp.Signature
+			})
+			e, _ = parseDoc(docs[i])
+			last = &cp
+		}
+		link, err := e.linkAt(&c, chain.V1, prev, e.seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs[i] = edit(t, docs[i], func(_ map[string]any, a map[string]any) { a[schema.AttrChain] = link.String() })
+		links[e.seq], prev = link, link
+	}
+	return docs, last, map[string]keys.PublicKey{signer.ID: signer.Public()}
 }
 
 // TestUnknownKey: a checkpoint signed by a key nobody trusts is a bad
