@@ -68,8 +68,9 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, err
 	}
 	s.prealloc = true
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.flushLoop()
+	go s.writeLoop()
 	return s, nil
 }
 

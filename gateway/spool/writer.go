@@ -35,6 +35,28 @@ func (s *Spool) flushLoop() {
 	}
 }
 
+// writeLoop hands buffered frames to the OS every interval, also while
+// flushLoop waits for an fsync. A record in the OS survives the gateway
+// being killed; one still in the buffer does not. With writes only in
+// flushLoop, an fsync slowed by other disk traffic held them back for
+// seconds: the SIGKILL soak at 2,000 records/s lost 64 statements
+// acknowledged 2.8-6.1 s before a kill, against a bound of one interval.
+func (s *Spool) writeLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.FsyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		_ = s.writeBufLocked() // a failure is sticky in writeErr and retried next time
+		s.mu.Unlock()
+	}
+}
+
 // flush writes the buffer and, when doSync, fsyncs retired files, the
 // directory and the live segment, then publishes the new durable position.
 func (s *Spool) flush(doSync bool) {
