@@ -423,13 +423,11 @@ func (s *stack) pollProbes(ctx context.Context, t testing.TB, token string, acke
 
 // rss is the process's resident set size in bytes (0 when not running).
 func (p *proc) rss() int64 {
-	p.mu.Lock()
-	cmd := p.cmd
-	p.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+	pid := p.pid()
+	if pid == 0 {
 		return 0
 	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
