@@ -68,9 +68,8 @@ func Open(dir string, opts Options) (*Spool, error) {
 		return nil, err
 	}
 	s.prealloc = true
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go s.flushLoop()
-	go s.writeLoop()
 	return s, nil
 }
 

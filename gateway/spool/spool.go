@@ -70,10 +70,14 @@ type Spool struct {
 	writtenSeq uint64
 	durableSeq uint64
 	durableCh  chan struct{} // closed and replaced whenever durableSeq moves
-	writeErr   error         // last failed write; Append refuses while set
-	fatalErr   error         // failed fsync: durability can no longer be promised
-	closed     bool
-	prealloc   bool
+	// backlogCh is closed once writtenSeq reaches backlogAt: the reader
+	// asked to hear when a full batch is waiting (BacklogReached).
+	backlogCh chan struct{}
+	backlogAt uint64
+	writeErr  error // last failed write; Append refuses while set
+	fatalErr  error // failed fsync: durability can no longer be promised
+	closed    bool
+	prealloc  bool
 
 	// ackMu guards the acknowledged position. Lock order: readMu, mu, ackMu.
 	ackMu sync.Mutex
@@ -159,12 +163,27 @@ func (s *Spool) appendLocked(payload []byte, now int64) (Position, error) {
 	seg := s.live.seg
 	seq := s.nextSeq
 	off := seg.size
+	prevLastSeq, prevBuf := seg.lastSeq, len(s.buf)
 	s.buf = appendFrame(s.buf, &s.scratch, s.live.aead, &seg.hdr, off, seq, now, payload)
 	s.nextSeq++
 	seg.size += frameLen
 	seg.lastSeq = seq
 	s.bytes += frameLen
-	if len(s.buf) >= writeThreshold {
+	switch {
+	case s.opts.Fsync == FsyncInterval:
+		// Written through: once Append returns, the record is in the
+		// kernel and survives the gateway being killed, however long the
+		// write took (dirty-page throttling can hold one for seconds). A
+		// record handed back with an error is not in the spool at all.
+		if err := s.writeBufLocked(); err != nil {
+			s.buf = s.buf[:prevBuf]
+			s.nextSeq--
+			seg.size -= frameLen
+			seg.lastSeq = prevLastSeq
+			s.bytes -= frameLen
+			return Position{}, err
+		}
+	case len(s.buf) >= writeThreshold:
 		// A failure here leaves the frames buffered (the record is accepted,
 		// like any buffered record) and makes later Appends refuse.
 		_ = s.writeBufLocked()
@@ -312,6 +331,29 @@ func (s *Spool) Close() error {
 
 func syncClose(f *os.File) error {
 	return errors.Join(f.Sync(), f.Close())
+}
+
+// BacklogReached returns a channel that is closed once at least records
+// records are written and not acknowledged, so that the reader can send a
+// full batch at once instead of waiting for its next tick. It is meant for
+// the one reader: each call replaces the channel of the previous one, which
+// then never closes.
+func (s *Spool) BacklogReached(records int) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.backlogCh, s.backlogAt = ch, s.currentAck().seq+uint64(max(records, 1))-1
+	s.wakeBacklogLocked()
+	return ch
+}
+
+// wakeBacklogLocked closes the BacklogReached channel once its backlog is
+// written.
+func (s *Spool) wakeBacklogLocked() {
+	if s.backlogCh != nil && s.writtenSeq >= s.backlogAt {
+		close(s.backlogCh)
+		s.backlogCh = nil
+	}
 }
 
 // markDurableLocked publishes a new durable sequence number.

@@ -596,3 +596,93 @@ func TestReadBatchAfterAnOldCursorReadsFromTheAck(t *testing.T) {
 	}
 	wantPayloads(t, third.Records, 20, 10)
 }
+
+// TestBacklogReached: the channel closes exactly when the asked number of
+// written, unacknowledged records is reached, counting from the
+// acknowledged position.
+func TestBacklogReached(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{Fsync: FsyncAlways}) // Append returns once written
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	ch := s.BacklogReached(3)
+	appendN(t, s, 0, 2)
+	if closed(ch) {
+		t.Fatal("closed with 2 of 3 records written")
+	}
+	appendN(t, s, 2, 1)
+	if !closed(ch) {
+		t.Fatal("open with 3 of 3 records written")
+	}
+	b, err := s.ReadBatch(2, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(b.Cursor); err != nil {
+		t.Fatal(err)
+	}
+	// One record is pending now: two more make three.
+	ch = s.BacklogReached(3)
+	appendN(t, s, 3, 1)
+	if closed(ch) {
+		t.Fatal("closed with 2 of 3 records pending")
+	}
+	appendN(t, s, 4, 1)
+	if !closed(ch) {
+		t.Fatal("open with 3 of 3 records pending")
+	}
+	if !closed(s.BacklogReached(3)) {
+		t.Fatal("a backlog already there must close the channel at once")
+	}
+}
+
+// TestAppendedRecordsAreInTheKernel: what a killed gateway leaves on disk
+// (a copy of its files, taken while it still runs) holds every record whose
+// Append returned under the interval policy, even when the flusher has not
+// run; under none they may still be buffered.
+func TestAppendedRecordsAreInTheKernel(t *testing.T) {
+	for _, tt := range []struct {
+		fsync   FsyncPolicy
+		wantAll bool
+	}{
+		{FsyncInterval, true},
+		{FsyncNone, false},
+	} {
+		t.Run(string(tt.fsync), func(t *testing.T) {
+			ring := testenv.Keyring(t, 1)
+			dir := t.TempDir()
+			s := openT(t, dir, Options{Keys: ring, Fsync: tt.fsync, FsyncInterval: time.Hour})
+			appendN(t, s, 0, 10)
+			left := t.TempDir()
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() == "lock" {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(left, e.Name()), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			copyOf := openT(t, left, Options{Keys: ring})
+			b, err := copyOf.ReadBatch(100, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := b.Len(); (got == 10) != tt.wantAll {
+				t.Fatalf("fsync %s: the files held %d of 10 appended records", tt.fsync, got)
+			}
+		})
+	}
+}

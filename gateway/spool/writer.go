@@ -18,29 +18,9 @@ const preallocChunk = 4 << 20
 
 // flushLoop is the background group commit: every interval (or when asked)
 // it writes buffered frames and fsyncs them, so concurrent appenders share
-// one fsync.
+// one fsync. Under FsyncInterval nothing is buffered (Append writes through)
+// and it only fsyncs; under FsyncNone it only writes.
 func (s *Spool) flushLoop() {
-	s.everyInterval(s.syncReq, func() {
-		forced := s.forceSync.Swap(false)
-		s.flush(s.opts.Fsync != FsyncNone || forced)
-	})
-}
-
-// writeLoop hands buffered frames to the OS every interval, also while
-// flushLoop waits for an fsync: a record in the OS survives the gateway
-// being killed, one still in the buffer does not, and an fsync slowed by
-// other disk traffic can take seconds.
-func (s *Spool) writeLoop() {
-	s.everyInterval(nil, func() {
-		s.mu.Lock()
-		_ = s.writeBufLocked() // a failure is sticky in writeErr and retried next time
-		s.mu.Unlock()
-	})
-}
-
-// everyInterval runs step every FsyncInterval and whenever wake fires (a
-// nil wake never does) until the spool closes.
-func (s *Spool) everyInterval(wake <-chan struct{}, step func()) {
 	defer s.wg.Done()
 	t := time.NewTicker(s.opts.FsyncInterval)
 	defer t.Stop()
@@ -49,9 +29,10 @@ func (s *Spool) everyInterval(wake <-chan struct{}, step func()) {
 		case <-s.done:
 			return
 		case <-t.C:
-		case <-wake:
+		case <-s.syncReq:
 		}
-		step()
+		forced := s.forceSync.Swap(false)
+		s.flush(s.opts.Fsync != FsyncNone || forced)
 	}
 }
 
@@ -136,6 +117,7 @@ func (s *Spool) writeBufLocked() error {
 	s.live.written += int64(n)
 	s.writtenSeq = s.nextSeq - 1
 	s.buf = s.buf[:0]
+	s.wakeBacklogLocked()
 	return nil
 }
 
