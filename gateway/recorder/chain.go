@@ -20,9 +20,9 @@ type Signer interface {
 }
 
 // Checkpoint signs the chain head of every live session that recorded
-// something since its last checkpoint. The uploader
-// calls it once per upload cycle, so what is uploaded is, cycle after
-// cycle, covered by a signature; an idle session costs nothing.
+// something since its last checkpoint. The uploader calls it once per
+// upload interval, so what is uploaded is covered by a signature at most an
+// interval later; an idle session costs nothing.
 func (r *OTel) Checkpoint() {
 	if r.opts.Signer == nil {
 		return

@@ -118,7 +118,7 @@ func (r *OTel) ActiveSessions() int {
 
 // Heartbeat appends one pam.session.heartbeat record per active session, so
 // the collector can tell an idle live session from one whose gateway died.
-// The uploader calls it at the start of every upload cycle. A heartbeat
+// The uploader calls it once per upload interval. A heartbeat
 // repeats the pam.seq of the session's latest event instead of taking one:
 // it is not an event (the collector keeps it on the session document, off
 // the events index), and the events' seqs stay gapless, which is how a

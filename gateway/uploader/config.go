@@ -54,7 +54,8 @@ type Config struct {
 	// They are never logged.
 	Headers map[string]string
 
-	// Interval is the upload cadence.
+	// Interval is the longest a record waits: a cycle starts every
+	// Interval, and at once when MaxBatchRecords records are waiting.
 	Interval time.Duration
 	// MaxBatchRecords and MaxBatchBytes bound one export request.
 	MaxBatchRecords int
@@ -75,8 +76,9 @@ type Config struct {
 	GatewayID string
 	HostName  string
 
-	// BeforeCycle, if set, runs at the start of every upload cycle (the
-	// recorder appends heartbeats for active sessions there).
+	// BeforeCycle, if set, runs at the start of an upload cycle, at most
+	// once per Interval and at every Flush (the recorder appends heartbeats
+	// and checkpoints for active sessions there).
 	BeforeCycle func()
 	// Logger receives failures and recoveries. Default: discard.
 	Logger *slog.Logger

@@ -1,17 +1,17 @@
 // Package uploader ships spooled records to the collector over OTLP/gRPC.
 //
-// Every Interval (and on Flush and Shutdown) it reads batches from the spool
-// starting at the acknowledged position, rebuilds OpenTelemetry log records
-// from the stored OTLP bytes and exports them, with up to MaxInFlight
-// requests outstanding, each on an exporter of its own. Batches are
-// acknowledged strictly in spool order, each only once the collector
-// accepted it and every batch before it: the acknowledged position never
-// passes a record the collector does not hold. Any failure, including a
-// partial success, ends the cycle: the requests still out are awaited, and
-// everything after the acknowledged position is sent again after a backoff.
-// Delivery is at-least-once from the spool, and the collector deduplicates
-// by document id. The exporter's own retry is off, because the spool, not
-// the exporter, is the durable layer.
+// Every Interval, as soon as a full batch is waiting, and on Flush and
+// Shutdown, it reads batches from the spool starting at the acknowledged
+// position, rebuilds OpenTelemetry log records from the stored OTLP bytes
+// and exports them, with up to MaxInFlight requests outstanding, each on an
+// exporter of its own. Batches are acknowledged strictly in spool order,
+// each only once the collector accepted it and every batch before it: the
+// acknowledged position never passes a record the collector does not hold.
+// Any failure, including a partial success, ends the cycle: the requests
+// still out are awaited, and everything after the acknowledged position is
+// sent again after a backoff. Delivery is at-least-once from the spool, and
+// the collector deduplicates by document id. The exporter's own retry is
+// off, because the spool, not the exporter, is the durable layer.
 //
 // A cycle keeps sending while the spool has records, so a backlog drains as
 // fast as the collector accepts requests; Interval is the longest a record
@@ -51,6 +51,8 @@ type Spool interface {
 	ReadBatchAfter(prev spool.Cursor, maxRecords, maxBytes int) (spool.Batch, error)
 	Ack(spool.Cursor) error
 	Stats() spool.Stats
+	// BacklogReached is closed once records records wait to be sent.
+	BacklogReached(records int) <-chan struct{}
 }
 
 var errShutDown = errors.New("uploader: shut down")
@@ -79,6 +81,9 @@ type Uploader struct {
 	// Export then returns nil without sending, which must never lead to an
 	// ack.
 	closed bool
+	// lastBeforeCycle (under cycleMu) is when BeforeCycle last ran: it runs
+	// once per Interval, however many cycles a busy spool starts.
+	lastBeforeCycle time.Time
 
 	uploaded     atomic.Uint64
 	batches      atomic.Uint64
@@ -243,6 +248,11 @@ func (u *Uploader) run(ctx context.Context) {
 	defer close(u.done)
 	timer := time.NewTimer(u.cfg.Interval)
 	defer timer.Stop()
+	// full is closed as soon as a full request waits in the spool: a busy
+	// gateway sends it at once instead of letting its records age to the
+	// next tick, so Interval bounds how long a record waits, and a steady
+	// load flows instead of arriving in bursts of an interval's worth.
+	full := u.spool.BacklogReached(u.cfg.MaxBatchRecords)
 	var backoff time.Duration
 	for {
 		var reply chan error
@@ -250,18 +260,21 @@ func (u *Uploader) run(ctx context.Context) {
 		case <-u.stop:
 			return
 		case <-timer.C:
+		case <-full:
 		case reply = <-u.flushReq:
 		}
-		drained, err := u.runCycle(ctx)
+		drained, err := u.runCycle(ctx, reply != nil)
 		if reply != nil {
 			reply <- err
 		}
 		var delay time.Duration
+		full = nil
 		switch {
 		case err == nil && !drained:
-			delay, backoff = 0, 0 // a backlog: keep going, BeforeCycle still runs per cycle
+			delay, backoff = 0, 0 // a backlog: keep going
 		case err == nil:
 			delay, backoff = u.cfg.Interval, 0
+			full = u.spool.BacklogReached(u.cfg.MaxBatchRecords)
 		default:
 			backoff = nextBackoff(backoff, u.cfg.InitialBackoff, u.cfg.retryCeiling())
 			delay = jitter(backoff)
@@ -272,7 +285,7 @@ func (u *Uploader) run(ctx context.Context) {
 
 // cycle uploads batches until the spool is drained or a batch fails.
 func (u *Uploader) cycle(ctx context.Context) error {
-	_, err := u.runCycle(ctx)
+	_, err := u.runCycle(ctx, true)
 	return err
 }
 
@@ -283,14 +296,18 @@ type request struct {
 }
 
 // runCycle reports whether it drained the spool (false when it stopped at
-// maxBatchesPerCycle).
-func (u *Uploader) runCycle(ctx context.Context) (bool, error) {
+// maxBatchesPerCycle). BeforeCycle runs first if it is due, or always when
+// asked (Flush).
+func (u *Uploader) runCycle(ctx context.Context, always bool) (bool, error) {
 	u.cycleMu.Lock()
 	defer u.cycleMu.Unlock()
 	if u.closed {
 		return false, errShutDown
 	}
-	u.beforeCycle()
+	if always || time.Since(u.lastBeforeCycle) >= u.cfg.Interval {
+		u.lastBeforeCycle = time.Now()
+		u.beforeCycle()
+	}
 	var inFlight []*request
 	// abandon waits for the requests still out after a failure: their
 	// records are sent again from the acknowledged position next cycle.

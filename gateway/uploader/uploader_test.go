@@ -536,3 +536,32 @@ func TestRetryNeverWaitsLongerThanInterval(t *testing.T) {
 		t.Fatalf("the backlog left %v after the collector came back; want within two intervals of %v and a reconnect", waited, cfg.Interval)
 	}
 }
+
+// TestFullBatchGoesOutBeforeTheInterval: a full request is sent as soon as
+// it is written, however long the interval; the cycle hook keeps its
+// once-per-interval cadence.
+func TestFullBatchGoesOutBeforeTheInterval(t *testing.T) {
+	srv := startOTLPServer(t, "127.0.0.1:0", nil)
+	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
+	cfg := fastConfig(srv.addr)
+	cfg.Interval, cfg.MaxBatchRecords = time.Hour, 100
+	var hooks atomic.Int64
+	cfg.BeforeCycle = func() { hooks.Add(1) }
+	u := newUploader(t, sp, cfg)
+	if err := u.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		appendRecords(t, sp, "busy", (round-1)*100, 99)
+		appendRecords(t, sp, "busy", (round-1)*100+99, 1)
+		waitFor(t, fmt.Sprintf("full batch %d sent within the hour-long interval", round), 10*time.Second,
+			func() bool { return u.Stats().Uploaded == uint64(round*100) })
+		if n := srv.requestCount(); n != round {
+			t.Fatalf("%d requests for %d full batches: the upload started before a batch was full", n, round)
+		}
+	}
+	if n := hooks.Load(); n != 1 {
+		t.Fatalf("BeforeCycle ran %d times within one interval, want once", n)
+	}
+	wantExactlyOnceInOrder(t, seqsBySession(srv.snapshot()), "busy", 300)
+}
