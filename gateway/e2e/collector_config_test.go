@@ -32,6 +32,7 @@ exporters:
   elasticsearch:
     endpoint: %[3]s
     logs_index: pamtrail-events
+    compression: none
     timeout: 24h # as in the quickstart: a shorter one drops queued data in a long outage
     logs_dynamic_id:
       enabled: true
@@ -47,7 +48,7 @@ exporters:
       storage: encrypted_storage
       block_on_overflow: true
       queue_size: 1000
-      num_consumers: 2
+      num_consumers: 4
       batch:
         flush_timeout: 200ms
 service:

@@ -26,7 +26,7 @@ import (
 // exporterParallelism is sending_queue::num_consumers of the shipped
 // collector configs: the direct bulk baseline uses as many parallel
 // requests.
-const exporterParallelism = 2
+const exporterParallelism = 4
 
 // BenchmarkDelivery measures the whole delivery path on this machine, side
 // by side with Elasticsearch's own limit (issue #10), in one run:

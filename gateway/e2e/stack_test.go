@@ -152,6 +152,7 @@ postgres:
   endpoint: %s
   interval: %s
   insecure: true
+  compression: none
 recording:
 %smetrics:
   address: %s
