@@ -610,34 +610,38 @@ func TestBacklogReached(t *testing.T) {
 			return false
 		}
 	}
-	ch := s.BacklogReached(3)
-	appendN(t, s, 0, 2)
-	if closed(ch) {
-		t.Fatal("closed with 2 of 3 records written")
-	}
-	appendN(t, s, 2, 1)
-	if !closed(ch) {
-		t.Fatal("open with 3 of 3 records written")
-	}
-	b, err := s.ReadBatch(2, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ack(b.Cursor); err != nil {
-		t.Fatal(err)
-	}
-	// One record is pending now: two more make three.
-	ch = s.BacklogReached(3)
-	appendN(t, s, 3, 1)
-	if closed(ch) {
-		t.Fatal("closed with 2 of 3 records pending")
-	}
-	appendN(t, s, 4, 1)
-	if !closed(ch) {
-		t.Fatal("open with 3 of 3 records pending")
-	}
-	if !closed(s.BacklogReached(3)) {
-		t.Fatal("a backlog already there must close the channel at once")
+	next := 0
+	// Each step: acknowledge ack records, ask for a backlog of 3, then
+	// append one record at a time; want says after which appends the
+	// channel is closed.
+	for _, step := range []struct {
+		ack  int
+		want []bool
+	}{
+		{0, []bool{false, false, true}},
+		{2, []bool{false, true}}, // one record is still pending
+		{0, nil},                 // three pending: closed at once
+	} {
+		if step.ack > 0 {
+			b, err := s.ReadBatch(step.ack, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Ack(b.Cursor); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch := s.BacklogReached(3)
+		if step.want == nil && !closed(ch) {
+			t.Fatal("a backlog already there must close the channel at once")
+		}
+		for i, want := range step.want {
+			appendN(t, s, next, 1)
+			next++
+			if closed(ch) != want {
+				t.Fatalf("after acknowledging %d and appending %d: closed=%v, want %v", step.ack, i+1, !want, want)
+			}
+		}
 	}
 }
 
