@@ -163,29 +163,19 @@ func (s *Spool) appendLocked(payload []byte, now int64) (Position, error) {
 	seg := s.live.seg
 	seq := s.nextSeq
 	off := seg.size
-	prevLastSeq, prevBuf := seg.lastSeq, len(s.buf)
 	s.buf = appendFrame(s.buf, &s.scratch, s.live.aead, &seg.hdr, off, seq, now, payload)
 	s.nextSeq++
 	seg.size += frameLen
 	seg.lastSeq = seq
 	s.bytes += frameLen
-	switch {
-	case s.opts.Fsync == FsyncInterval:
-		// Written through: once Append returns, the record is in the
-		// kernel and survives the gateway being killed, however long the
-		// write took (dirty-page throttling can hold one for seconds). A
-		// record handed back with an error is not in the spool at all.
-		if err := s.writeBufLocked(); err != nil {
-			s.buf = s.buf[:prevBuf]
-			s.nextSeq--
-			seg.size -= frameLen
-			seg.lastSeq = prevLastSeq
-			s.bytes -= frameLen
-			return Position{}, err
-		}
-	case len(s.buf) >= writeThreshold:
-		// A failure here leaves the frames buffered (the record is accepted,
-		// like any buffered record) and makes later Appends refuse.
+	// Under FsyncInterval every record is written through: once Append
+	// returns it is in the kernel and survives the gateway being killed,
+	// however long the write took (dirty-page throttling can hold one for
+	// seconds). Otherwise frames wait for the flusher unless the buffer is
+	// large. A failed write keeps the frames buffered, to be written with
+	// the same bytes (a record's seq and nonce are never reused for other
+	// content), and makes later Appends refuse until a write succeeds.
+	if s.opts.Fsync == FsyncInterval || len(s.buf) >= writeThreshold {
 		_ = s.writeBufLocked()
 	}
 	return Position{Segment: seg.id, Offset: off, Seq: seq}, nil
