@@ -43,6 +43,7 @@ type sessionChannel struct {
 	outputsLeft atomic.Int32  // stdout and stderr copies still running
 	outputDone  chan struct{} // both done: the client has the target's EOF
 	liveCounted atomic.Bool   // still counted in session.liveSessions
+	clientGone  atomic.Bool   // the client closed the channel (or its connection)
 }
 
 // channelTap records one channel's traffic. The copy loops call it from
@@ -88,14 +89,19 @@ func (c *sessionChannel) run(clientReqs, targetReqs <-chan *gossh.Request) {
 		defer close(targetDone)
 		c.forwardTargetRequests(targetReqs)
 		// The target closed the channel: once its output is relayed the
-		// client's side is closed too.
-		c.notLive()
+		// client's side is closed too. Closed mid-command, with neither an
+		// exit status nor the client leaving first, the target dropped it:
+		// the client leaving afterwards is a consequence, not the cause.
+		if c.notLive() && !c.clientGone.Load() {
+			c.s.targetDropped.Store(true)
+		}
 		c.startRelays()
 		<-c.outputDone
 		c.client.Close()
 	}()
 	c.serveClientRequests(clientReqs)
 	// The client closed the channel, or the connection is gone.
+	c.clientGone.Store(true)
 	c.startRelays()
 	c.target.Close()
 	<-targetDone
@@ -106,11 +112,14 @@ func (c *sessionChannel) run(clientReqs, targetReqs <-chan *gossh.Request) {
 	}
 }
 
-// notLive takes the channel out of the session's live count once.
-func (c *sessionChannel) notLive() {
+// notLive takes the channel out of the session's live count once, and
+// reports whether this call did.
+func (c *sessionChannel) notLive() bool {
 	if c.liveCounted.CompareAndSwap(true, false) {
 		c.s.liveSessions.Add(-1)
+		return true
 	}
+	return false
 }
 
 func (c *sessionChannel) serveClientRequests(reqs <-chan *gossh.Request) {

@@ -121,7 +121,12 @@ func TestGarbageClosesOnlyThatConnection(t *testing.T) {
 func TestAbruptDrops(t *testing.T) {
 	g := startGateway(t, gatewayOptions{})
 
+	// Each case waits for one more end than there were before it, so any
+	// case can run alone (-run).
+	endsSoFar := func() int { return len(ofKind(g.rec.Events(), "end")) }
+
 	t.Run("client killed", func(t *testing.T) {
+		before := endsSoFar()
 		cmd := exec.Command("ssh", append(g.sshArgs(g.aliceKey), "-p", strconv.Itoa(g.port), accountKey+"@127.0.0.1", "echo started; sleep 60")...)
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -135,8 +140,8 @@ func TestAbruptDrops(t *testing.T) {
 		}
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		evs := g.waitSessionEnds(1)
-		end := ofKind(evs, "end")[0].End
+		evs := g.waitSessionEnds(before + 1)
+		end := ofKind(evs, "end")[before].End
 		if end.Reason != schema.EndNetworkError {
 			t.Fatalf("end = %+v, want %s", end, schema.EndNetworkError)
 		}
@@ -148,13 +153,14 @@ func TestAbruptDrops(t *testing.T) {
 	})
 
 	t.Run("target connection killed", func(t *testing.T) {
+		before := endsSoFar()
 		// The target's per-connection sshd process is the shell's parent.
 		_, _, code := g.ssh(g.aliceKey, accountKey, "echo started; sleep 0.2; kill -9 $PPID; sleep 5")
 		if code == 0 {
 			t.Fatalf("ssh exited 0 although the target connection was killed")
 		}
-		evs := g.waitSessionEnds(2)
-		end := ofKind(evs, "end")[1].End
+		evs := g.waitSessionEnds(before + 1)
+		end := ofKind(evs, "end")[before].End
 		if end.Reason != schema.EndUpstreamClosed {
 			t.Fatalf("end = %+v, want %s", end, schema.EndUpstreamClosed)
 		}

@@ -35,6 +35,10 @@ type session struct {
 	// liveSessions counts session channels whose target side is still
 	// open: a client that disconnects while one is live dropped mid-session.
 	liveSessions atomic.Int32
+	// targetDropped: the target closed a session channel mid-command. Its
+	// connection's end can be seen after the client, told of the close,
+	// has already left, so the client's end must not claim the cause.
+	targetDropped atomic.Bool
 
 	endOnce sync.Once
 	end     endCause
@@ -208,6 +212,9 @@ func (s *session) terminate(c endCause) {
 // clientEnded classifies the client connection's end. A client that leaves
 // after its sessions finished quit; one that vanishes mid-session dropped.
 func (s *session) clientEnded(err error) endCause {
+	if s.targetDropped.Load() {
+		return endCause{schema.EndUpstreamClosed, "the target closed a session channel mid-command"}
+	}
 	if n := s.liveSessions.Load(); n > 0 {
 		msg := fmt.Sprintf("client connection lost with %d session channel(s) open", n)
 		if err != nil && !errors.Is(err, io.EOF) {
