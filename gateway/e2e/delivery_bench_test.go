@@ -84,14 +84,17 @@ func BenchmarkDelivery(b *testing.B) {
 		_, sustainedCPUText := sustainedCPU.perItem(ran)
 
 		probeRate := sustained / 2
-		p10 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
+		p10, ran10 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
 		s.setUploadInterval(b, "1s")
-		p1 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
+		p1, ran1 := s.visibilityUnderLoad(b, probeRate, 45*time.Second)
 		s.setUploadInterval(b, "10s")
+		// Every statement so far is searchable before the outage, so the
+		// drain counts exactly the backlog's.
+		base := before + ran + ran10 + ran1
+		s.waitStatements(b, base, 10*time.Minute)
 
 		// The backlog: recorded with the collector down, drained after.
 		s.collector.stop()
-		base := s.statementCount(b)
 		perClient := backlog / 4
 		s.runPgbench(b, pgbenchLoad{clients: 4, transactions: perClient})
 		spoolBytes, _ := s.metric(b, "pamtrail_spool_bytes")
@@ -337,8 +340,9 @@ func (s *stack) setUploadInterval(t testing.TB, interval string) {
 // visibilityUnderLoad runs pgbench at rate statements/s for d while a probe
 // session runs one statement every 100 ms, and returns the p50 and p99 (in
 // seconds) of the time from each probe statement's completion to its event
-// being searchable. Searches poll every 100 ms, which bounds the error.
-func (s *stack) visibilityUnderLoad(t testing.TB, rate float64, d time.Duration) [2]float64 {
+// being searchable. Searches poll every 100 ms, which bounds the error. It
+// also returns how many statements it ran, pgbench's and the probes.
+func (s *stack) visibilityUnderLoad(t testing.TB, rate float64, d time.Duration) (latency [2]float64, statements int) {
 	t.Helper()
 	token := "probe" + randomHex(4)
 	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Minute)
@@ -354,10 +358,11 @@ func (s *stack) visibilityUnderLoad(t testing.TB, rate float64, d time.Duration)
 	sending.Store(true)
 	seen := map[int]time.Duration{}
 	var wg sync.WaitGroup
+	var loadRan int
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		s.runPgbench(t, pgbenchLoad{clients: 4, duration: d, rate: rate})
+		loadRan, _ = s.runPgbench(t, pgbenchLoad{clients: 4, duration: d, rate: rate})
 	}()
 	go func() {
 		defer wg.Done()
@@ -383,7 +388,7 @@ func (s *stack) visibilityUnderLoad(t testing.TB, rate float64, d time.Duration)
 		lat = append(lat, d.Seconds())
 	}
 	slices.Sort(lat)
-	return [2]float64{lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]}
+	return [2]float64{lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]}, loadRan + probes
 }
 
 // pollProbes searches for the probe events every 100 ms and returns, per
