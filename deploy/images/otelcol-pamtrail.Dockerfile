@@ -17,8 +17,14 @@ COPY --chown=65532:65532 state/ /var/lib/otelcol-pamtrail/
 USER 65532:65532
 WORKDIR /var/lib/otelcol-pamtrail
 VOLUME ["/var/lib/otelcol-pamtrail"]
+# GOGC=400 cuts the collector's CPU per record by about a quarter against
+# Go's default (make bench) for a larger heap; GOMEMLIMIT caps it. Override
+# both with the container's memory limit (the Helm chart sets them from
+# collector.gc).
 ENV PAMTRAIL_ES_URL=http://elasticsearch:9200 \
-    PAMTRAIL_QUEUE_KEY_FILE=/run/secrets/collector-queue-keys
+    PAMTRAIL_QUEUE_KEY_FILE=/run/secrets/collector-queue-keys \
+    GOGC=400 \
+    GOMEMLIMIT=1GiB
 # OTLP/gRPC, health_check, Prometheus self-metrics
 EXPOSE 4317 13133 8888
 HEALTHCHECK --interval=10s --timeout=6s --start-period=20s --retries=3 \

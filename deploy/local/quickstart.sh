@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-PAMTRAIL_COLLECTOR_STORAGE=$PAMTRAIL_HOME/collector/queue \
+GOGC=400 GOMEMLIMIT=1GiB PAMTRAIL_COLLECTOR_STORAGE=$PAMTRAIL_HOME/collector/queue \
   bin/otelcol-pamtrail --config examples/quickstart/collector.yaml >"$PAMTRAIL_HOME/collector.log" 2>&1 &
 pids+=($!)
 deadline=$((SECONDS + 60))

@@ -27,6 +27,11 @@ type proc struct {
 	err  error
 }
 
+// collectorGCEnv is the garbage collector setting every shipped collector
+// deployment gives the process (deploy/: image, systemd unit, Helm chart;
+// make run), so that tests and benchmarks measure the collector as shipped.
+var collectorGCEnv = []string{"GOGC=400", "GOMEMLIMIT=1GiB"}
+
 func newProc(t testing.TB, name string, env []string, args ...string) *proc {
 	p := &proc{t: t, name: name, args: args, env: env, logPath: filepath.Join(t.TempDir(), name+".log")}
 	t.Cleanup(func() {

@@ -52,7 +52,7 @@ func startScaleCollector(t *testing.T, name string, cluster testenv.ESCluster) *
 		"PAMTRAIL_HEARTBEAT_INTERVAL=1s",
 		"PAMTRAIL_LOST_AFTER_HEARTBEATS=30",
 	}
-	c.proc = newProc(t, name, env, collectorBin, "--config", filepath.Join(repoRoot, "examples", "scale-out", "collector.yaml"))
+	c.proc = newProc(t, name, append(env, collectorGCEnv...), collectorBin, "--config", filepath.Join(repoRoot, "examples", "scale-out", "collector.yaml"))
 	c.proc.start()
 	testenv.Eventually(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
 		if !c.proc.running() {

@@ -180,7 +180,7 @@ accounts:
 		t.Fatal(err)
 	}
 	run(t, pamtrailBin, "keygen", "--out", filepath.Join(s.dir, "queue", "queue.keys"))
-	s.collector = newProc(t, "collector", nil, collectorBin, "--config", s.colConfig)
+	s.collector = newProc(t, "collector", collectorGCEnv, collectorBin, "--config", s.colConfig)
 	s.gateway = newProc(t, "gateway", nil, pamtrailBin, "gateway", "--config", s.gwConfig)
 	return s
 }
