@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -156,6 +157,7 @@ func TestHelmTemplateDecodesStrictly(t *testing.T) {
 			}
 			checkGateway(t, r.statefulSets[0])
 			checkCollectorPolicy(t, r)
+			checkCollectorMemory(t, r.deployments[0].Spec.Template.Spec)
 			for _, pod := range []corev1.PodSpec{r.statefulSets[0].Spec.Template.Spec, r.deployments[0].Spec.Template.Spec} {
 				checkPod(t, pod)
 			}
@@ -222,6 +224,29 @@ func selects(selector, labels map[string]string) bool {
 		}
 	}
 	return len(selector) > 0
+}
+
+// checkCollectorMemory: the collector's GOMEMLIMIT (a soft cap on the heap
+// that GOGC lets grow) leaves room under the container's memory limit, so
+// the kernel does not kill the collector before the Go runtime collects.
+func checkCollectorMemory(t *testing.T, pod corev1.PodSpec) {
+	t.Helper()
+	c := pod.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env["GOGC"] == "" {
+		t.Errorf("collector container sets no GOGC: %+v", c.Env)
+	}
+	// Go writes binary units as KiB, MiB, GiB; Kubernetes as Ki, Mi, Gi.
+	limit, err := resource.ParseQuantity(strings.TrimSuffix(env["GOMEMLIMIT"], "B"))
+	if err != nil {
+		t.Fatalf("collector GOMEMLIMIT %q: %v", env["GOMEMLIMIT"], err)
+	}
+	if max := c.Resources.Limits.Memory(); limit.Cmp(*max) >= 0 {
+		t.Errorf("collector GOMEMLIMIT %s is not below its memory limit %s", &limit, max)
+	}
 }
 
 func checkPod(t *testing.T, pod corev1.PodSpec) {
