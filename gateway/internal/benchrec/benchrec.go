@@ -12,8 +12,8 @@ import (
 )
 
 // SpoolRecorder is the production recorder writing into an encrypted spool
-// in a temporary directory (nothing uploads it, and it has no quota) with
-// the given fsync policy.
+// in a temporary directory (nothing uploads it) with the given fsync
+// policy.
 func SpoolRecorder(tb testing.TB, fsync spool.FsyncPolicy) recorder.Recorder {
 	tb.Helper()
 	return SpoolRecorderWith(tb, fsync, nil)
@@ -25,11 +25,6 @@ func SpoolRecorderWith(tb testing.TB, fsync spool.FsyncPolicy, adjust func(*reco
 	tb.Helper()
 	cfg := config.Default()
 	cfg.Spool.Fsync = fsync
-	// Nothing uploads, so the spool only grows: at the 1 GiB default quota
-	// a benchmark would go on measuring a gateway refusing to record. A
-	// 160 s chain-cost run reached it, and its chained gateway's CPU per
-	// transaction then climbed round after round (BenchmarkPgbenchChainCost).
-	cfg.Spool.MaxBytes = 0
 	sp, err := spool.Open(tb.TempDir(), cfg.Spool.Options(testenv.Keyring(tb, 1), nil))
 	if err != nil {
 		tb.Fatal(err)
