@@ -9,13 +9,13 @@
 package chain
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // Hash is one link of a chain: SHA-256.
@@ -48,16 +48,25 @@ const (
 	// and chains their digest instead, computed once per session:
 	// link = H(prev ‖ SessionDigest ‖ canonical record).
 	V2 Version = 2
+	// V3 links as V2 does over a smaller canonical form: the attribute
+	// keys are covered by the digest of the record's key list (its shape,
+	// the same for every record built by the same code, so computed once
+	// and reused), not spelled out in every record; and a string attribute
+	// equal to the record's body is a reference to it, not a second copy
+	// (a statement's text is its body and db.query.text). A pgbench
+	// statement hashes about 330 bytes instead of 530.
+	V3 Version = 3
 	// Current is the version the recorder writes.
-	Current = V2
+	Current = V3
 )
 
 // Versions lists the versions a verifier accepts, newest first.
-var Versions = []Version{V2, V1}
+var Versions = []Version{V3, V2, V1}
 
 const (
 	genesisDomain    = "pamtrail chain genesis v"
 	sessionDomain    = "pamtrail session constants v2\x00"
+	shapeDomain      = "pamtrail record shape v3\x00"
 	checkpointDomain = "pamtrail checkpoint v1\x00"
 )
 
@@ -74,72 +83,99 @@ const (
 	typeBool    = 'b'
 	typeStrings = 'a'
 	typeNull    = 'n' // a double that is NaN or infinite: the exporter writes null
+	typeBody    = '=' // (V3) a string equal to the record's body: no value follows
 )
 
-// Names of the record fields outside the attributes. "@" cannot start an
-// attribute key pamtrail writes, so they never collide.
-const (
-	nameEventName  = "@event_name"
-	nameBody       = "@body"
-	nameSeverity   = "@severity_text"
-	nameTimeMs     = "@time_ms"
-	nameObservedMs = "@observed_ms"
-)
+// headerNames name the record fields outside the attributes, in their
+// order, in versions before 3 (version 3 fixes the order and leaves the
+// names out). "@" cannot start an attribute key pamtrail writes, so they
+// never collide.
+var headerNames = [...]string{"@event_name", "@body", "@severity_text", "@time_ms", "@observed_ms"}
 
 // Canon accumulates the canonical form of one record. Header fields are
 // written first in a fixed order; attributes may come in any order and are
 // sorted by key when the link is computed. A Canon is reused record after
 // record (Reset); it is not safe for concurrent use.
 type Canon struct {
-	head  []byte
-	attrs []byte
-	spans []span // attribute entries in attrs, in arrival order
+	version Version // 0 is Current
+	body    string  // the header's body, for typeBody
+	head    []byte  // the header's values, each type ‖ value
+	// headEnds are where each header field's value ends in head.
+	headEnds [len(headerNames)]int32
+	attrs   []byte // each attribute's type ‖ value, in arrival order
+	spans   []span // attribute entries in attrs, in arrival order
 	// order indexes spans by key. It outlives Reset: records built by the
 	// same code arrive with the same keys in the same order, so the last
 	// order usually fits the next record, which is then checked in one
 	// pass instead of sorted.
 	order []int32
-	out   []byte
+	// shapeKeys are the sorted keys whose digest is shape; they too
+	// outlive Reset, as the next record usually has the same keys.
+	shapeKeys []string
+	shape     Hash
+	shapeSet  bool // shape is the digest of shapeKeys
+	shapeBuf  []byte
+	out       []byte
 }
 
-// span locates one entry in attrs; a record is far below 2 GiB (texts are
-// cut to recording.max_text_bytes, documents to Elasticsearch's request
-// limit).
+// span is one attribute: its key and where its type ‖ value is in attrs (a
+// record is far below 2 GiB: texts are cut to recording.max_text_bytes,
+// documents to Elasticsearch's request limit).
 type span struct {
-	prefix                       uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
-	start, keyStart, keyEnd, end int32
+	prefix     uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
+	key        string
+	start, end int32
 }
 
-// Reset empties c for the next record.
-func (c *Canon) Reset() {
+// Reset empties c for the next record, to be linked in version v.
+func (c *Canon) Reset(v Version) {
+	c.version, c.body = v, ""
 	c.head, c.attrs, c.spans = c.head[:0], c.attrs[:0], c.spans[:0]
+}
+
+// shaped reports whether c is linked in a version with shape digests and
+// body references (V3 on).
+func (c *Canon) shaped() bool { return c.version == 0 || c.version >= V3 }
+
+// refersToBody reports whether string value v is written as a reference to
+// the body.
+func (c *Canon) refersToBody(v string) bool {
+	return c.shaped() && len(v) == len(c.body) && v != "" && v == c.body
 }
 
 // Header writes the fields every record has. Times are Unix milliseconds:
 // the exporter writes @timestamp as "<ms>.<ns remainder>" without zero
 // padding, so only the milliseconds survive exactly.
+// c keeps their values (type ‖ value); versions before 3 also name them.
 func (c *Canon) Header(eventName, body, severityText string, timeMs, observedMs int64) {
 	b := c.head
-	b = appendName(b, nameEventName)
 	b = appendString(append(b, typeString), eventName)
-	b = appendName(b, nameBody)
+	c.headEnds[0] = int32(len(b))
 	b = appendString(append(b, typeString), body)
-	b = appendName(b, nameSeverity)
+	c.headEnds[1] = int32(len(b))
+	c.body = body
 	b = appendString(append(b, typeString), severityText)
-	b = appendName(b, nameTimeMs)
+	c.headEnds[2] = int32(len(b))
 	b = binary.BigEndian.AppendUint64(append(b, typeInt), uint64(timeMs))
-	b = appendName(b, nameObservedMs)
+	c.headEnds[3] = int32(len(b))
 	b = binary.BigEndian.AppendUint64(append(b, typeInt), uint64(observedMs))
+	c.headEnds[4] = int32(len(b))
 	c.head = b
 }
 
 // begin starts an attribute entry; end closes it after its value.
 func (c *Canon) begin(key string) {
-	start := len(c.attrs)
-	c.attrs = appendName(c.attrs, key)
+	c.spans = append(c.spans, span{prefix: keyPrefix(key), key: key, start: int32(len(c.attrs))})
+}
+
+// keyPrefix is key's first 8 bytes, big-endian, zero-padded.
+func keyPrefix(key string) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(unsafe.Slice(unsafe.StringData(key), 8))
+	}
 	var p [8]byte
 	copy(p[:], key)
-	c.spans = append(c.spans, span{start: int32(start), keyStart: int32(len(c.attrs) - len(key)), keyEnd: int32(len(c.attrs)), prefix: binary.BigEndian.Uint64(p[:])})
+	return binary.BigEndian.Uint64(p[:])
 }
 
 func (c *Canon) end() { c.spans[len(c.spans)-1].end = int32(len(c.attrs)) }
@@ -147,7 +183,11 @@ func (c *Canon) end() { c.spans[len(c.spans)-1].end = int32(len(c.attrs)) }
 // String adds a string attribute.
 func (c *Canon) String(key, v string) {
 	c.begin(key)
-	c.attrs = appendString(append(c.attrs, typeString), v)
+	if c.refersToBody(v) {
+		c.attrs = append(c.attrs, typeBody)
+	} else {
+		c.attrs = appendString(append(c.attrs, typeString), v)
+	}
 	c.end()
 }
 
@@ -200,16 +240,17 @@ func (c *Canon) Strings(key string, vs []string) {
 
 // SessionDigest is the digest of a session's constant attributes
 // (schema.SessionConstant), c holding their entries and no header:
-// H("pamtrail session constants v2\x00" ‖ canonical entries). The recorder
-// computes it once per session; every link of version 2 covers it.
+// H("pamtrail session constants v2\x00" ‖ named entries). The recorder
+// computes it once per session; every link of versions 2 and 3 covers it.
 func (c *Canon) SessionDigest() Hash {
-	c.out = c.appendCanonical(append(c.out[:0], sessionDomain...))
+	c.sort()
+	c.out = c.appendNamed(append(c.out[:0], sessionDomain...))
 	return sha256.Sum256(c.out)
 }
 
-// Link returns H(prev ‖ session ‖ canonical record): the record's pam.chain
-// (version 2), session being the SessionDigest of the session's constant
-// attributes, which c leaves out.
+// Link returns the record's pam.chain in versions 2 and 3: H(prev ‖ session
+// ‖ canonical record), session being the SessionDigest of the session's
+// constant attributes, which c leaves out.
 func (c *Canon) Link(prev, session Hash) Hash {
 	c.out = append(append(c.out[:0], prev[:]...), session[:]...)
 	c.out = c.appendCanonical(c.out)
@@ -229,27 +270,25 @@ func (c *Canon) Bytes() []byte {
 	return c.appendCanonical(nil)
 }
 
+// appendCanonical appends the header, then the attributes sorted by key:
+// in version 3 the header's values, the shape digest and each attribute's
+// type ‖ value; before it every header field and attribute as name ‖ type ‖
+// value.
 func (c *Canon) appendCanonical(out []byte) []byte {
-	out = append(out, c.head...)
-	if len(c.order) == len(c.spans) {
-		// Copy in the previous record's order while checking that it
-		// still sorts this one.
-		mark := len(out)
-		sorted := true
-		for k, i := range c.order {
-			if k > 0 && !c.less(c.order[k-1], i) {
-				sorted = false
-				break
-			}
-			s := c.spans[i]
-			out = append(out, c.attrs[s.start:s.end]...)
-		}
-		if sorted {
-			return out
-		}
-		out = out[:mark]
-	}
 	c.sort()
+	if !c.shaped() {
+		if len(c.head) > 0 {
+			start := int32(0)
+			for k, name := range headerNames {
+				out = append(appendName(out, name), c.head[start:c.headEnds[k]]...)
+				start = c.headEnds[k]
+			}
+		}
+		return c.appendNamed(out)
+	}
+	out = append(out, c.head...)
+	shape := c.shapeDigest()
+	out = append(out, shape[:]...)
 	for _, i := range c.order {
 		s := c.spans[i]
 		out = append(out, c.attrs[s.start:s.end]...)
@@ -257,10 +296,60 @@ func (c *Canon) appendCanonical(out []byte) []byte {
 	return out
 }
 
-// sort orders the attribute entries by key bytes (insertion sort: stable,
-// and few moves on records that arrive nearly sorted).
+// appendNamed appends the sorted attributes as name ‖ type ‖ value entries.
+func (c *Canon) appendNamed(out []byte) []byte {
+	for _, i := range c.order {
+		s := c.spans[i]
+		out = appendName(out, s.key)
+		out = append(out, c.attrs[s.start:s.end]...)
+	}
+	return out
+}
+
+// shapeDigest is H("pamtrail record shape v3\x00" ‖ each sorted key as
+// uvarint(len) ‖ key), reused while records keep the same keys.
+func (c *Canon) shapeDigest() Hash {
+	if c.shapeSet && len(c.shapeKeys) == len(c.order) {
+		same := true
+		for k, i := range c.order {
+			if c.shapeKeys[k] != c.spans[i].key {
+				same = false
+				break
+			}
+		}
+		if same {
+			return c.shape
+		}
+	}
+	c.shapeKeys = c.shapeKeys[:0]
+	b := append(c.shapeBuf[:0], shapeDomain...)
+	for _, i := range c.order {
+		key := c.spans[i].key
+		c.shapeKeys = append(c.shapeKeys, key)
+		b = appendName(b, key)
+	}
+	c.shapeBuf = b
+	c.shape, c.shapeSet = sha256.Sum256(b), true
+	return c.shape
+}
+
+// sort orders the attribute entries by key bytes, keeping the previous
+// record's order when it still sorts this one (insertion sort otherwise:
+// stable, and few moves on records that arrive nearly sorted).
 func (c *Canon) sort() {
 	n := len(c.spans)
+	if len(c.order) == n {
+		sorted := true
+		for k := 1; k < n; k++ {
+			if !c.less(c.order[k-1], c.order[k]) {
+				sorted = false
+				break
+			}
+		}
+		if sorted {
+			return
+		}
+	}
 	c.order = c.order[:0]
 	for i := range n {
 		c.order = append(c.order, int32(i))
@@ -277,15 +366,16 @@ func (c *Canon) less(i, j int32) bool {
 	if a.prefix != b.prefix {
 		return a.prefix < b.prefix
 	}
-	return bytes.Compare(c.attrs[a.keyStart:a.keyEnd], c.attrs[b.keyStart:b.keyEnd]) < 0
+	return a.key < b.key
 }
-
 func appendName(b []byte, name string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(name)))
-	return append(b, name...)
+	return appendString(b, name)
 }
 
 func appendString(b []byte, v string) []byte {
+	if len(v) < 0x80 { // the uvarint is one byte
+		return append(append(b, byte(len(v))), v...)
+	}
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }

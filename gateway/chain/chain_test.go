@@ -1,7 +1,9 @@
 package chain
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -43,7 +45,7 @@ func TestCanonOrderIndependent(t *testing.T) {
 			t.Fatalf("order %v changes the canonical form", order)
 		}
 	}
-	key := func(i int) string { s := want.spans[want.order[i]]; return string(want.attrs[s.keyStart:s.keyEnd]) }
+	key := func(i int) string { return want.spans[want.order[i]].key }
 	for i := 1; i < len(want.order); i++ {
 		if a, b := key(i-1), key(i); a >= b {
 			t.Fatalf("keys out of order: %q before %q", a, b)
@@ -81,7 +83,7 @@ func TestCanonReusedAcrossShapes(t *testing.T) {
 		{"one", []entry{{"x", "y"}}},
 	}
 	build := func(c *Canon, entries []entry) Hash {
-		c.Reset()
+		c.Reset(Current)
 		c.Header("e", "b", "INFO", 1, 2)
 		for _, e := range entries {
 			c.String(e.key, e.value)
@@ -139,5 +141,104 @@ func TestLinkCoversSessionAndVersion(t *testing.T) {
 	}
 	if Genesis(V1, "s") == Genesis(V2, "s") || Genesis(V2, "s") == Genesis(V2, "t") {
 		t.Fatal("genesis links do not tell versions and sessions apart")
+	}
+}
+
+// TestBodyReference: from version 3 a string attribute equal to the
+// (non-empty) body is a reference to it, so the text is hashed once; the
+// reference still binds the attribute to the body (changing either changes
+// the link), and versions 1 and 2 keep the full value.
+func TestBodyReference(t *testing.T) {
+	const text = "select abalance from pgbench_accounts where aid = 1"
+	build := func(v Version, body, attr string) *Canon {
+		c := &Canon{}
+		c.Reset(v)
+		c.Header("pam.db.query", body, "INFO", 1, 2)
+		c.String("db.query.text", attr)
+		c.Strings("pam.db.params", []string{"x"})
+		return c
+	}
+	link := func(c *Canon) Hash { return c.Link(Genesis(V3, "s"), Hash{}) }
+	ref := build(V3, text, text)
+	// The reference replaces the value and its one-byte length; the keys
+	// are in the shape digest, not spelled out.
+	other := strings.ToUpper(text)
+	if got, full := len(ref.Bytes()), len(build(V3, text, other).Bytes()); got != full-len(text)-1 {
+		t.Fatalf("version 3 canonical form with a reference is %d bytes, want %d (%d less the repeated text)", got, full-len(text)-1, full)
+	}
+	if n := bytes.Count(ref.Bytes(), []byte(text)); n != 1 {
+		t.Fatalf("the text is hashed %d times in %q", n, ref.Bytes())
+	}
+	if bytes.Contains(ref.Bytes(), []byte("db.query.text")) || !bytes.Contains(build(V2, text, text).Bytes(), []byte("db.query.text")) {
+		t.Fatal("keys are spelled out in version 3 or left out of version 2")
+	}
+	tests := []struct {
+		name       string
+		c          *Canon
+		sameAsBody bool
+	}{
+		{"the zero Canon is the current version", func() *Canon {
+			c := &Canon{}
+			c.Header("pam.db.query", text, "INFO", 1, 2)
+			c.String("db.query.text", text)
+			c.Strings("pam.db.params", []string{"x"})
+			return c
+		}(), true},
+		{"attribute changed, body kept", build(V3, text, text+" "), false},
+		{"body changed, attribute kept", build(V3, text+" ", text), false},
+		{"both changed alike", build(V3, text+" ", text+" "), false},
+		{"version 2", build(V2, text, text), false},
+		{"version 1", build(V1, text, text), false},
+		{"empty body and attribute", build(V3, "", ""), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if same := link(tt.c) == link(ref); same != tt.sameAsBody {
+				t.Fatalf("same link as the referencing record: %v, want %v", same, tt.sameAsBody)
+			}
+		})
+	}
+	// db.query.text "" then pam.db.params ["x"]: an empty string is a value.
+	if empty := build(V3, "", ""); !bytes.HasSuffix(empty.Bytes(), []byte("s\x00a\x01\x01x")) {
+		t.Fatalf("an empty string refers to an empty body: %q", empty.Bytes())
+	}
+}
+
+// TestFrozenLinks: links of every version for one fixed record. Versions 1
+// and 2 are what gateways of those versions wrote (computed by their code),
+// so sessions they recorded keep verifying; version 3 is pinned so that a
+// change to its form cannot pass unnoticed.
+func TestFrozenLinks(t *testing.T) {
+	record := func(v Version) *Canon {
+		c := &Canon{}
+		c.Reset(v)
+		c.Header("pam.db.query", "select 1", "INFO", 1764800000123, 1764800000124)
+		c.String("db.query.text", "select 1")
+		c.Int("pam.seq", 7)
+		c.Double("pam.duration_ms", 0.25)
+		c.Bool("pam.response.truncated", true)
+		c.Strings("pam.db.columns", []string{"n", "note"})
+		c.Null("pam.x")
+		c.String("a", "é")
+		return c
+	}
+	var s Canon
+	s.String("session.id", "s1")
+	s.Int("client.port", 5000)
+	session := s.SessionDigest()
+	tests := []struct {
+		name string
+		got  Hash
+		want string
+	}{
+		{"session digest", session, "b292def6b28ab6f93557d772b26d3b9d70ef7472ff41007017769678a755c8ce"},
+		{"version 1", record(V1).LinkV1(Genesis(V1, "s1")), "4ba0bf214bfbd07942fc1019f4ce802f93adb8fb93f0d42d3915c82aaa104612"},
+		{"version 2", record(V2).Link(Genesis(V2, "s1"), session), "f4d87c96114bc51f8712996964c92b5d930cdbb4280e14f00f1db7b68c2f5c1d"},
+		{"version 3", record(V3).Link(Genesis(V3, "s1"), session), "6421f2ddda110a156ed9f1dcc79cc9d911531912a7bbccafb10438a2341f6277"},
+	}
+	for _, tt := range tests {
+		if tt.got.String() != tt.want {
+			t.Errorf("%s: link %s, want %s", tt.name, tt.got, tt.want)
+		}
 	}
 }

@@ -66,7 +66,7 @@ var recordPool = sync.Pool{New: func() any { return &record{b: make([]byte, 0, 1
 func newRecord() *record {
 	r := recordPool.Get().(*record)
 	r.b, r.repaired, r.lossy, r.chained = r.b[:0], r.repaired[:0], false, false
-	r.canon.Reset()
+	r.canon.Reset(chain.Current)
 	return r
 }
 

@@ -116,7 +116,7 @@ func (e *event) bool(key string) bool {
 // or other session attribute was changed no longer links, as one whose
 // statement was.
 func (e *event) linkAt(c *chain.Canon, v chain.Version, prev chain.Hash, seq int64) (chain.Hash, error) {
-	c.Reset()
+	c.Reset(v)
 	body := ""
 	if e.src.Body.Text != nil {
 		body = *e.src.Body.Text

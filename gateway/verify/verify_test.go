@@ -139,7 +139,7 @@ func TestSessionFindings(t *testing.T) {
 	tests := []struct {
 		name      string
 		end       bool
-		version1  bool // recorded as a gateway before chain version 2 would have
+		version   chain.Version // recorded as a gateway of this older version would have (0: current)
 		tamper    func(t *testing.T, docs []Doc) []Doc
 		status    string // session document status
 		want      string // "kind@seq ..." or "intact"
@@ -212,12 +212,32 @@ func TestSessionFindings(t *testing.T) {
 			}
 			return d
 		}},
-		{name: "version 1, untouched", end: true, version1: true, want: "intact", endSigned: true},
-		{name: "version 1, statement text updated", end: true, version1: true, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+		{name: "statement body updated, db.query.text kept", end: true, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[2] = edit(t, d[2], func(doc map[string]any, _ map[string]any) { doc["body"] = map[string]any{"text": "select 42"} })
+			return d
+		}},
+		{name: "statement body and db.query.text updated alike", end: true, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[2] = edit(t, d[2], func(doc map[string]any, a map[string]any) {
+				doc["body"] = map[string]any{"text": "select 42"}
+				a[schema.AttrDBQueryText] = "select 42"
+			})
+			return d
+		}},
+		{name: "version 1, untouched", end: true, version: chain.V1, want: "intact", endSigned: true},
+		{name: "version 1, statement text updated", end: true, version: chain.V1, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
 			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
 			return d
 		}},
-		{name: "version 1, one event's user.name altered", end: true, version1: true, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
+		{name: "version 1, one event's user.name altered", end: true, version: chain.V1, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
+			return d
+		}},
+		{name: "version 2, untouched", end: true, version: chain.V2, want: "intact", endSigned: true},
+		{name: "version 2, statement text updated", end: true, version: chain.V2, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
+			return d
+		}},
+		{name: "version 2, one event's user.name altered", end: true, version: chain.V2, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
 			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
 			return d
 		}},
@@ -226,9 +246,9 @@ func TestSessionFindings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			docs, cp, trusted := session(t, tt.end)
 			version := chain.Current
-			if tt.version1 {
-				docs, cp, trusted = asVersion1(t, docs)
-				version = chain.V1
+			if tt.version != 0 {
+				docs, cp, trusted = asVersion(t, docs, tt.version)
+				version = tt.version
 			}
 			if tt.tamper != nil {
 				docs = tt.tamper(t, docs)
@@ -278,18 +298,18 @@ func relink(t *testing.T, docs []Doc, from int64) []Doc {
 	return docs
 }
 
-// asVersion1 rewrites a recorded session (docs in seq order) as a gateway
-// of chain version 1 recorded it: every link over the full canonical form
-// from the version-1 genesis, every checkpoint signed over the new heads by
-// a key of its own, returned as the only trusted one.
-func asVersion1(t *testing.T, docs []Doc) ([]Doc, *schema.Checkpoint, map[string]keys.PublicKey) {
+// asVersion rewrites a recorded session (docs in seq order) as a gateway of
+// chain version v recorded it: every link over v's canonical form from v's
+// genesis, every checkpoint signed over the new heads by a key of its own,
+// returned as the only trusted one.
+func asVersion(t *testing.T, docs []Doc, v chain.Version) ([]Doc, *schema.Checkpoint, map[string]keys.PublicKey) {
 	t.Helper()
 	signer, err := keys.NewSigningKey()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c chain.Canon
-	prev := chain.Genesis(chain.V1, "sess")
+	prev := chain.Genesis(v, "sess")
 	links := map[int64]chain.Hash{}
 	var last *schema.Checkpoint
 	for i := range docs {
@@ -305,7 +325,7 @@ func asVersion1(t *testing.T, docs []Doc) ([]Doc, *schema.Checkpoint, map[string
 			e, _ = parseDoc(docs[i])
 			last = &cp
 		}
-		link, err := e.linkAt(&c, chain.V1, prev, e.seq)
+		link, err := e.linkAt(&c, v, prev, e.seq)
 		if err != nil {
 			t.Fatal(err)
 		}
