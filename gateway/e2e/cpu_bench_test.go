@@ -11,30 +11,14 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times; Linux
-// fixes it at 100 for user space.
-const clockTicks = 100
-
 // cpuSeconds is the user+system CPU time a process has used so far, or -1
 // when it cannot be read (the process is gone).
 func cpuSeconds(pid int) float64 {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := testenv.PIDCPU(pid)
 	if err != nil {
 		return -1
 	}
-	// The command name (field 2) may hold spaces; the fields after its
-	// closing parenthesis are fixed: utime and stime are the 12th and 13th.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return -1
-	}
-	utime, err1 := strconv.ParseFloat(fields[11], 64)
-	stime, err2 := strconv.ParseFloat(fields[12], 64)
-	if err1 != nil || err2 != nil {
-		return -1
-	}
-	return (utime + stime) / clockTicks
+	return d.Seconds()
 }
 
 // pid is the process's id, or 0 when it is not running.

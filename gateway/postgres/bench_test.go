@@ -245,7 +245,7 @@ func initPgbench(b *testing.B, pg pgServer) {
 	}
 }
 
-func benchConfig(b *testing.B, pg pgServer, record bool) *config.Config {
+func benchConfig(b testing.TB, pg pgServer, record bool) *config.Config {
 	cfg := baseConfig(b, pg.demoAccount(b))
 	cfg.Recording.Enabled = &record
 	return cfg

@@ -1,9 +1,16 @@
 package postgres
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,75 +23,74 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
 
+// chainCostVariantEnv selects, in a child process of
+// BenchmarkPgbenchChainCost, which gateway TestChainCostGateway serves.
+const chainCostVariantEnv = "PAMTRAIL_CHAINCOST_VARIANT"
+
+// chainCostVariants are the two gateways BenchmarkPgbenchChainCost
+// compares: one that chains and signs as a gateway with a signing key does
+// (a checkpoint per live session every upload.interval and at each
+// session's end), one with the chain switched off
+// (recorder.Options.DisableChainForBenchmark).
+var chainCostVariants = []chainCostVariant{
+	{"chained+signed", func(o *recorder.Options, signer keys.SigningKey) { o.Signer = signer }},
+	{"unchained", func(o *recorder.Options, _ keys.SigningKey) { o.DisableChainForBenchmark = true }},
+}
+
+type chainCostVariant struct {
+	name   string
+	adjust func(o *recorder.Options, signer keys.SigningKey)
+}
+
 // BenchmarkPgbenchChainCost measures what tamper evidence costs the
-// gateway: pgbench -S (simple protocol, 8 clients) through two recording
-// gateways in this process, one that chains and signs as a gateway with a
-// signing key does (a checkpoint per live session every upload.interval and
-// at each session's end), one with the chain switched off
-// (recorder.Options.DisableChainForBenchmark). Runs alternate between the
-// two in ABBA order, so both meet the same load from the rest of the
-// machine. It prints the ratio of each gateway's CPU per transaction
-// summed over its runs, and the median of the rounds' ratios, which a burst
-// of load from elsewhere during one run moves least. Goal (issue 15):
-// chaining and signing add at most 2 %. PAMTRAIL_BENCH_SECONDS (default 20)
-// is the length of one round (both gateways).
+// gateway: pgbench -S (simple protocol, 8 clients each) through the two
+// chainCostVariants at the same time, each gateway a process of its own
+// (this test binary, running TestChainCostGateway), so that both meet the
+// same load from the rest of the machine at every moment and each one's CPU
+// is read from /proc. It prints the ratio of the two gateways' CPU per
+// transaction over all rounds, and the median of the rounds' ratios. Goal
+// (issue 15): chaining and signing add at most 2 %. PAMTRAIL_BENCH_SECONDS
+// (default 60) is the length of the run, in rounds of 10 s.
 //
 //	go test ./gateway/postgres -run '^$' -bench PgbenchChainCost -benchtime 1x -count 5
 func BenchmarkPgbenchChainCost(b *testing.B) {
 	pg := postgresServer(b)
-	const rounds = 4
-	seconds := max(3, testenv.BenchSeconds(b, 20)/2)
 	initPgbench(b, pg)
-	server.ApplyGCPercent(0) // as the gateway binary runs
-	signer, err := keys.NewSigningKey()
-	if err != nil {
-		b.Fatal(err)
+	const round = 10
+	rounds := max(1, testenv.BenchSeconds(b, 60)/round)
+	gateways := make([]chainCostGateway, len(chainCostVariants))
+	for i, v := range chainCostVariants {
+		gateways[i] = startChainCostGateway(b, v.name)
 	}
-	variants := []struct {
-		name   string
-		adjust func(*recorder.Options)
-	}{
-		{"chained+signed", func(o *recorder.Options) { o.Signer = signer }},
-		{"unchained", func(o *recorder.Options) { o.DisableChainForBenchmark = true }},
-	}
-	targets := make([]pgbenchTarget, len(variants))
-	for i, v := range variants {
-		rec := benchrec.SpoolRecorderWith(b, spool.FsyncInterval, v.adjust)
-		cycleEvery(b, rec, config.Default().Upload.Interval.D())
-		gw := startGatewayWith(b, benchConfig(b, pg, true), func(o *Options) {
-			o.Recorder = rec
-			o.Logger = slog.New(slog.DiscardHandler)
-		})
-		targets[i] = pgbenchTarget{name: v.name, host: gw.host, port: gw.port, user: testUser, password: testPassword}
-	}
-	cpu := make([]time.Duration, len(targets))
-	tx := make([]float64, len(targets))
+	cpu := make([]time.Duration, len(gateways))
+	tx := make([]float64, len(gateways))
 	var roundRatios []float64
 	b.ResetTimer()
-	for round := range rounds {
-		var perTx [2]float64
-		for k := range targets {
-			i := k
-			if round%2 == 1 {
-				i = len(targets) - 1 - k
-			}
-			before := testenv.ProcessCPU()
-			tps := targets[i].tps(b, "simple", 8, seconds)
-			used := testenv.ProcessCPU() - before
-			cpu[i] += used
-			tx[i] += tps * float64(seconds)
-			perTx[i] = float64(used) / (tps * float64(seconds))
+	for range rounds {
+		perTx := make([]float64, len(gateways))
+		var wg sync.WaitGroup
+		for i := range gateways {
+			wg.Go(func() {
+				g := &gateways[i]
+				before := g.cpu(b)
+				tps := g.target.tps(b, "simple", 8, round)
+				used := g.cpu(b) - before
+				cpu[i] += used
+				tx[i] += tps * round
+				perTx[i] = float64(used) / (tps * round)
+			})
 		}
+		wg.Wait()
 		roundRatios = append(roundRatios, perTx[0]/perTx[1])
 	}
 	b.StopTimer()
 	sorted := slices.Sorted(slices.Values(roundRatios)) // roundRatios stays in run order for the print
 	median := (sorted[(rounds-1)/2] + sorted[rounds/2]) / 2
-	perTx := make([]float64, len(targets))
-	fmt.Printf("\npgbench -S simple, 8 clients, %d rounds of %ds per gateway, alternating\n", rounds, seconds)
-	for i, tg := range targets {
+	perTx := make([]float64, len(gateways))
+	fmt.Printf("\npgbench -S simple, 8 clients per gateway, %d rounds of %ds, both gateways at once\n", rounds, round)
+	for i, g := range gateways {
 		perTx[i] = float64(cpu[i].Nanoseconds()) / 1000 / tx[i]
-		fmt.Printf("  gateway %-15s %10.0f tps   proxy CPU %5.1f µs/tx\n", tg.name, tx[i]/float64(rounds*seconds), perTx[i])
+		fmt.Printf("  gateway %-15s %10.0f tps   proxy CPU %5.1f µs/tx\n", g.target.name, tx[i]/float64(rounds*round), perTx[i])
 	}
 	ratio := perTx[0] / perTx[1]
 	fmt.Printf("  chain on/off CPU per tx        %6.3f  (goal <= 1.020)\n", ratio)
@@ -95,9 +101,100 @@ func BenchmarkPgbenchChainCost(b *testing.B) {
 	b.ReportMetric(median, "ratio_chain_cpu_per_tx_median")
 }
 
+// chainCostGateway is a gateway process of BenchmarkPgbenchChainCost.
+type chainCostGateway struct {
+	target pgbenchTarget
+	pid    int
+}
+
+func (g *chainCostGateway) cpu(b *testing.B) time.Duration {
+	d, err := testenv.PIDCPU(g.pid)
+	if err != nil {
+		b.Fatalf("gateway %s: %v", g.target.name, err)
+	}
+	return d
+}
+
+// startChainCostGateway runs this test binary as the gateway of one
+// variant, and stops it when the benchmark ends (by closing its stdin).
+func startChainCostGateway(b *testing.B, variant string) chainCostGateway {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestChainCostGateway$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), chainCostVariantEnv+"="+variant)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("gateway %s: %v", variant, err)
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() {
+			if addr, ok := strings.CutPrefix(lines.Text(), "LISTENING "); ok {
+				ready <- addr
+				break
+			}
+		}
+		close(ready)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case <-time.After(time.Minute):
+	}
+	host, port, ok := strings.Cut(addr, " ")
+	p, err := strconv.Atoi(port)
+	if !ok || err != nil {
+		b.Fatalf("gateway %s did not report its address (got %q)", variant, addr)
+	}
+	return chainCostGateway{target: pgbenchTarget{name: variant, host: host, port: p, user: testUser, password: testPassword}, pid: cmd.Process.Pid}
+}
+
+// TestChainCostGateway is a gateway process of BenchmarkPgbenchChainCost
+// (only when started by it): the variant chainCostVariantEnv names, with
+// the production recorder and spool, its upload-cycle work run every
+// upload.interval; it prints its address and serves until stdin closes.
+func TestChainCostGateway(t *testing.T) {
+	variant := os.Getenv(chainCostVariantEnv)
+	if variant == "" {
+		t.Skip("a gateway process of BenchmarkPgbenchChainCost")
+	}
+	i := slices.IndexFunc(chainCostVariants, func(v chainCostVariant) bool { return v.name == variant })
+	if i < 0 {
+		t.Fatalf("%s=%q names no variant", chainCostVariantEnv, variant)
+	}
+	server.ApplyGCPercent(0) // as the gateway binary runs
+	signer, err := keys.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := benchrec.SpoolRecorderWith(t, spool.FsyncInterval, func(o *recorder.Options) { chainCostVariants[i].adjust(o, signer) })
+	cycleEvery(t, rec, config.Default().Upload.Interval.D())
+	gw := startGatewayWith(t, benchConfig(t, postgresServer(t), true), func(o *Options) {
+		o.Recorder = rec
+		o.Logger = slog.New(slog.DiscardHandler)
+	})
+	fmt.Printf("LISTENING %s %d\n", gw.host, gw.port)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
 // cycleEvery runs rec's upload-cycle work (heartbeats, checkpoints) every
-// interval, as the uploader does, until the benchmark ends.
-func cycleEvery(b *testing.B, rec *recorder.OTel, interval time.Duration) {
+// interval, as the uploader does, until the test ends.
+func cycleEvery(tb testing.TB, rec *recorder.OTel, interval time.Duration) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -112,5 +209,5 @@ func cycleEvery(b *testing.B, rec *recorder.OTel, interval time.Duration) {
 			}
 		}
 	}()
-	b.Cleanup(func() { close(stop); <-done })
+	tb.Cleanup(func() { close(stop); <-done })
 }
