@@ -102,8 +102,8 @@ type Canon struct {
 	head    []byte  // the header's values, each type ‖ value
 	// headEnds are where each header field's value ends in head.
 	headEnds [len(headerNames)]int32
-	attrs   []byte // each attribute's type ‖ value, in arrival order
-	spans   []span // attribute entries in attrs, in arrival order
+	attrs    []byte // each attribute's type ‖ value, in arrival order
+	spans    []span // attribute entries in attrs, in arrival order
 	// order indexes spans by key. It outlives Reset: records built by the
 	// same code arrive with the same keys in the same order, so the last
 	// order usually fits the next record, which is then checked in one
