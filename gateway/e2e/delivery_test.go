@@ -93,7 +93,7 @@ func (s *stack) statementCount(t testing.TB) int {
 	}}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := es.Count(es.Count.WithContext(ctx), es.Count.WithIndex(schema.EventsIndexPattern), es.Count.WithBody(bytes.NewReader(body)))
+	res, err := es.Count(es.Count.WithContext(ctx), es.Count.WithIndex(s.countIndex), es.Count.WithBody(bytes.NewReader(body)))
 	if err != nil {
 		t.Fatalf("counting events: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
 var (
@@ -64,6 +65,7 @@ type stack struct {
 	otlpAddr    string
 	healthAddr  string
 	gatewayID   string // unique per stack: every ES query filters on it
+	countIndex  string // where statementCount counts: the events pattern unless a benchmark narrows it
 	spoolDir    string
 	gwConfig    string
 	colConfig   string
@@ -105,6 +107,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	}
 	s.spoolDir = filepath.Join(s.dir, "spool")
 	s.gatewayID = "e2e-" + randomHex(6)
+	s.countIndex = schema.EventsIndexPattern
 	run(t, pamtrailBin, "setup", "elasticsearch", "--url", s.esURL)
 	run(t, pamtrailBin, "keygen", "--out", filepath.Join(s.dir, "spool.keys"))
 	demoPW := filepath.Join(s.dir, "demo.password")
