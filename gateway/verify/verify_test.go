@@ -136,7 +136,7 @@ func edit(t *testing.T, d Doc, f func(doc map[string]any, attrs map[string]any))
 func TestSessionFindings(t *testing.T) {
 	// A full session: 0 start, 1-3 queries, 4 checkpoint, 5-7 updates,
 	// 8 end, 9 final checkpoint.
-	tests := []struct {
+	type test struct {
 		name      string
 		end       bool
 		version   chain.Version // recorded as a gateway of this older version would have (0: current)
@@ -145,7 +145,8 @@ func TestSessionFindings(t *testing.T) {
 		want      string // "kind@seq ..." or "intact"
 		endSigned bool
 		tail      *Range
-	}{
+	}
+	tests := []test{
 		{name: "untouched", end: true, want: "intact", endSigned: true},
 		{name: "statement text updated", end: true, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
 			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
@@ -223,24 +224,22 @@ func TestSessionFindings(t *testing.T) {
 			})
 			return d
 		}},
-		{name: "version 1, untouched", end: true, version: chain.V1, want: "intact", endSigned: true},
-		{name: "version 1, statement text updated", end: true, version: chain.V1, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
-			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
-			return d
-		}},
-		{name: "version 1, one event's user.name altered", end: true, version: chain.V1, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
-			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
-			return d
-		}},
-		{name: "version 2, untouched", end: true, version: chain.V2, want: "intact", endSigned: true},
-		{name: "version 2, statement text updated", end: true, version: chain.V2, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
-			d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
-			return d
-		}},
-		{name: "version 2, one event's user.name altered", end: true, version: chain.V2, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
-			d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
-			return d
-		}},
+	}
+	// Sessions recorded by gateways of earlier chain versions still verify,
+	// and tampering with them is still found.
+	for _, v := range chain.Versions[1:] {
+		prefix := fmt.Sprintf("version %d, ", v)
+		tests = append(tests, []test{
+			{name: prefix + "untouched", end: true, version: v, want: "intact", endSigned: true},
+			{name: prefix + "statement text updated", end: true, version: v, want: "modified@2", tamper: func(t *testing.T, d []Doc) []Doc {
+				d[2] = edit(t, d[2], func(_ map[string]any, a map[string]any) { a[schema.AttrDBQueryText] = "select 42" })
+				return d
+			}},
+			{name: prefix + "one event's user.name altered", end: true, version: v, want: "modified@3", tamper: func(t *testing.T, d []Doc) []Doc {
+				d[3] = edit(t, d[3], func(_ map[string]any, a map[string]any) { a[schema.AttrUserName] = "bob" })
+				return d
+			}},
+		}...)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
