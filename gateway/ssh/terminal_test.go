@@ -132,6 +132,11 @@ func TestInteractiveShell(t *testing.T) {
 	}
 	waitPrompt()
 	long := "echo " + strings.Repeat("wide", 28) // 117 columns: wraps at 100, not at 120
+	// A person types after the window has changed; bash learns of it by
+	// SIGWINCH only after the gateway relays it, and what is typed during
+	// its redraw is drawn for the old width. The test waits for bash to
+	// report the new width first.
+	const widthCheck = "echo cols=$COLUMNS\r"
 	steps := []string{
 		"echo hello\r",
 		"cd " + remote + "\r",
@@ -141,6 +146,7 @@ func TestInteractiveShell(t *testing.T) {
 		"echo typx\x7fo\r",             // backspace
 		"seq 1 5\r",                    // multi-line output
 		"resize",                       // the window grows to 120 columns
+		widthCheck,                     // typed once bash has redrawn for the new width
 		long + "\r",
 		"less unique-target-file.txt\r",
 		"echo after-less\r",
@@ -161,6 +167,9 @@ func TestInteractiveShell(t *testing.T) {
 			continue
 		}
 		c.send(keys)
+		if keys == widthCheck {
+			c.wait("bash at the new width", func(out string) bool { return strings.Contains(out, "cols=120") })
+		}
 		if strings.HasPrefix(keys, "less") {
 			c.wait("less on the alternate screen", func(out string) bool { return strings.Count(out, "\x1b[?1049h") >= 1 })
 			c.send("q")
