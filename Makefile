@@ -117,7 +117,7 @@ bench: build
 	$(SERVICES) up postgres pgbouncer sshd mariadb elasticsearch
 	@mkdir -p $(PAMTRAIL_HOME)
 	$(GO) test -run '^$$' -bench '^Benchmark(Pgbench|IdleSessionMemory|LargeResultMemory|FsyncAlwaysEventLoop)$$' -benchtime 1x -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-postgres.txt
-	$(GO) test -run '^$$' -bench '^BenchmarkPgbenchChainCost$$' -benchtime 1x -count 5 -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-chain.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkPgbenchChainCost$$' -benchtime 1x -count 3 -timeout 30m ./gateway/postgres/ | tee $(PAMTRAIL_HOME)/bench-chain.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkSysbench$$' -benchtime 1x -timeout 20m ./gateway/mysql/ | grep -v 'level=' | tee $(PAMTRAIL_HOME)/bench-mysql.txt
 	$(GO) test -run '^$$' -bench 'SSHThroughput' -benchtime 1x -timeout 20m ./gateway/ssh/ | tee $(PAMTRAIL_HOME)/bench-ssh.txt
 	$(GO) test -run '^$$' -bench '^BenchmarkTerminateLatency$$' -benchtime 200x ./gateway/postgres/ | grep -E '^(Benchmark|ok|FAIL)' | tee $(PAMTRAIL_HOME)/bench-control.txt

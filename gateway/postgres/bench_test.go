@@ -156,8 +156,18 @@ func (tg pgbenchTarget) command(b *testing.B, args ...string) *exec.Cmd {
 
 // tps runs pgbench -S and returns its transactions per second.
 func (tg pgbenchTarget) tps(b *testing.B, mode string, clients, seconds int) float64 {
+	return tg.tpsAt(b, mode, clients, seconds, 0)
+}
+
+// tpsAt is tps with pgbench throttled to rate transactions per second in
+// all (-R), or as fast as it goes when rate is 0.
+func (tg pgbenchTarget) tpsAt(b *testing.B, mode string, clients, seconds, rate int) float64 {
 	b.Helper()
-	out, err := tg.command(b, "-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(seconds), "demo").CombinedOutput()
+	args := []string{"-S", "-M", mode, "-c", strconv.Itoa(clients), "-j", "2", "-T", strconv.Itoa(seconds)}
+	if rate > 0 {
+		args = append(args, "-R", strconv.Itoa(rate))
+	}
+	out, err := tg.command(b, append(args, "demo")...).CombinedOutput()
 	m := tpsLine.FindSubmatch(out)
 	if err != nil || m == nil {
 		b.Fatalf("pgbench against %s: %v\n%s", tg.name, err, out)

@@ -47,25 +47,74 @@ type chainCostVariant struct {
 // chainCostVariants at the same time, each gateway a process of its own
 // (this test binary, running TestChainCostGateway), so that both meet the
 // same load from the rest of the machine at every moment and each one's CPU
-// is read from /proc. It prints the ratio of the two gateways' CPU per
-// transaction over all rounds, and the median of the rounds' ratios. Goal
-// (issue 15): chaining and signing add at most 2 %. PAMTRAIL_BENCH_SECONDS
-// (default 60) is the length of the run, in rounds of 10 s.
+// is read from /proc. It runs two loads: as fast as pgbench goes, where a
+// gateway that does more per statement also serves fewer statements per
+// wake-up, and pgbench throttled to the same rate through both gateways
+// (PAMTRAIL_CHAINCOST_RATE per gateway, default 2,000 tps, about half of
+// what each takes when both are saturated), where the two do the same
+// transactions in the same rhythm and differ only by the chain's own work.
+// For each it prints the ratio of the two gateways' CPU per transaction
+// over all rounds, and the median of the rounds' ratios. Goal (issue 15):
+// chaining and signing add at most 2 %. PAMTRAIL_BENCH_SECONDS (default 60)
+// is the length of each load, in rounds of 10 s.
 //
-//	go test ./gateway/postgres -run '^$' -bench PgbenchChainCost -benchtime 1x -count 5
+//	go test ./gateway/postgres -run '^$' -bench PgbenchChainCost -benchtime 1x -count 3
 func BenchmarkPgbenchChainCost(b *testing.B) {
 	pg := postgresServer(b)
 	initPgbench(b, pg)
-	const round = 10
-	rounds := max(1, testenv.BenchSeconds(b, 60)/round)
+	rounds := max(1, testenv.BenchSeconds(b, 60)/chainCostRound)
+	rate := chainCostRate(b)
 	gateways := make([]chainCostGateway, len(chainCostVariants))
 	for i, v := range chainCostVariants {
 		gateways[i] = startChainCostGateway(b, v.name)
 	}
+	b.ResetTimer()
+	saturated := measureChainCost(b, gateways, rounds, 0)
+	throttled := measureChainCost(b, gateways, rounds, rate)
+	b.StopTimer()
+	fmt.Printf("\npgbench -S simple, 8 clients per gateway, both gateways at once, %d rounds of %ds per load\n", rounds, chainCostRound)
+	saturated.print(gateways, "as fast as pgbench goes")
+	throttled.print(gateways, fmt.Sprintf("throttled to %d tps per gateway", rate))
+	b.ReportMetric(saturated.perTx[0], "cpu_us_per_tx_chained")
+	b.ReportMetric(saturated.perTx[1], "cpu_us_per_tx_unchained")
+	b.ReportMetric(saturated.ratio(), "ratio_chain_cpu_per_tx")
+	b.ReportMetric(saturated.median, "ratio_chain_cpu_per_tx_median")
+	b.ReportMetric(throttled.ratio(), "ratio_chain_cpu_per_tx_throttled")
+	b.ReportMetric(throttled.median, "ratio_chain_cpu_per_tx_throttled_median")
+}
+
+const chainCostRound = 10 // seconds
+
+// chainCostRate is PAMTRAIL_CHAINCOST_RATE, the throttled load's
+// transactions per second through each gateway.
+func chainCostRate(b *testing.B) int {
+	v := os.Getenv("PAMTRAIL_CHAINCOST_RATE")
+	if v == "" {
+		return 2000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("PAMTRAIL_CHAINCOST_RATE=%q is not a positive rate", v)
+	}
+	return n
+}
+
+// chainCostLoad is one load's result: per gateway, transactions per
+// second and proxy CPU per transaction over all rounds.
+type chainCostLoad struct {
+	tps, perTx  []float64
+	roundRatios []float64 // chained ÷ unchained CPU per transaction, in run order
+	median      float64
+}
+
+func (l chainCostLoad) ratio() float64 { return l.perTx[0] / l.perTx[1] }
+
+// measureChainCost runs rounds of pgbench through all gateways at once,
+// each throttled to rate (0: unthrottled).
+func measureChainCost(b *testing.B, gateways []chainCostGateway, rounds, rate int) chainCostLoad {
 	cpu := make([]time.Duration, len(gateways))
 	tx := make([]float64, len(gateways))
-	var roundRatios []float64
-	b.ResetTimer()
+	var l chainCostLoad
 	for range rounds {
 		perTx := make([]float64, len(gateways))
 		var wg sync.WaitGroup
@@ -73,32 +122,32 @@ func BenchmarkPgbenchChainCost(b *testing.B) {
 			wg.Go(func() {
 				g := &gateways[i]
 				before := g.cpu(b)
-				tps := g.target.tps(b, "simple", 8, round)
+				tps := g.target.tpsAt(b, "simple", 8, chainCostRound, rate)
 				used := g.cpu(b) - before
 				cpu[i] += used
-				tx[i] += tps * round
-				perTx[i] = float64(used) / (tps * round)
+				tx[i] += tps * chainCostRound
+				perTx[i] = float64(used) / (tps * chainCostRound)
 			})
 		}
 		wg.Wait()
-		roundRatios = append(roundRatios, perTx[0]/perTx[1])
+		l.roundRatios = append(l.roundRatios, perTx[0]/perTx[1])
 	}
-	b.StopTimer()
-	sorted := slices.Sorted(slices.Values(roundRatios)) // roundRatios stays in run order for the print
-	median := (sorted[(rounds-1)/2] + sorted[rounds/2]) / 2
-	perTx := make([]float64, len(gateways))
-	fmt.Printf("\npgbench -S simple, 8 clients per gateway, %d rounds of %ds, both gateways at once\n", rounds, round)
+	sorted := slices.Sorted(slices.Values(l.roundRatios))
+	l.median = (sorted[(rounds-1)/2] + sorted[rounds/2]) / 2
+	for i := range gateways {
+		l.tps = append(l.tps, tx[i]/float64(rounds*chainCostRound))
+		l.perTx = append(l.perTx, float64(cpu[i].Nanoseconds())/1000/tx[i])
+	}
+	return l
+}
+
+func (l chainCostLoad) print(gateways []chainCostGateway, load string) {
+	fmt.Printf("  %s\n", load)
 	for i, g := range gateways {
-		perTx[i] = float64(cpu[i].Nanoseconds()) / 1000 / tx[i]
-		fmt.Printf("  gateway %-15s %10.0f tps   proxy CPU %5.1f µs/tx\n", g.target.name, tx[i]/float64(rounds*round), perTx[i])
+		fmt.Printf("    gateway %-15s %10.0f tps   proxy CPU %5.1f µs/tx\n", g.target.name, l.tps[i], l.perTx[i])
 	}
-	ratio := perTx[0] / perTx[1]
-	fmt.Printf("  chain on/off CPU per tx        %6.3f  (goal <= 1.020)\n", ratio)
-	fmt.Printf("  median of the rounds' ratios   %6.3f  (rounds in run order: %.3f)\n", median, roundRatios)
-	b.ReportMetric(perTx[0], "cpu_us_per_tx_chained")
-	b.ReportMetric(perTx[1], "cpu_us_per_tx_unchained")
-	b.ReportMetric(ratio, "ratio_chain_cpu_per_tx")
-	b.ReportMetric(median, "ratio_chain_cpu_per_tx_median")
+	fmt.Printf("    chain on/off CPU per tx        %6.3f  (goal <= 1.020)\n", l.ratio())
+	fmt.Printf("    median of the rounds' ratios   %6.3f  (rounds in run order: %.3f)\n", l.median, l.roundRatios)
 }
 
 // chainCostGateway is a gateway process of BenchmarkPgbenchChainCost.
