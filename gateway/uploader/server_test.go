@@ -28,6 +28,7 @@ type otlpServer struct {
 
 	mu          sync.Mutex
 	requests    int
+	sizes       []int // records in each request, in arrival order (rejected ones too)
 	received    []receivedLog
 	failNext    int // reject this many requests (before storing) with Unavailable
 	partialNext int // answer this many requests with a partial success (after storing)
@@ -66,6 +67,13 @@ func (s *otlpServer) Export(ctx context.Context, req *collogspb.ExportLogsServic
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
+	size := 0
+	for _, rl := range req.GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			size += len(sl.GetLogRecords())
+		}
+	}
+	s.sizes = append(s.sizes, size)
 	md, _ := metadata.FromIncomingContext(ctx)
 	s.headers = append(s.headers, md)
 	if s.failNext > 0 {
@@ -95,6 +103,12 @@ func (s *otlpServer) snapshot() []receivedLog {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]receivedLog(nil), s.received...)
+}
+
+func (s *otlpServer) requestSizes() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.sizes...)
 }
 
 func (s *otlpServer) requestCount() int {

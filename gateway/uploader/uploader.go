@@ -9,7 +9,8 @@
 // acknowledged position never passes a record the collector does not hold.
 // Any failure, including a partial success, ends the cycle: the requests
 // still out are awaited, and everything after the acknowledged position is
-// sent again after a backoff. Delivery is at-least-once from the spool, and
+// sent again after a backoff of at most 2 s, starting with a one-record
+// probe alone in flight. Delivery is at-least-once from the spool, and
 // the collector deduplicates by document id. The exporter's own retry is
 // off, because the spool, not the exporter, is the durable layer.
 //
@@ -41,6 +42,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
 
 	"github.com/pamtrail/pamtrail/gateway/spool"
 )
@@ -64,10 +67,11 @@ type Uploader struct {
 	log   *slog.Logger
 	conv  *converter
 	// exporters has MaxInFlight entries: an otlploggrpc.Exporter sends one
-	// request at a time, so each request in flight takes one of its own
-	// (and its own connection).
+	// request at a time, so each request in flight takes one of its own;
+	// they share conn.
 	exporters chan *otlploggrpc.Exporter
 	all       []*otlploggrpc.Exporter
+	conn      *grpc.ClientConn // shared by all exporters
 
 	mu       sync.Mutex
 	started  bool
@@ -104,38 +108,23 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	conn, err := dial(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []otlploggrpc.Option{
-		otlploggrpc.WithEndpoint(cfg.Endpoint),
+		// Every exporter sends on this one connection (HTTP/2 carries the
+		// requests in flight side by side), so the probe that finds the
+		// collector back also finds the connection ready for the full
+		// requests after it: with a connection per exporter, each of the
+		// others failed at once on its own stale connection error, and a
+		// 300,000-record backlog waited 8 s for all of them to reconnect.
+		otlploggrpc.WithGRPCConn(conn),
 		otlploggrpc.WithTimeout(cfg.Timeout),
 		otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}),
-		// Reconnect at least every second: gRPC's default reconnect backoff
-		// grows to 2 minutes, and an upload attempt fails at once while the
-		// connection waits out its backoff, so a collector that is back
-		// would sit idle for another retry interval. A connection attempt to
-		// a collector that is still down is one refused SYN.
-		otlploggrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: min(cfg.retryCeiling(), maxReconnectDelay)},
-			MinConnectTimeout: cfg.Timeout,
-		})),
-		// Connect to every address the endpoint's name resolves to and
-		// spread requests over them (pick_first, the default, would send
-		// everything to one collector of a tier).
-		otlploggrpc.WithDialOption(grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`)),
-	}
-	if cfg.Compression == CompressionGzip {
-		opts = append(opts, otlploggrpc.WithCompressor(CompressionGzip))
 	}
 	if len(cfg.Headers) > 0 {
 		opts = append(opts, otlploggrpc.WithHeaders(cfg.Headers))
-	}
-	if cfg.Insecure {
-		opts = append(opts, otlploggrpc.WithInsecure())
-	} else {
-		tc, err := cfg.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 	}
 	u := &Uploader{
 		cfg:       cfg,
@@ -147,6 +136,7 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 		done:      make(chan struct{}),
 		flushReq:  make(chan chan error),
 	}
+	u.conn = conn
 	for range cfg.MaxInFlight {
 		exp, err := otlploggrpc.New(context.Background(), opts...)
 		if err != nil {
@@ -159,10 +149,54 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 	return u, nil
 }
 
+// dial makes the connection every exporter sends on. It does not connect:
+// gRPC connects lazily and re-connects after failures.
+func dial(cfg Config) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{
+		// Reconnect at least every second: gRPC's default reconnect backoff
+		// grows to 2 minutes, and an upload attempt fails at once while the
+		// connection waits out its backoff, so a collector that is back
+		// would sit idle for another retry interval. A connection attempt to
+		// a collector that is still down is one refused SYN.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: cfg.InitialBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: min(cfg.retryCeiling(), maxReconnectDelay)},
+			MinConnectTimeout: cfg.Timeout,
+		}),
+		// Connect to every address the endpoint's name resolves to and
+		// spread requests over them (pick_first, the default, would send
+		// everything to one collector of a tier).
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
+		grpc.WithUserAgent("pamtrail-gateway"),
+	}
+	if cfg.Compression == CompressionGzip {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
+	}
+	if cfg.Insecure {
+		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	} else {
+		tc, err := cfg.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	}
+	conn, err := grpc.NewClient(cfg.Endpoint, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("uploader: endpoint %q: %w", cfg.Endpoint, err)
+	}
+	return conn, nil
+}
+
+// shutdownExporters shuts the exporters down, then closes their
+// connection (which they do not own).
 func (u *Uploader) shutdownExporters(ctx context.Context) error {
 	var errs []error
 	for _, exp := range u.all {
 		errs = append(errs, exp.Shutdown(ctx))
+	}
+	if u.conn != nil {
+		errs = append(errs, u.conn.Close())
+		u.conn = nil
 	}
 	return errors.Join(errs...)
 }
@@ -263,6 +297,7 @@ func (u *Uploader) run(ctx context.Context) {
 		case <-full:
 		case reply = <-u.flushReq:
 		}
+		batchesBefore := u.batches.Load()
 		drained, err := u.runCycle(ctx, reply != nil)
 		if reply != nil {
 			reply <- err
@@ -276,6 +311,12 @@ func (u *Uploader) run(ctx context.Context) {
 			delay, backoff = u.cfg.Interval, 0
 			full = u.spool.BacklogReached(u.cfg.MaxBatchRecords)
 		default:
+			if u.batches.Load() != batchesBefore {
+				// The collector took part of the cycle: it is back, and
+				// what failed is most likely a connection of another
+				// request in flight still reconnecting. Retry soon.
+				backoff = 0
+			}
 			backoff = nextBackoff(backoff, u.cfg.InitialBackoff, u.cfg.retryCeiling())
 			delay = jitter(backoff)
 		}
@@ -294,6 +335,13 @@ type request struct {
 	batch spool.Batch
 	done  chan error
 }
+
+// probeRecords is the size of the request a cycle starts with after a
+// failure, alone in flight: a retry against a collector that is still down
+// costs the conversion of one record rather than MaxInFlight full requests,
+// so retries can come every second or two (retryCeiling), and a backlog
+// starts moving within about that of the collector's return.
+const probeRecords = 1
 
 // runCycle reports whether it drained the spool (false when it stopped at
 // maxBatchesPerCycle). BeforeCycle runs first if it is due, or always when
@@ -320,12 +368,13 @@ func (u *Uploader) runCycle(ctx context.Context, always bool) (bool, error) {
 	}
 	var last *spool.Cursor
 	drained := false
+	probing := u.consecutive.Load() > 0
 	for sent := 0; ; {
-		for !drained && sent < maxBatchesPerCycle && len(inFlight) < u.cfg.MaxInFlight {
+		for !drained && sent < maxBatchesPerCycle && len(inFlight) < u.inFlightLimit(probing) {
 			if err := ctx.Err(); err != nil {
 				return abandon(err)
 			}
-			b, err := u.read(last)
+			b, err := u.read(last, probing)
 			if err != nil {
 				return abandon(fmt.Errorf("reading spool: %w", err))
 			}
@@ -348,14 +397,31 @@ func (u *Uploader) runCycle(ctx context.Context, always bool) (bool, error) {
 		if err := u.ack(head.batch); err != nil {
 			return abandon(err)
 		}
+		probing = false
 	}
 }
 
-func (u *Uploader) read(after *spool.Cursor) (spool.Batch, error) {
-	if after == nil {
-		return u.spool.ReadBatch(u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
+// inFlightLimit is how many requests may be outstanding: one while the
+// cycle probes.
+func (u *Uploader) inFlightLimit(probing bool) int {
+	if probing {
+		return 1
 	}
-	return u.spool.ReadBatchAfter(*after, u.cfg.MaxBatchRecords, u.cfg.MaxBatchBytes)
+	return u.cfg.MaxInFlight
+}
+
+// read reads the batch after after (from the acknowledged position when
+// nil): a probe of probeRecords records while probing, a full request
+// otherwise.
+func (u *Uploader) read(after *spool.Cursor, probing bool) (spool.Batch, error) {
+	records := u.cfg.MaxBatchRecords
+	if probing {
+		records = probeRecords
+	}
+	if after == nil {
+		return u.spool.ReadBatch(records, u.cfg.MaxBatchBytes)
+	}
+	return u.spool.ReadBatchAfter(*after, records, u.cfg.MaxBatchBytes)
 }
 
 // send converts b (on the caller's goroutine: the converter is not safe for
