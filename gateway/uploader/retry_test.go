@@ -53,33 +53,6 @@ func TestServerRejectsFirstRequests(t *testing.T) {
 	}
 }
 
-// TestRetryNeverWaitsLongerThanInterval: after a long outage the backoff has
-// grown far past the upload interval, yet once the collector is back the
-// backlog leaves within an interval or two (an attempt may fail just before
-// the connection is re-established), not after one jittered 5-10 s backoff.
-func TestRetryNeverWaitsLongerThanInterval(t *testing.T) {
-	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	addr := srv.addr
-	srv.stop()
-	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
-	cfg := fastConfig(addr)
-	cfg.Interval, cfg.InitialBackoff, cfg.MaxBackoff = time.Second, 20*time.Millisecond, time.Minute
-	u := newUploader(t, sp, cfg)
-	if err := u.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	appendRecords(t, sp, "s1", 0, 10)
-	// Nine failures: an uncapped backoff would now be 20 ms × 2^9 ≈ 10 s,
-	// jittered to 5-10 s.
-	waitFor(t, "nine upload failures while the collector is down", 30*time.Second, func() bool { return u.Stats().Failures >= 9 })
-	srv.listen(t, addr, nil)
-	back := time.Now()
-	waitFor(t, "the backlog acknowledged after the collector came back", 30*time.Second, func() bool { return u.Stats().Uploaded == 10 })
-	if waited := time.Since(back); waited > 3*cfg.Interval {
-		t.Fatalf("the backlog left %v after the collector came back; want within two intervals of %v and a reconnect", waited, cfg.Interval)
-	}
-}
-
 // TestRetryAfterFailureIsAProbe: after a failed request the uploader sends
 // one record alone, and full requests again once that one is accepted, so
 // retrying against a collector that refuses costs next to nothing.
@@ -130,46 +103,60 @@ func TestRetryAfterFailureIsAProbe(t *testing.T) {
 }
 
 // TestBacklogMovesSoonAfterCollectorReturns: after a long outage (a backoff
-// that would have grown well past the interval), the first retry after the
-// collector is back comes within about maxRetryDelay, and the backlog
-// follows in full requests.
+// that would have grown well past the wait it is capped at), the first
+// retry after the collector is back comes within the cap (2 s, or the
+// interval if shorter), and the backlog follows in full requests.
 func TestBacklogMovesSoonAfterCollectorReturns(t *testing.T) {
-	srv := startOTLPServer(t, "127.0.0.1:0", nil)
-	addr := srv.addr
-	srv.stop()
-	sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
-	cfg := fastConfig(addr)
-	cfg.Interval, cfg.InitialBackoff, cfg.MaxBackoff, cfg.MaxBatchRecords = 30*time.Second, 100*time.Millisecond, time.Minute, 500
-	u := newUploader(t, sp, cfg)
-	if err := u.Start(context.Background()); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name                    string
+		interval, initial       time.Duration
+		failures                uint64
+		records, recordsPerSend int
+	}{
+		// Nine failures: uncapped, the next wait would be 20 ms × 2^9 ≈ 10 s.
+		{"interval below the cap", time.Second, 20 * time.Millisecond, 9, 10, 2000},
+		// Seven failures: capped by the interval alone, the next wait would
+		// be 100 ms × 2^7 = 12.8 s, jittered to 6.4-12.8 s.
+		{"interval above the cap", 30 * time.Second, 100 * time.Millisecond, 7, 5000, 500},
 	}
-	appendRecords(t, sp, "s1", 0, 5000)
-	// Seven failures: uncapped but for the interval, the next wait would be
-	// 100 ms × 2^7 = 12.8 s, jittered to 6.4-12.8 s.
-	waitFor(t, "seven upload failures while the collector is down", 30*time.Second, func() bool { return u.Stats().Failures >= 7 })
-	srv.listen(t, addr, nil)
-	back := time.Now()
-	var failuresAtFirstAck uint64
-	deadline := time.Now().Add(30 * time.Second)
-	for u.Stats().Uploaded == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing acknowledged 30 s after the collector came back")
-		}
-		failuresAtFirstAck = u.Stats().Failures
-		time.Sleep(time.Millisecond)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startOTLPServer(t, "127.0.0.1:0", nil)
+			addr := srv.addr
+			srv.stop()
+			sp := openSpool(t, t.TempDir(), testenv.Keyring(t, 1))
+			cfg := fastConfig(addr)
+			cfg.Interval, cfg.InitialBackoff, cfg.MaxBackoff, cfg.MaxBatchRecords = tt.interval, tt.initial, time.Minute, tt.recordsPerSend
+			u := newUploader(t, sp, cfg)
+			if err := u.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			appendRecords(t, sp, "s1", 0, tt.records)
+			waitFor(t, "upload failures while the collector is down", 30*time.Second, func() bool { return u.Stats().Failures >= tt.failures })
+			srv.listen(t, addr, nil)
+			back := time.Now()
+			var failuresAtFirstAck uint64
+			deadline := time.Now().Add(30 * time.Second)
+			for u.Stats().Uploaded == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("nothing acknowledged 30 s after the collector came back")
+				}
+				failuresAtFirstAck = u.Stats().Failures
+				time.Sleep(time.Millisecond)
+			}
+			waitFor(t, "the backlog acknowledged after the collector came back", 30*time.Second, func() bool { return u.Stats().Uploaded == uint64(tt.records) })
+			if waited, limit := time.Since(back), min(tt.interval, maxRetryDelay)+maxReconnectDelay+time.Second; waited > limit {
+				t.Fatalf("the backlog was acknowledged %v after the collector came back, want within %v", waited.Round(time.Millisecond), limit)
+			}
+			// The probe found the connection ready, and the full requests
+			// after it went out on that same connection.
+			if n := u.Stats().Failures - failuresAtFirstAck; n != 0 {
+				t.Fatalf("%d upload failures after the first acknowledgement: requests after the probe met a connection not yet back", n)
+			}
+			// Requests in flight at once arrive in any order.
+			wantEachArrived(t, srv.snapshot(), "s1", tt.records)
+		})
 	}
-	waitFor(t, "the backlog acknowledged after the collector came back", 30*time.Second, func() bool { return u.Stats().Uploaded == 5000 })
-	if waited, limit := time.Since(back), maxRetryDelay+maxReconnectDelay+time.Second; waited > limit {
-		t.Fatalf("the backlog was acknowledged %v after the collector came back, want within %v", waited.Round(time.Millisecond), limit)
-	}
-	// The probe found the connection ready, and the full requests after it
-	// went out on that same connection.
-	if n := u.Stats().Failures - failuresAtFirstAck; n != 0 {
-		t.Fatalf("%d upload failures after the first acknowledgement: requests after the probe met a connection not yet back", n)
-	}
-	// Requests in flight at once arrive in any order.
-	wantEachArrived(t, srv.snapshot(), "s1", 5000)
 }
 
 // wantEachArrived checks that records 0..n-1 of session sid each arrived
