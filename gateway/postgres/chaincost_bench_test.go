@@ -63,7 +63,7 @@ func BenchmarkPgbenchChainCost(b *testing.B) {
 	pg := postgresServer(b)
 	initPgbench(b, pg)
 	rounds := max(1, testenv.BenchSeconds(b, 60)/chainCostRound)
-	rate := chainCostRate(b)
+	rate := testenv.PositiveInt(b, "PAMTRAIL_CHAINCOST_RATE", 2000) // tps per gateway, throttled load
 	gateways := make([]chainCostGateway, len(chainCostVariants))
 	for i, v := range chainCostVariants {
 		gateways[i] = startChainCostGateway(b, v.name)
@@ -84,20 +84,6 @@ func BenchmarkPgbenchChainCost(b *testing.B) {
 }
 
 const chainCostRound = 10 // seconds
-
-// chainCostRate is PAMTRAIL_CHAINCOST_RATE, the throttled load's
-// transactions per second through each gateway.
-func chainCostRate(b *testing.B) int {
-	v := os.Getenv("PAMTRAIL_CHAINCOST_RATE")
-	if v == "" {
-		return 2000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		b.Fatalf("PAMTRAIL_CHAINCOST_RATE=%q is not a positive rate", v)
-	}
-	return n
-}
 
 // chainCostLoad is one load's result: per gateway, transactions per
 // second and proxy CPU per transaction over all rounds.

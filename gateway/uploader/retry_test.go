@@ -86,14 +86,13 @@ func TestRetryAfterFailureIsAProbe(t *testing.T) {
 			if len(sizes) < 1+failed || sizes[0] != 100 {
 				t.Fatalf("requests of %v records: want a full request of 100 first, then probes of %d", sizes, probeRecords)
 			}
-			first := 1
-			probes := sizes[first : first+failed]
+			probes := sizes[1 : 1+failed]
 			for i, n := range probes {
 				if n != probeRecords {
 					t.Fatalf("request %d after the first failure has %d records, want a probe of %d (all: %v)", i, n, probeRecords, sizes)
 				}
 			}
-			if rest := sizes[first+failed:]; len(rest) < 9 || rest[0] != 100 && rest[0] != 99 {
+			if rest := sizes[1+failed:]; len(rest) < 9 || rest[0] != 100 && rest[0] != 99 {
 				t.Fatalf("after the probes: requests of %v records, want full requests again", rest)
 			}
 			// The partially accepted records arrive twice.

@@ -135,8 +135,8 @@ func New(sp Spool, cfg Config) (*Uploader, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		flushReq:  make(chan chan error),
+		conn:      conn,
 	}
-	u.conn = conn
 	for range cfg.MaxInFlight {
 		exp, err := otlploggrpc.New(context.Background(), opts...)
 		if err != nil {

@@ -14,13 +14,20 @@ import (
 // PAMTRAIL_BENCH_SECONDS, or def when it is unset.
 func BenchSeconds(tb testing.TB, def int) int {
 	tb.Helper()
-	s := os.Getenv("PAMTRAIL_BENCH_SECONDS")
+	return PositiveInt(tb, "PAMTRAIL_BENCH_SECONDS", def)
+}
+
+// PositiveInt is environment variable name as a positive integer, or def
+// when it is unset; anything else fails tb.
+func PositiveInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
 	if s == "" {
 		return def
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 {
-		tb.Fatalf("PAMTRAIL_BENCH_SECONDS=%q is not a positive number of seconds", s)
+		tb.Fatalf("%s=%q is not a positive integer", name, s)
 	}
 	return n
 }
