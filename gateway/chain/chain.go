@@ -94,16 +94,15 @@ var headerNames = [...]string{"@event_name", "@body", "@severity_text", "@time_m
 
 // Canon accumulates the canonical form of one record. Header fields are
 // written first in a fixed order; attributes may come in any order and are
-// sorted by key when the link is computed. A Canon is reused record after
+// sorted by key when the link is computed. Values are kept by reference
+// and written out once, when the link is computed: the strings given to a
+// Canon must stay unchanged until then. A Canon is reused record after
 // record (Reset); it is not safe for concurrent use.
 type Canon struct {
 	version Version // 0 is Current
-	body    string  // the header's body, for typeBody
-	head    []byte  // the header's values, each type ‖ value
-	// headEnds are where each header field's value ends in head.
-	headEnds [len(headerNames)]int32
-	attrs    []byte // each attribute's type ‖ value, in arrival order
-	spans    []span // attribute entries in attrs, in arrival order
+	header  header
+	spans   []span // attribute entries, in arrival order
+	strs    []byte // string-array values, each uvarint count ‖ entries
 	// order indexes spans by key. It outlives Reset: records built by the
 	// same code arrive with the same keys in the same order, so the last
 	// order usually fits the next record, which is then checked in one
@@ -118,54 +117,62 @@ type Canon struct {
 	out       []byte
 }
 
-// span is one attribute: its key and where its type ‖ value is in attrs (a
-// record is far below 2 GiB: texts are cut to recording.max_text_bytes,
-// documents to Elasticsearch's request limit).
+// header holds the fields every record has (headerNames' order).
+type header struct {
+	set                           bool
+	eventName, body, severityText string
+	timeMs, observedMs            int64
+}
+
+// span is one attribute: its key, its value type and the value, a string
+// by reference, a number (or a bool) as 8 bits-exact bytes, or a string
+// array as where its entries are in strs.
 type span struct {
-	prefix     uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
-	key        string
-	start, end int32
+	prefix uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
+	key    string
+	str    string
+	num    uint64 // int, double bits or bool; for a string array, start<<32 | end in strs
+	typ    byte
 }
 
 // Reset empties c for the next record, to be linked in version v.
 func (c *Canon) Reset(v Version) {
-	c.version, c.body = v, ""
-	c.head, c.attrs, c.spans = c.head[:0], c.attrs[:0], c.spans[:0]
+	c.version, c.header = v, header{}
+	c.spans, c.strs = c.spans[:0], c.strs[:0]
 }
 
 // shaped reports whether c is linked in a version with shape digests and
 // body references (V3 on).
 func (c *Canon) shaped() bool { return c.version == 0 || c.version >= V3 }
 
-// refersToBody reports whether string value v is written as a reference to
-// the body.
-func (c *Canon) refersToBody(v string) bool {
-	return c.shaped() && len(v) == len(c.body) && v != "" && v == c.body
-}
-
 // Header writes the fields every record has. Times are Unix milliseconds:
 // the exporter writes @timestamp as "<ms>.<ns remainder>" without zero
 // padding, so only the milliseconds survive exactly.
-// c keeps their values (type ‖ value); versions before 3 also name them.
 func (c *Canon) Header(eventName, body, severityText string, timeMs, observedMs int64) {
-	b := c.head
-	b = appendString(append(b, typeString), eventName)
-	c.headEnds[0] = int32(len(b))
-	b = appendString(append(b, typeString), body)
-	c.headEnds[1] = int32(len(b))
-	c.body = body
-	b = appendString(append(b, typeString), severityText)
-	c.headEnds[2] = int32(len(b))
-	b = binary.BigEndian.AppendUint64(append(b, typeInt), uint64(timeMs))
-	c.headEnds[3] = int32(len(b))
-	b = binary.BigEndian.AppendUint64(append(b, typeInt), uint64(observedMs))
-	c.headEnds[4] = int32(len(b))
-	c.head = b
+	c.header = header{true, eventName, body, severityText, timeMs, observedMs}
 }
 
-// begin starts an attribute entry; end closes it after its value.
-func (c *Canon) begin(key string) {
-	c.spans = append(c.spans, span{prefix: keyPrefix(key), key: key, start: int32(len(c.attrs))})
+// appendHeader appends the header's values, each type ‖ value, preceded by
+// its name in versions before 3.
+func (c *Canon) appendHeader(out []byte) []byte {
+	h, named := &c.header, !c.shaped()
+	for k, v := range [...]string{h.eventName, h.body, h.severityText} {
+		if named {
+			out = appendName(out, headerNames[k])
+		}
+		out = appendString(append(out, typeString), v)
+	}
+	for k, v := range [...]int64{h.timeMs, h.observedMs} {
+		if named {
+			out = appendName(out, headerNames[3+k])
+		}
+		out = binary.BigEndian.AppendUint64(append(out, typeInt), uint64(v))
+	}
+	return out
+}
+
+func (c *Canon) add(key string, typ byte, str string, num uint64) {
+	c.spans = append(c.spans, span{prefix: keyPrefix(key), key: key, str: str, num: num, typ: typ})
 }
 
 // keyPrefix is key's first 8 bytes, big-endian, zero-padded.
@@ -178,64 +185,66 @@ func keyPrefix(key string) uint64 {
 	return binary.BigEndian.Uint64(p[:])
 }
 
-func (c *Canon) end() { c.spans[len(c.spans)-1].end = int32(len(c.attrs)) }
-
-// String adds a string attribute.
+// String adds a string attribute. In version 3 a value equal to the body is
+// a reference to it.
 func (c *Canon) String(key, v string) {
-	c.begin(key)
-	if c.refersToBody(v) {
-		c.attrs = append(c.attrs, typeBody)
-	} else {
-		c.attrs = appendString(append(c.attrs, typeString), v)
+	if c.shaped() && len(v) == len(c.header.body) && v != "" && v == c.header.body {
+		c.add(key, typeBody, "", 0)
+		return
 	}
-	c.end()
+	c.add(key, typeString, v, 0)
 }
 
 // Int adds an integer attribute.
-func (c *Canon) Int(key string, v int64) {
-	c.begin(key)
-	c.attrs = binary.BigEndian.AppendUint64(append(c.attrs, typeInt), uint64(v))
-	c.end()
-}
+func (c *Canon) Int(key string, v int64) { c.add(key, typeInt, "", uint64(v)) }
 
 // Double adds a floating-point attribute. NaN and infinities reach
 // Elasticsearch as null, so they are canonical nulls.
 func (c *Canon) Double(key string, v float64) {
-	c.begin(key)
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		c.attrs = append(c.attrs, typeNull)
-	} else {
-		c.attrs = binary.BigEndian.AppendUint64(append(c.attrs, typeDouble), math.Float64bits(v))
+		c.Null(key)
+		return
 	}
-	c.end()
+	c.add(key, typeDouble, "", math.Float64bits(v))
 }
 
 // Null adds an attribute whose value is null.
-func (c *Canon) Null(key string) {
-	c.begin(key)
-	c.attrs = append(c.attrs, typeNull)
-	c.end()
-}
+func (c *Canon) Null(key string) { c.add(key, typeNull, "", 0) }
 
 // Bool adds a boolean attribute.
 func (c *Canon) Bool(key string, v bool) {
-	c.begin(key)
-	b := byte(0)
+	n := uint64(0)
 	if v {
-		b = 1
+		n = 1
 	}
-	c.attrs = append(c.attrs, typeBool, b)
-	c.end()
+	c.add(key, typeBool, "", n)
 }
 
-// Strings adds a string-array attribute.
+// Strings adds a string-array attribute (copied: it is rare, and callers
+// reuse their slices).
 func (c *Canon) Strings(key string, vs []string) {
-	c.begin(key)
-	c.attrs = binary.AppendUvarint(append(c.attrs, typeStrings), uint64(len(vs)))
+	start := len(c.strs)
+	c.strs = binary.AppendUvarint(c.strs, uint64(len(vs)))
 	for _, v := range vs {
-		c.attrs = appendString(c.attrs, v)
+		c.strs = appendString(c.strs, v)
 	}
-	c.end()
+	c.add(key, typeStrings, "", uint64(start)<<32|uint64(len(c.strs)))
+}
+
+// appendValue appends an attribute's type ‖ value.
+func (c *Canon) appendValue(out []byte, s *span) []byte {
+	out = append(out, s.typ)
+	switch s.typ {
+	case typeString:
+		return appendString(out, s.str)
+	case typeInt, typeDouble:
+		return binary.BigEndian.AppendUint64(out, s.num)
+	case typeBool:
+		return append(out, byte(s.num))
+	case typeStrings:
+		return append(out, c.strs[s.num>>32:uint32(s.num)]...)
+	}
+	return out // typeNull, typeBody: the type is the value
 }
 
 // SessionDigest is the digest of a session's constant attributes
@@ -276,22 +285,16 @@ func (c *Canon) Bytes() []byte {
 // value.
 func (c *Canon) appendCanonical(out []byte) []byte {
 	c.sort()
+	if c.header.set {
+		out = c.appendHeader(out)
+	}
 	if !c.shaped() {
-		if len(c.head) > 0 {
-			start := int32(0)
-			for k, name := range headerNames {
-				out = append(appendName(out, name), c.head[start:c.headEnds[k]]...)
-				start = c.headEnds[k]
-			}
-		}
 		return c.appendNamed(out)
 	}
-	out = append(out, c.head...)
 	shape := c.shapeDigest()
 	out = append(out, shape[:]...)
 	for _, i := range c.order {
-		s := c.spans[i]
-		out = append(out, c.attrs[s.start:s.end]...)
+		out = c.appendValue(out, &c.spans[i])
 	}
 	return out
 }
@@ -299,9 +302,8 @@ func (c *Canon) appendCanonical(out []byte) []byte {
 // appendNamed appends the sorted attributes as name ‖ type ‖ value entries.
 func (c *Canon) appendNamed(out []byte) []byte {
 	for _, i := range c.order {
-		s := c.spans[i]
-		out = appendName(out, s.key)
-		out = append(out, c.attrs[s.start:s.end]...)
+		s := &c.spans[i]
+		out = c.appendValue(appendName(out, s.key), s)
 	}
 	return out
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"unsafe"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/pamtrail/pamtrail/gateway/chain"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -87,7 +85,7 @@ func (s *otelSession) appendLocked(event string, rec *record) error {
 	link := s.head
 	if rec.chained {
 		link = rec.canon.Link(s.head, s.constants)
-		rec.hash(schema.AttrChain, link)
+		rec.link(link)
 	}
 	if err := s.spool(rec.b); err != nil {
 		return err
@@ -119,7 +117,7 @@ func (s *otelSession) checkpointLocked(final bool) error {
 	rec.hash(schema.AttrCheckpointHead, cp.Head)
 	rec.str(schema.AttrCheckpointKeyID, cp.KeyID)
 	rec.bool(schema.AttrCheckpointFinal, final)
-	rec.str(schema.AttrCheckpointSignature, base64.StdEncoding.EncodeToString(sig))
+	rec.unchainedStr(schema.AttrCheckpointSignature, base64.StdEncoding.EncodeToString(sig))
 	if err := s.appendLocked(schema.EventCheckpoint, rec); err != nil {
 		return err
 	}
@@ -138,16 +136,14 @@ func (s *otelSession) seal() error {
 	return s.checkpointLocked(true)
 }
 
-// hash writes a chain link as a hex string attribute without allocating.
-func (r *record) hash(key string, h chain.Hash) {
+// link writes the record's own chain link (pam.chain), which its canonical
+// form leaves out, as a hex string attribute without allocating.
+func (r *record) link(h chain.Hash) {
 	var buf [2 * len(chain.Hash{})]byte
 	hex.Encode(buf[:], h[:])
-	if r.canonical(key) {
-		r.canon.String(key, unsafe.String(&buf[0], len(buf)))
-	}
-	size := protowire.SizeTag(anyString) + protowire.SizeBytes(len(buf))
-	r.kv(key, size, func(b []byte) []byte {
-		b = protowire.AppendTag(b, anyString, protowire.BytesType)
-		return protowire.AppendBytes(b, buf[:])
-	})
+	r.unchainedStr(schema.AttrChain, unsafe.String(&buf[0], len(buf)))
 }
+
+// hash writes a chain link (a checkpoint's head) as a hex string attribute
+// that the record's canonical form covers.
+func (r *record) hash(key string, h chain.Hash) { r.str(key, h.String()) }

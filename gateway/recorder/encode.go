@@ -108,10 +108,6 @@ func (r *record) header(event string, ts, observed time.Time, warn bool, body st
 // unsigned nanoseconds OTLP carries.
 func unixMillis(t time.Time) int64 { return int64(uint64(t.UnixNano()) / 1e6) }
 
-// canonical reports whether attribute key goes into the record's canonical
-// form.
-func (r *record) canonical(key string) bool { return r.chained && !schema.ChainExcluded(key) }
-
 func stringValueSize(v string) int {
 	return protowire.SizeTag(anyString) + protowire.SizeBytes(len(v))
 }
@@ -146,14 +142,23 @@ func (r *record) valid(key, v string) string {
 
 func (r *record) str(key, v string) {
 	v = r.valid(key, v)
-	if r.canonical(key) {
+	if r.chained {
 		r.canon.String(key, v)
 	}
 	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
 }
 
+// unchainedStr writes a string attribute that the canonical form leaves
+// out (schema.ChainExcluded): the link itself and the checkpoint signature.
+// Every other attribute of a chained record is canonical; the chain tests
+// recompute each link with ChainExcluded, so a key left out on one side
+// only fails them.
+func (r *record) unchainedStr(key, v string) {
+	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
+}
+
 func (r *record) int(key string, v int64) {
-	if r.canonical(key) {
+	if r.chained {
 		r.canon.Int(key, v)
 	}
 	size := protowire.SizeTag(anyInt) + protowire.SizeVarint(uint64(v))
@@ -164,7 +169,7 @@ func (r *record) int(key string, v int64) {
 }
 
 func (r *record) float(key string, v float64) {
-	if r.canonical(key) {
+	if r.chained {
 		r.canon.Double(key, v)
 	}
 	size := protowire.SizeTag(anyDouble) + protowire.SizeFixed64()
@@ -175,7 +180,7 @@ func (r *record) float(key string, v float64) {
 }
 
 func (r *record) bool(key string, v bool) {
-	if r.canonical(key) {
+	if r.chained {
 		r.canon.Bool(key, v)
 	}
 	size := protowire.SizeTag(anyBool) + protowire.SizeVarint(protowire.EncodeBool(v))
@@ -196,7 +201,7 @@ func (r *record) strs(key string, vs []string) {
 			break
 		}
 	}
-	if r.canonical(key) {
+	if r.chained {
 		r.canon.Strings(key, vs)
 	}
 	arraySize := 0

@@ -166,7 +166,7 @@ func (s *otelSession) queryRecord(q Query) *record {
 		rec.bool(schema.AttrDBParamsTrunc, true)
 	}
 	if q.TxStatus != 0 {
-		rec.str(schema.AttrDBTxStatus, string(q.TxStatus))
+		rec.str(schema.AttrDBTxStatus, txStatusText(q.TxStatus))
 	}
 	if len(q.Columns) > 0 {
 		rec.strs(schema.AttrDBColumns, q.Columns)
@@ -349,6 +349,20 @@ func (s *otelSession) End(e End) error {
 		s.r.opts.OnSessionEnd(s.info.ID)
 	}
 	return err
+}
+
+// txStatusText is a ReadyForQuery status as text, without allocating for
+// the three PostgreSQL sends.
+func txStatusText(status byte) string {
+	switch status {
+	case 'I':
+		return "I"
+	case 'T':
+		return "T"
+	case 'E':
+		return "E"
+	}
+	return string(status)
 }
 
 // dbSystem is the semantic-conventions db.system.name of a resource type.
