@@ -108,13 +108,14 @@ type Canon struct {
 	// order usually fits the next record, which is then checked in one
 	// pass instead of sorted.
 	order []int32
-	// shapeKeys are the sorted keys whose digest is shape; they too
-	// outlive Reset, as the next record usually has the same keys.
-	shapeKeys []string
-	shape     Hash
-	shapeSet  bool // shape is the digest of shapeKeys
-	shapeBuf  []byte
-	out       []byte
+	// sortedKeys are the keys in order; they too outlive Reset, as the
+	// next record usually has the same keys.
+	sortedKeys []string
+	prefixes   []uint64 // each span's keyPrefix, while sorting
+	shape      Hash
+	shapeSet   bool // shape is the digest of sortedKeys
+	shapeBuf   []byte
+	out        []byte
 }
 
 // header holds the fields every record has (headerNames' order).
@@ -128,11 +129,10 @@ type header struct {
 // by reference, a number (or a bool) as 8 bits-exact bytes, or a string
 // array as where its entries are in strs.
 type span struct {
-	prefix uint64 // the key's first 8 bytes, big-endian, zero-padded: most comparisons end here
-	key    string
-	str    string
-	num    uint64 // int, double bits or bool; for a string array, start<<32 | end in strs
-	typ    byte
+	key string
+	str string
+	num uint64 // int, double bits or bool; for a string array, start<<32 | end in strs
+	typ byte
 }
 
 // Reset empties c for the next record, to be linked in version v.
@@ -172,7 +172,7 @@ func (c *Canon) appendHeader(out []byte) []byte {
 }
 
 func (c *Canon) add(key string, typ byte, str string, num uint64) {
-	c.spans = append(c.spans, span{prefix: keyPrefix(key), key: key, str: str, num: num, typ: typ})
+	c.spans = append(c.spans, span{key: key, str: str, num: num, typ: typ})
 }
 
 // keyPrefix is key's first 8 bytes, big-endian, zero-padded.
@@ -309,25 +309,13 @@ func (c *Canon) appendNamed(out []byte) []byte {
 }
 
 // shapeDigest is H("pamtrail record shape v3\x00" ‖ each sorted key as
-// uvarint(len) ‖ key), reused while records keep the same keys.
+// uvarint(len) ‖ key), reused while records keep the same keys (sort).
 func (c *Canon) shapeDigest() Hash {
-	if c.shapeSet && len(c.shapeKeys) == len(c.order) {
-		same := true
-		for k, i := range c.order {
-			if c.shapeKeys[k] != c.spans[i].key {
-				same = false
-				break
-			}
-		}
-		if same {
-			return c.shape
-		}
+	if c.shapeSet {
+		return c.shape
 	}
-	c.shapeKeys = c.shapeKeys[:0]
 	b := append(c.shapeBuf[:0], shapeDomain...)
-	for _, i := range c.order {
-		key := c.spans[i].key
-		c.shapeKeys = append(c.shapeKeys, key)
+	for _, key := range c.sortedKeys {
 		b = appendName(b, key)
 	}
 	c.shapeBuf = b
@@ -335,41 +323,52 @@ func (c *Canon) shapeDigest() Hash {
 	return c.shape
 }
 
-// sort orders the attribute entries by key bytes, keeping the previous
-// record's order when it still sorts this one (insertion sort otherwise:
-// stable, and few moves on records that arrive nearly sorted).
+// sort orders the attribute entries by key bytes. A record built by the
+// same code as the previous one has the same keys at the same positions:
+// the previous order then still sorts it, which one pass comparing its keys
+// with the previous sorted keys shows (mostly by pointer, the keys being
+// the same constants), and the shape digest is still valid. Otherwise an
+// insertion sort: stable, and few moves on records that arrive nearly
+// sorted.
 func (c *Canon) sort() {
 	n := len(c.spans)
-	if len(c.order) == n {
-		sorted := true
-		for k := 1; k < n; k++ {
-			if !c.less(c.order[k-1], c.order[k]) {
-				sorted = false
+	if len(c.order) == n && len(c.sortedKeys) == n {
+		same := true
+		for k, i := range c.order {
+			if c.spans[i].key != c.sortedKeys[k] {
+				same = false
 				break
 			}
 		}
-		if sorted {
+		if same {
 			return
 		}
 	}
-	c.order = c.order[:0]
+	c.order, c.prefixes = c.order[:0], c.prefixes[:0]
 	for i := range n {
 		c.order = append(c.order, int32(i))
+		c.prefixes = append(c.prefixes, keyPrefix(c.spans[i].key))
 	}
 	for i := 1; i < n; i++ {
 		for j := i; j > 0 && c.less(c.order[j], c.order[j-1]); j-- {
 			c.order[j], c.order[j-1] = c.order[j-1], c.order[j]
 		}
 	}
+	c.sortedKeys = c.sortedKeys[:0]
+	for _, i := range c.order {
+		c.sortedKeys = append(c.sortedKeys, c.spans[i].key)
+	}
+	c.shapeSet = false
 }
 
+// less compares two attributes' keys, most often by their first 8 bytes.
 func (c *Canon) less(i, j int32) bool {
-	a, b := &c.spans[i], &c.spans[j]
-	if a.prefix != b.prefix {
-		return a.prefix < b.prefix
+	if a, b := c.prefixes[i], c.prefixes[j]; a != b {
+		return a < b
 	}
-	return a.key < b.key
+	return c.spans[i].key < c.spans[j].key
 }
+
 func appendName(b []byte, name string) []byte {
 	return appendString(b, name)
 }
