@@ -220,8 +220,8 @@ func (c *Canon) Bool(key string, v bool) {
 	c.add(key, typeBool, "", n)
 }
 
-// Strings adds a string-array attribute (copied: it is rare, and callers
-// reuse their slices).
+// Strings adds a string-array attribute, encoded at once into c.strs: a
+// span holds one string or number, not a slice.
 func (c *Canon) Strings(key string, vs []string) {
 	start := len(c.strs)
 	c.strs = binary.AppendUvarint(c.strs, uint64(len(vs)))

@@ -114,7 +114,7 @@ func (s *otelSession) checkpointLocked(final bool) error {
 	defer rec.release()
 	rec.int(schema.AttrCheckpointFrom, cp.From)
 	rec.int(schema.AttrCheckpointTo, cp.To)
-	rec.hash(schema.AttrCheckpointHead, cp.Head)
+	rec.str(schema.AttrCheckpointHead, cp.Head.String())
 	rec.str(schema.AttrCheckpointKeyID, cp.KeyID)
 	rec.bool(schema.AttrCheckpointFinal, final)
 	rec.unchainedStr(schema.AttrCheckpointSignature, base64.StdEncoding.EncodeToString(sig))
@@ -143,7 +143,3 @@ func (r *record) link(h chain.Hash) {
 	hex.Encode(buf[:], h[:])
 	r.unchainedStr(schema.AttrChain, unsafe.String(&buf[0], len(buf)))
 }
-
-// hash writes a chain link (a checkpoint's head) as a hex string attribute
-// that the record's canonical form covers.
-func (r *record) hash(key string, h chain.Hash) { r.str(key, h.String()) }
