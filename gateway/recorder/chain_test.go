@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -92,7 +93,7 @@ func checkChain(t *testing.T, recs []*logspb.LogRecord, pub ed25519.PublicKey) [
 			t.Fatalf("record %d has seq %d", i, seq)
 		}
 		want := linkFromProto(t, r, prev)
-		if got := a[schema.AttrChain].GetStringValue(); got != want.String() {
+		if got := hex.EncodeToString(a[schema.AttrChain].GetBytesValue()); got != want.String() {
 			t.Fatalf("seq %d (%s): pam.chain %s, recomputed %s", i, r.EventName, got, want)
 		}
 		links[int64(i)] = want

@@ -53,6 +53,7 @@ const (
 	anyInt    = 3
 	anyDouble = 4
 	anyArray  = 5
+	anyBytes  = 7
 )
 
 // Severity numbers (logs.proto SeverityNumber).
@@ -149,7 +150,8 @@ func (r *record) str(key, v string) {
 }
 
 // unchainedStr writes a string attribute that the canonical form leaves
-// out (schema.ChainExcluded): the link itself and the checkpoint signature.
+// out (schema.ChainExcluded): the checkpoint signature (the link itself is
+// written by link).
 // Every other attribute of a chained record is canonical; the chain tests
 // recompute each link with ChainExcluded, so a key left out on one side
 // only fails them.

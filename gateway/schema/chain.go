@@ -10,7 +10,7 @@ const (
 	// after seq pam.checkpoint.to is pam.checkpoint.head.
 	EventCheckpoint = "pam.chain.checkpoint"
 
-	AttrChain               = "pam.chain"                // hex SHA-256 link: H(previous link ‖ canonical record)
+	AttrChain               = "pam.chain"                // SHA-256 link, H(previous link ‖ canonical record): 32 bytes, indexed as hex
 	AttrCheckpointFrom      = "pam.checkpoint.from"      // first seq this checkpoint adds to the signed part
 	AttrCheckpointTo        = "pam.checkpoint.to"        // last seq covered (the record before the checkpoint)
 	AttrCheckpointHead      = "pam.checkpoint.head"      // hex pam.chain of seq pam.checkpoint.to

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -38,6 +39,8 @@ func exporterJSON(t *testing.T, r *logspb.LogRecord) json.RawMessage {
 		switch v := kv.Value.Value.(type) {
 		case *commonpb.AnyValue_StringValue:
 			attrs[kv.Key] = v.StringValue
+		case *commonpb.AnyValue_BytesValue:
+			attrs[kv.Key] = hex.EncodeToString(v.BytesValue)
 		case *commonpb.AnyValue_IntValue:
 			attrs[kv.Key] = v.IntValue
 		case *commonpb.AnyValue_BoolValue:
