@@ -117,7 +117,7 @@ func (s *otelSession) checkpointLocked(final bool) error {
 	rec.str(schema.AttrCheckpointHead, cp.Head.String())
 	rec.str(schema.AttrCheckpointKeyID, cp.KeyID)
 	rec.bool(schema.AttrCheckpointFinal, final)
-	rec.unchainedStr(schema.AttrCheckpointSignature, base64.StdEncoding.EncodeToString(sig))
+	rec.encodeStr(schema.AttrCheckpointSignature, base64.StdEncoding.EncodeToString(sig))
 	if err := s.appendLocked(schema.EventCheckpoint, rec); err != nil {
 		return err
 	}

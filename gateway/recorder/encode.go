@@ -146,16 +146,15 @@ func (r *record) str(key, v string) {
 	if r.chained {
 		r.canon.String(key, v)
 	}
-	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
+	r.encodeStr(key, v)
 }
 
-// unchainedStr writes a string attribute that the canonical form leaves
-// out (schema.ChainExcluded): the checkpoint signature (the link itself is
-// written by link).
-// Every other attribute of a chained record is canonical; the chain tests
-// recompute each link with ChainExcluded, so a key left out on one side
-// only fails them.
-func (r *record) unchainedStr(key, v string) {
+// encodeStr writes a string attribute into the record only. Every
+// attribute of a chained record goes into its canonical form through str,
+// except the checkpoint signature, which the chain leaves out
+// (schema.ChainExcluded): the chain tests recompute each link with
+// ChainExcluded, so a key left out on one side only fails them.
+func (r *record) encodeStr(key, v string) {
 	r.kv(key, stringValueSize(v), func(b []byte) []byte { return appendStringValue(b, v) })
 }
 
