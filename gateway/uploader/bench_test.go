@@ -59,10 +59,12 @@ func BenchmarkConvert(b *testing.B) {
 // uploader uses with the generated decoder plus copy it falls back to.
 func BenchmarkDecode(b *testing.B) {
 	payloads := benchPayloads(b, 2000)
+	c := newConverter("gw-bench", "host-bench")
 	b.Run("wire", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			if _, _, err := decodeRecord(payloads[i%len(payloads)]); err != nil {
+			r := c.template
+			if err := decodeRecord(payloads[i%len(payloads)], &r, &c.attrs); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -71,11 +73,12 @@ func BenchmarkDecode(b *testing.B) {
 		b.ReportAllocs()
 		var lr logspb.LogRecord
 		for i := range b.N {
+			r := c.template
 			lr.Reset()
 			if err := proto.Unmarshal(payloads[i%len(payloads)], &lr); err != nil {
 				b.Fatal(err)
 			}
-			recordFromProto(&lr)
+			recordFromProto(&lr, &r)
 		}
 	})
 }

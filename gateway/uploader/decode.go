@@ -1,13 +1,14 @@
 package uploader
 
 import (
-	"context"
 	"errors"
 	"math"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -15,7 +16,8 @@ import (
 // Why a wire-level decoder: decoding a spooled OTLP LogRecord into the
 // generated structs and then copying it into a log.Record cost about half
 // of the uploader's CPU per record (BenchmarkConvert). decodeRecord reads
-// the wire format straight into the API record the SDK emits. It handles
+// the wire format straight into the SDK record that is exported, its
+// strings and bytes pointing into the payload rather than copied. It handles
 // what the recorder writes; anything else (a field it does not know, a
 // field repeated that should not be, invalid UTF-8, deep nesting) makes it
 // give up with errSlowPath, and the record goes through proto.Unmarshal and
@@ -56,18 +58,21 @@ const (
 	fieldListValues = 1 // ArrayValue.values and KeyValueList.values
 )
 
-// decodeRecord maps an OTLP LogRecord in wire format onto the API record
-// exactly as proto.Unmarshal followed by recordFromProto would.
-func decodeRecord(b []byte) (context.Context, log.Record, error) {
-	var r log.Record
+// decodeRecord fills r, a copy of the converter's template (resource, scope
+// and limits set), from an OTLP LogRecord in wire format, exactly as
+// proto.Unmarshal followed by recordFromProto would. The strings and bytes
+// of r point into b, which must stay unchanged as long as r is in use (a
+// spooled payload is never modified). attrs is scratch space, reused from
+// record to record.
+func decodeRecord(b []byte, r *sdklog.Record, attrs *[]log.KeyValue) error {
 	var seen [fieldEventName + 1]bool
-	var attrs []log.KeyValue
+	*attrs = (*attrs)[:0]
 	var traceID, spanID []byte
 	var flags uint32
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > fieldEventName || (seen[num] && num != fieldAttributes) {
-			return nil, r, errSlowPath
+			return errSlowPath
 		}
 		seen[num] = true
 		b = b[n:]
@@ -107,7 +112,7 @@ func decodeRecord(b []byte) (context.Context, log.Record, error) {
 			if err == nil {
 				var kv log.KeyValue
 				kv, err = decodeKeyValue(raw, 0)
-				attrs = append(attrs, kv)
+				*attrs = append(*attrs, kv)
 			}
 		case num == fieldDropped && typ == protowire.VarintType:
 			_, b, err = consumeVarint(b)
@@ -123,25 +128,32 @@ func decodeRecord(b []byte) (context.Context, log.Record, error) {
 				spanID = raw
 			}
 		default:
-			return nil, r, errSlowPath
+			return errSlowPath
 		}
 		if err != nil {
-			return nil, r, err
+			return err
 		}
 	}
-	if len(attrs) > 0 {
-		r.AddAttributes(attrs...)
+	if len(*attrs) > 0 {
+		r.SetAttributes(*attrs...)
 	}
-	ctx := context.Background()
+	setTrace(r, traceID, spanID, flags)
+	return nil
+}
+
+// setTrace sets a record's trace context as the SDK sets it from a
+// context: only with a valid trace id, and then the span id and the low 8
+// bits of the flags as they are.
+func setTrace(r *sdklog.Record, traceID, spanID []byte, flags uint32) {
 	var tid trace.TraceID
-	var sid trace.SpanID
-	if copy(tid[:], traceID) == len(tid) && tid.IsValid() {
-		copy(sid[:], spanID)
-		ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
-			TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(flags & 0xff),
-		}))
+	if copy(tid[:], traceID) != len(tid) || !tid.IsValid() {
+		return
 	}
-	return ctx, r, nil
+	var sid trace.SpanID
+	copy(sid[:], spanID)
+	r.SetTraceID(tid)
+	r.SetSpanID(sid)
+	r.SetTraceFlags(trace.TraceFlags(flags & 0xff))
 }
 
 func decodeKeyValue(b []byte, depth int) (log.KeyValue, error) {
@@ -207,7 +219,7 @@ func decodeAnyValue(b []byte, depth int) (log.Value, error) {
 		case num == fieldAnyBytes && typ == protowire.BytesType:
 			var raw []byte
 			raw, b, err = consumeBytes(b)
-			v = log.BytesValue(append([]byte{}, raw...))
+			v = log.BytesValue(raw)
 		case (num == fieldAnyArray || num == fieldAnyKVList) && typ == protowire.BytesType:
 			var raw []byte
 			if raw, b, err = consumeBytes(b); err == nil {
@@ -283,10 +295,11 @@ func consumeBytes(b []byte) ([]byte, []byte, error) {
 }
 
 // consumeString is consumeBytes for a proto3 string, which must be UTF-8.
+// The string points into b: no copy per key or value.
 func consumeString(b []byte) (string, []byte, error) {
 	raw, rest, err := consumeBytes(b)
-	if err == nil && !utf8.Valid(raw) {
-		err = errSlowPath
+	if err != nil || !utf8.Valid(raw) {
+		return "", rest, errSlowPath
 	}
-	return string(raw), rest, err
+	return unsafe.String(unsafe.SliceData(raw), len(raw)), rest, nil
 }

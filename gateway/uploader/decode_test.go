@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/log"
+	sdklog "go.opentelemetry.io/otel/sdk/log"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
@@ -43,8 +44,12 @@ func decodeSeeds(t testing.TB) [][]byte {
 }
 
 // recordDiff describes how two records differ ("" when they do not).
-func recordDiff(a, b log.Record) string {
+func recordDiff(a, b sdklog.Record) string {
 	switch {
+	case a.TraceID() != b.TraceID() || a.SpanID() != b.SpanID() || a.TraceFlags() != b.TraceFlags():
+		return fmt.Sprintf("trace %v/%v/%v vs %v/%v/%v", a.TraceID(), a.SpanID(), a.TraceFlags(), b.TraceID(), b.SpanID(), b.TraceFlags())
+	case a.Resource() != b.Resource() || a.InstrumentationScope() != b.InstrumentationScope():
+		return "resource or scope differ"
 	case !a.Timestamp().Equal(b.Timestamp()) || !a.ObservedTimestamp().Equal(b.ObservedTimestamp()):
 		return fmt.Sprintf("timestamps %v/%v vs %v/%v", a.Timestamp(), a.ObservedTimestamp(), b.Timestamp(), b.ObservedTimestamp())
 	case a.Severity() != b.Severity() || a.SeverityText() != b.SeverityText() || a.EventName() != b.EventName():
@@ -67,10 +72,11 @@ func recordDiff(a, b log.Record) string {
 
 func TestDecodeRecordMatchesProto(t *testing.T) {
 	seeds := decodeSeeds(t)
+	c := newConverter("gw-test", "host-test")
 	fast := 0
 	for i, payload := range seeds {
-		_, got, err := decodeRecord(payload)
-		if err != nil {
+		got, want := c.template, c.template
+		if err := decodeRecord(payload, &got, &c.attrs); err != nil {
 			continue
 		}
 		fast++
@@ -78,7 +84,7 @@ func TestDecodeRecordMatchesProto(t *testing.T) {
 		if err := proto.Unmarshal(payload, &lr); err != nil {
 			t.Fatalf("seed %d: fast path accepted what proto refuses: %v", i, err)
 		}
-		_, want := recordFromProto(&lr)
+		recordFromProto(&lr, &want)
 		if diff := recordDiff(got, want); diff != "" {
 			t.Errorf("seed %d: %s", i, diff)
 		}
