@@ -15,6 +15,8 @@ func collectorConfig(otlpAddr, healthAddr, esURL, queueDir string) string {
   encrypted_storage:
     storage: file_storage
     key_file: %[2]s/queue.keys
+    large_values:
+      directory: %[2]s/values
 receivers:
   otlp:
     protocols:

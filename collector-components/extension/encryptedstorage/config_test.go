@@ -32,11 +32,20 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{
 			name:     "file",
-			expected: &Config{Storage: component.NewIDWithName(fileStorage, "queue"), KeyFile: "/etc/otelcol-pamtrail/queue.keys"},
+			expected: &Config{Storage: component.NewIDWithName(fileStorage, "queue"), KeyFile: "/etc/otelcol-pamtrail/queue.keys", LargeValues: LargeValuesConfig{MinBytes: defaultMinFileBytes}},
 		},
 		{
 			name:     "env",
-			expected: &Config{Storage: component.NewID(fileStorage), KeyEnv: "PAMTRAIL_COLLECTOR_QUEUE_KEY"},
+			expected: &Config{Storage: component.NewID(fileStorage), KeyEnv: "PAMTRAIL_COLLECTOR_QUEUE_KEY", LargeValues: LargeValuesConfig{MinBytes: defaultMinFileBytes}},
+		},
+		{
+			name: "large_values",
+			expected: &Config{Storage: component.NewID(fileStorage), KeyFile: "/etc/otelcol-pamtrail/queue.keys",
+				LargeValues: LargeValuesConfig{Directory: "/var/lib/otelcol-pamtrail/queue/values", MinBytes: 4096}},
+		},
+		{
+			name:    "bad_min_bytes",
+			errMsgs: []string{"large_values::min_bytes: 0: must be at least 1"},
 		},
 		{
 			name:    "no_storage",

@@ -106,11 +106,22 @@ func (e *encryptedStorage) GetClient(ctx context.Context, kind component.Kind, i
 	if err != nil {
 		return nil, err
 	}
-	if w, ok := innerClient.(storage.Walker); ok {
-		if err := checkKeys(ctx, w, ring); err != nil {
+	name := clientName(kind, id, storageName)
+	sealer, logger := newSealer(ring, name), e.logger.With(zap.String("client", name))
+	var files *valueFiles
+	if dir := e.cfg.LargeValues.Directory; dir != "" {
+		if files, err = openValueFiles(dir, name); err != nil {
 			return nil, errors.Join(err, innerClient.Close(ctx))
 		}
 	}
-	name := clientName(kind, id, storageName)
-	return newClient(innerClient, newSealer(ring, name), e.logger.With(zap.String("client", name))), nil
+	if w, ok := innerClient.(storage.Walker); ok {
+		referenced, err := checkKeys(ctx, w, ring, sealer)
+		if err == nil {
+			err = checkValueFiles(files, referenced, logger)
+		}
+		if err != nil {
+			return nil, errors.Join(err, innerClient.Close(ctx))
+		}
+	}
+	return newClient(innerClient, sealer, logger, files, e.cfg.LargeValues.MinBytes), nil
 }

@@ -257,7 +257,7 @@ func TestKeyRotation(t *testing.T) {
 	sealed, err := raw.Get(ctx, "new")
 	require.NoError(t, err)
 	require.NoError(t, raw.Close(ctx))
-	id, err := parseHeader(sealed)
+	id, _, err := parseHeader(sealed)
 	require.NoError(t, err)
 	assert.Equal(t, newKeyV.ID, id)
 }

@@ -26,9 +26,15 @@ func NewFactory() extension.Factory {
 	)
 }
 
+// defaultMinFileBytes keeps the persistent queue's metadata and small
+// requests in the B-tree, where they cost less than a file and its fsyncs,
+// and moves the requests whose rewriting costs the most.
+const defaultMinFileBytes = 64 << 10
+
 // createDefaultConfig has no key: a default key would defeat the purpose.
+// Large values stay in the wrapped storage unless a directory is set.
 func createDefaultConfig() component.Config {
-	return &Config{}
+	return &Config{LargeValues: LargeValuesConfig{MinBytes: defaultMinFileBytes}}
 }
 
 func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {

@@ -11,10 +11,11 @@ import (
 	"fmt"
 )
 
-// Sealed value format, version 1:
+// Sealed value format:
 //
 //	 0  magic "PTES"
-//	 4  format version (1 byte) = 1
+//	 4  format (1 byte): 1 a value, 2 a reference to a value file (the
+//	    plaintext is the file's id; see values.go)
 //	 5  key id (8 ASCII hex characters) of the key that sealed the value
 //	13  nonce (12 random bytes)
 //	25  AES-256-GCM ciphertext and 16-byte tag
@@ -32,7 +33,8 @@ import (
 // `pamtrail keygen --rotate` starts a new key long before.
 const (
 	sealMagic     = "PTES"
-	sealVersion   = 1
+	formatValue   = 1
+	formatRef     = 2
 	keyIDSize     = 8
 	nonceSize     = 12
 	headerSize    = len(sealMagic) + 1 + keyIDSize + nonceSize
@@ -70,13 +72,23 @@ func newSealer(keys keyring, clientName string) *sealer {
 
 // seal returns the sealed form of value stored under key.
 func (s *sealer) seal(key string, value []byte) ([]byte, error) {
+	return s.sealFormat(formatValue, key, value)
+}
+
+// sealRef returns the sealed reference to the value file fileID, stored
+// under key.
+func (s *sealer) sealRef(key, fileID string) ([]byte, error) {
+	return s.sealFormat(formatRef, key, []byte(fileID))
+}
+
+func (s *sealer) sealFormat(format byte, key string, value []byte) ([]byte, error) {
 	id, aead := s.keys.CurrentAEAD()
 	if len(id) != keyIDSize || aead == nil || aead.NonceSize() != nonceSize {
 		return nil, fmt.Errorf("current key %q is not an AES-GCM key with an 8-character id", id)
 	}
 	out := make([]byte, headerSize, headerSize+len(value)+aead.Overhead())
 	copy(out, sealMagic)
-	out[len(sealMagic)] = sealVersion
+	out[len(sealMagic)] = format
 	copy(out[len(sealMagic)+1:], id)
 	nonce := out[aadHeaderSize:headerSize]
 	if _, err := rand.Read(nonce); err != nil {
@@ -88,13 +100,27 @@ func (s *sealer) seal(key string, value []byte) ([]byte, error) {
 // open returns the plaintext of a sealed value stored under key. A nil
 // value (not found) opens to nil.
 func (s *sealer) open(key string, sealed []byte) ([]byte, error) {
+	plain, format, err := s.openAny(key, sealed)
+	if err == nil && format == formatRef {
+		return nil, fmt.Errorf("%w: a reference to a value file where a value was expected", errNotSealed)
+	}
+	return plain, err
+}
+
+// openAny opens a sealed value or reference and says which it is.
+func (s *sealer) openAny(key string, sealed []byte) ([]byte, byte, error) {
 	if sealed == nil {
-		return nil, nil
+		return nil, formatValue, nil
 	}
-	id, err := parseHeader(sealed)
+	id, format, err := parseHeader(sealed)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	plain, err := s.openWith(id, key, sealed)
+	return plain, format, err
+}
+
+func (s *sealer) openWith(id, key string, sealed []byte) ([]byte, error) {
 	aead, ok := s.keys.AEAD(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: key id %s", errUnknownKey, id)
@@ -109,22 +135,23 @@ func (s *sealer) open(key string, sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// parseHeader checks the fixed header and returns the key id. It reads
-// untrusted bytes from disk and must never panic.
-func parseHeader(sealed []byte) (string, error) {
+// parseHeader checks the fixed header and returns the key id and the
+// format. It reads untrusted bytes from disk and must never panic.
+func parseHeader(sealed []byte) (string, byte, error) {
 	if len(sealed) < headerSize || string(sealed[:len(sealMagic)]) != sealMagic {
-		return "", errNotSealed
+		return "", 0, errNotSealed
 	}
-	if v := sealed[len(sealMagic)]; v != sealVersion {
-		return "", fmt.Errorf("%w: unsupported format version %d (want %d)", errNotSealed, v, sealVersion)
+	format := sealed[len(sealMagic)]
+	if format != formatValue && format != formatRef {
+		return "", 0, fmt.Errorf("%w: unsupported format %d (want %d or %d)", errNotSealed, format, formatValue, formatRef)
 	}
 	id := sealed[len(sealMagic)+1 : aadHeaderSize]
 	for _, c := range id {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return "", fmt.Errorf("%w: malformed key id", errNotSealed)
+			return "", 0, fmt.Errorf("%w: malformed key id", errNotSealed)
 		}
 	}
-	return string(id), nil
+	return string(id), format, nil
 }
 
 func (s *sealer) aad(key string, header []byte) []byte {

@@ -145,7 +145,7 @@ func TestSealRotation(t *testing.T) {
 	assert.Equal(t, "before", string(plain))
 	sealedNew, err := after.seal("2", []byte("after"))
 	require.NoError(t, err)
-	id, err := parseHeader(sealedNew)
+	id, _, err := parseHeader(sealedNew)
 	require.NoError(t, err)
 	assert.Equal(t, newKeyV.ID, id)
 }
