@@ -183,29 +183,33 @@ func (c *client) removeFiles(ids []string) {
 // concurrent Delete or Set of the same key removed it reads as that key's
 // current value.
 func (c *client) load(ctx context.Context, key string, stored []byte) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		plain, id, err := c.openStored(key, stored)
-		if err != nil || id == "" {
-			return plain, err
-		}
-		sealed, err := c.files.read(id)
-		if errors.Is(err, os.ErrNotExist) && attempt == 0 {
-			if stored, err = c.inner.Get(ctx, key); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err != nil {
-			err = fmt.Errorf("encrypted_storage: the value of %q is in a file that cannot be read: %w", key, err)
-			c.logger.Error("stored value cannot be read", zap.String("key", key), zap.Error(err))
-			return nil, err
-		}
-		plain, err = c.sealer.open(fileKey(key, id), sealed)
-		if err != nil {
-			return nil, c.openFailed(key, fmt.Errorf("value file %s: %w", id, err))
-		}
-		return plain, nil
+	plain, err := c.loadOnce(key, stored)
+	if !errors.Is(err, os.ErrNotExist) {
+		return plain, err
 	}
+	if stored, err = c.inner.Get(ctx, key); err != nil {
+		return nil, err
+	}
+	return c.loadOnce(key, stored)
+}
+
+// loadOnce is load without the second look: Walk uses it, as it runs
+// inside the wrapped client's transaction.
+func (c *client) loadOnce(key string, stored []byte) ([]byte, error) {
+	plain, id, err := c.openStored(key, stored)
+	if err != nil || id == "" {
+		return plain, err
+	}
+	sealed, err := c.files.read(id)
+	if err != nil {
+		err = fmt.Errorf("encrypted_storage: the value of %q is in a file that cannot be read: %w", key, err)
+		c.logger.Error("stored value cannot be read", zap.String("key", key), zap.Error(err))
+		return nil, err
+	}
+	if plain, err = c.sealer.open(fileKey(key, id), sealed); err != nil {
+		return nil, c.openFailed(key, fmt.Errorf("value file %s: %w", id, err))
+	}
+	return plain, nil
 }
 
 // openStored opens a stored value; for a reference it returns the file id
@@ -218,8 +222,11 @@ func (c *client) openStored(key string, stored []byte) (plain []byte, fileID str
 	if format != formatRef {
 		return plain, "", nil
 	}
-	if c.files == nil || !validFileID(string(plain)) {
+	if c.files == nil {
 		return nil, "", c.openFailed(key, errors.New("a reference to a value file, and large_values::directory is not set"))
+	}
+	if !validFileID(string(plain)) {
+		return nil, "", c.openFailed(key, errors.New("a reference to a value file with a malformed id"))
 	}
 	return nil, string(plain), nil
 }
@@ -246,7 +253,7 @@ func (c *client) Close(ctx context.Context) error {
 // next start's sweep.
 func (c *walkingClient) Walk(ctx context.Context, fn storage.WalkFunc) error {
 	return c.walker.Walk(ctx, func(key string, stored []byte) ([]*storage.Operation, error) {
-		plain, err := c.load(ctx, key, stored)
+		plain, err := c.loadOnce(key, stored)
 		if err != nil {
 			return nil, err
 		}

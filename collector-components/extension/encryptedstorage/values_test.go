@@ -191,7 +191,8 @@ func TestValueFilesProblemsFailStart(t *testing.T) {
 }
 
 // TestSwappedValueFilesAreRejected: a value file's content moved to another
-// key's file, or altered, fails authentication.
+// key's file fails authentication, and a file gone while running is an
+// error naming the key.
 func TestSwappedValueFilesAreRejected(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -219,6 +220,10 @@ func TestSwappedValueFilesAreRejected(t *testing.T) {
 		assert.ErrorContains(t, err, fmt.Sprintf("the value of %q", key))
 		assert.Nil(t, got)
 	}
+	require.NoError(t, os.Remove(second))
+	got, err := c.Get(ctx, "2")
+	assert.ErrorContains(t, err, `the value of "2" is in a file that cannot be read`)
+	assert.Nil(t, got)
 	require.NoError(t, c.Close(ctx))
 }
 
