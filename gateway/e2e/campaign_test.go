@@ -11,11 +11,13 @@ package e2e
 
 import (
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,7 +149,30 @@ func TestCampaignElasticsearchDown(t *testing.T) {
 	proxy := startProxy(t, hostPort(t, s.esURL))
 	writeFile(t, s.colConfig, collectorConfig(s.otlpAddr, s.healthAddr, "http://"+proxy.addr, filepath.Join(s.dir, "queue")))
 	s.start()
-	runOutageCampaign(t, s, plan, "elasticsearch", proxy.cut, proxy.restore)
+	runOutageCampaign(t, s, plan, "elasticsearch", proxy.cut, func() {
+		// The queue holds the outage's requests, each in a value file of
+		// its own (encrypted_storage's large_values), not in bbolt.
+		if n := valueFileCount(t, filepath.Join(s.dir, "queue", "values")); n == 0 {
+			t.Errorf("the collector's queue holds no value file after a %v Elasticsearch outage: large_values is not in use", plan.outage)
+		}
+		proxy.restore()
+	})
+}
+
+// valueFileCount counts encrypted_storage's value files under dir.
+func valueFileCount(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".value") {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the collector's value files: %v", err)
+	}
+	return n
 }
 
 // runOutageCampaign runs the workload through an outage made by down() and
