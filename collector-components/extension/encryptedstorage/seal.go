@@ -145,13 +145,11 @@ func parseHeader(sealed []byte) (string, byte, error) {
 	if format != formatValue && format != formatRef {
 		return "", 0, fmt.Errorf("%w: unsupported format %d (want %d or %d)", errNotSealed, format, formatValue, formatRef)
 	}
-	id := sealed[len(sealMagic)+1 : aadHeaderSize]
-	for _, c := range id {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return "", 0, fmt.Errorf("%w: malformed key id", errNotSealed)
-		}
+	id := string(sealed[len(sealMagic)+1 : aadHeaderSize])
+	if !isLowerHex(id) {
+		return "", 0, fmt.Errorf("%w: malformed key id", errNotSealed)
 	}
-	return string(id), format, nil
+	return id, format, nil
 }
 
 func (s *sealer) aad(key string, header []byte) []byte {
@@ -162,4 +160,15 @@ func (s *sealer) aad(key string, header []byte) []byte {
 	aad = binary.AppendUvarint(aad, uint64(len(key)))
 	aad = append(aad, key...)
 	return append(aad, header...)
+}
+
+// isLowerHex reports whether s is only lower-case hexadecimal digits, as key
+// ids and value file ids are.
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -68,13 +68,7 @@ func newFileID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func validFileID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	_, err := hex.DecodeString(id)
-	return err == nil && strings.ToLower(id) == id
-}
+func validFileID(id string) bool { return len(id) == 32 && isLowerHex(id) }
 
 // fileKey is the storage key a value file's content is sealed under: the
 // value's key and the file's id, so that a file moved to another key or
