@@ -8,6 +8,7 @@ import (
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
@@ -86,37 +87,47 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkUploadBacklog drains a spooled backlog to a real OTLP/gRPC server
 // on loopback (which only decodes and counts): the uploader's own ceiling,
 // with everything it does per record (spool read and AES-GCM open,
-// conversion, OTLP encoding, gzip, gRPC, in-order acks).
+// conversion, OTLP encoding, gzip, gRPC, in-order acks). It runs with the
+// uploader's codec and with gRPC's protobuf codec, alternating, so the two
+// are compared side by side.
 func BenchmarkUploadBacklog(b *testing.B) {
 	const records = 50_000
 	payloads := benchPayloads(b, records)
 	srv := startOTLPServer(b, "127.0.0.1:0", nil)
-	for range b.N {
-		b.StopTimer()
-		sp := openSpool(b, b.TempDir(), testenv.Keyring(b, 1))
-		for _, p := range payloads {
-			if _, err := sp.Append(p); err != nil {
-				b.Fatal(err)
+	codecs := []struct {
+		name  string
+		codec encoding.CodecV2
+	}{{"codec=pamtrail", newLogsCodec()}, {"codec=protobuf", encoding.GetCodecV2("proto")}}
+	for _, c := range codecs {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				sp := openSpool(b, b.TempDir(), testenv.Keyring(b, 1))
+				for _, p := range payloads {
+					if _, err := sp.Append(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cfg := fastConfig(srv.addr)
+				cfg.Interval, cfg.MaxBatchRecords, cfg.codec = time.Hour, 2000, c.codec
+				u, err := New(sp, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				for {
+					if err := u.Flush(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+					if u.Stats().Pending == 0 {
+						break
+					}
+				}
+				b.ReportMetric(float64(records)/time.Since(start).Seconds(), "records/s")
+				b.StopTimer()
+				_ = u.Shutdown(context.Background())
 			}
-		}
-		cfg := fastConfig(srv.addr)
-		cfg.Interval, cfg.MaxBatchRecords = time.Hour, 2000
-		u, err := New(sp, cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		start := time.Now()
-		if err := u.Flush(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		for u.Stats().Pending > 0 {
-			if err := u.Flush(context.Background()); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(records)/time.Since(start).Seconds(), "records/s")
-		b.StopTimer()
-		_ = u.Shutdown(context.Background())
+		})
 	}
 }

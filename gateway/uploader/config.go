@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/encoding"
 )
 
 // Defaults.
@@ -82,6 +84,10 @@ type Config struct {
 	BeforeCycle func()
 	// Logger receives failures and recoveries. Default: discard.
 	Logger *slog.Logger
+
+	// codec encodes the connection's messages; nil is logsCodec. Set only
+	// by the benchmark that compares it with gRPC's protobuf codec.
+	codec encoding.CodecV2
 }
 
 func (c *Config) applyDefaults() {

@@ -30,34 +30,6 @@ var errSlowPath = errors.New("uploader: record needs the generated decoder")
 // maxValueDepth bounds nested arrays and maps on the fast path.
 const maxValueDepth = 32
 
-// OTLP field numbers (opentelemetry/proto/logs/v1 and common/v1).
-const (
-	fieldTime           = 1
-	fieldSeverityNumber = 2
-	fieldSeverityText   = 3
-	fieldBody           = 5
-	fieldAttributes     = 6
-	fieldDropped        = 7
-	fieldFlags          = 8
-	fieldTraceID        = 9
-	fieldSpanID         = 10
-	fieldObservedTime   = 11
-	fieldEventName      = 12
-
-	fieldKVKey   = 1
-	fieldKVValue = 2
-
-	fieldAnyString = 1
-	fieldAnyBool   = 2
-	fieldAnyInt    = 3
-	fieldAnyDouble = 4
-	fieldAnyArray  = 5
-	fieldAnyKVList = 6
-	fieldAnyBytes  = 7
-
-	fieldListValues = 1 // ArrayValue.values and KeyValueList.values
-)
-
 // decodeRecord fills r, a copy of the converter's template (resource, scope
 // and limits set), from an OTLP LogRecord in wire format, exactly as
 // proto.Unmarshal followed by recordFromProto would. The strings and bytes

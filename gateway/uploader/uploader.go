@@ -19,8 +19,9 @@
 // waits for its upload, not a pace.
 //
 // Records are rebuilt through the OTel log SDK (a LoggerProvider attaches
-// the resource and scope; otlploggrpc encodes and sends), which costs a
-// decode of the spooled OTLP bytes, an SDK record and an encode per record.
+// the resource and scope; otlploggrpc builds the export request and sends
+// it, encoded by logsCodec), which costs a decode of the spooled OTLP
+// bytes, an SDK record and an encode per record.
 // The decode was the largest part: BenchmarkDecode measured the generated
 // protobuf decoder plus copy at 79 allocations per statement record, the
 // wire-level decoder in decode.go at 34, two to three times faster. The
@@ -28,6 +29,7 @@
 package uploader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +45,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 
 	"github.com/pamtrail/pamtrail/gateway/spool"
@@ -167,6 +170,7 @@ func dial(cfg Config) (*grpc.ClientConn, error) {
 		// everything to one collector of a tier).
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`),
 		grpc.WithUserAgent("pamtrail-gateway"),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(cmp.Or[encoding.CodecV2](cfg.codec, newLogsCodec()))),
 	}
 	if cfg.Compression == CompressionGzip {
 		opts = append(opts, grpc.WithDefaultCallOptions(grpc.UseCompressor(gzip.Name)))
