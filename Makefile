@@ -123,9 +123,9 @@ bench: build
 	$(GO) test -run '^$$' -bench '^BenchmarkTerminateLatency$$' -benchtime 200x ./gateway/postgres/ | grep -E '^(Benchmark|ok|FAIL)' | tee $(PAMTRAIL_HOME)/bench-control.txt
 	PAMTRAIL_BENCH_BACKLOG_MB=1024 $(GO) test -run '^$$' -bench . -benchmem ./gateway/spool/ ./gateway/recorder/ ./gateway/redact/ ./collector-components/... | tee $(PAMTRAIL_HOME)/bench-components.txt
 	$(GO) test -run '^$$' -bench '^Benchmark(DecodeText|TrackerPgbenchSelect)$$' -benchmem -count 5 ./gateway/postgres/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
-	$(GO) test -run '^$$' -bench '^Benchmark(Convert|Decode|UploadBacklog)$$' -benchmem ./gateway/uploader/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Convert|Decode|LogsCodec|UploadBacklog)$$' -benchmem ./gateway/uploader/ | tee -a $(PAMTRAIL_HOME)/bench-components.txt
 	$(SERVICES) up elasticsearch
-	$(GO) test -run '^$$' -bench '^Benchmark(Delivery|Fairness)$$' -benchtime 1x -timeout 90m ./gateway/e2e/ | tee $(PAMTRAIL_HOME)/bench-delivery.txt
+	$(GO) test -run '^$$' -bench '^Benchmark(Delivery|UpstreamFloor|Fairness)$$' -benchtime 1x -timeout 90m ./gateway/e2e/ | tee $(PAMTRAIL_HOME)/bench-delivery.txt
 
 soak: build services
 	PAMTRAIL_SOAK=1 $(GO) test -v -count=1 -timeout 150m -run 'Campaign' ./gateway/e2e/... | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|campaign'
