@@ -3,6 +3,7 @@ package uploader
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -221,5 +223,39 @@ func BenchmarkLogsCodec(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(records)), "ns/record")
 		})
+	}
+}
+
+// TestLogsCodecKnowsEveryField: the codec writes the fields it knows and
+// would silently drop a field a newer go.opentelemetry.io/proto/otlp adds
+// to these messages, so every field of every message it encodes is listed
+// here as written or as a reason to fall back, and an upgrade that adds one
+// fails this test until the codec handles it.
+func TestLogsCodecKnowsEveryField(t *testing.T) {
+	covered := map[proto.Message][]protowire.Number{
+		&collogspb.ExportLogsServiceRequest{}: {fieldResourceLogs},
+		&logspb.ResourceLogs{}:                {fieldRLResource, fieldRLScopeLogs, fieldRLSchemaURL},
+		&resourcepb.Resource{}:                {fieldResourceAttributes, fieldResourceDropped, 3 /* entity_refs: falls back */},
+		&logspb.ScopeLogs{}:                   {fieldSLScope, fieldSLLogRecords, fieldSLSchemaURL},
+		&commonpb.InstrumentationScope{}:      {fieldScopeName, fieldScopeVersion, fieldScopeAttributes, fieldScopeDropped},
+		&logspb.LogRecord{}: {fieldTime, fieldSeverityNumber, fieldSeverityText, fieldBody, fieldAttributes, fieldDropped,
+			fieldFlags, fieldTraceID, fieldSpanID, fieldObservedTime, fieldEventName},
+		&commonpb.KeyValue{}: {fieldKVKey, fieldKVValue, 3 /* key_strindex: falls back */},
+		&commonpb.AnyValue{}: {fieldAnyString, fieldAnyBool, fieldAnyInt, fieldAnyDouble, fieldAnyArray, fieldAnyKVList, fieldAnyBytes,
+			8 /* string_value_strindex: falls back */},
+		&commonpb.ArrayValue{}:   {fieldListValues},
+		&commonpb.KeyValueList{}: {fieldListValues},
+	}
+	for msg, numbers := range covered {
+		fields := msg.ProtoReflect().Descriptor().Fields()
+		var declared []protowire.Number
+		for i := range fields.Len() {
+			declared = append(declared, fields.Get(i).Number())
+		}
+		slices.Sort(declared)
+		slices.Sort(numbers)
+		if !slices.Equal(declared, numbers) {
+			t.Errorf("%s has fields %v, the codec knows %v", msg.ProtoReflect().Descriptor().FullName(), declared, numbers)
+		}
 	}
 }
