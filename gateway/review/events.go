@@ -281,6 +281,9 @@ func (c *Client) search(ctx context.Context, index string, body any) ([]byte, er
 		c.ES.Search.WithBody(&buf),
 		c.ES.Search.WithIgnoreUnavailable(true),
 		c.ES.Search.WithAllowNoIndices(true),
+		// A failed shard fails the search: its partial answer would show
+		// a session with events missing, as if they had been deleted.
+		c.ES.Search.WithAllowPartialSearchResults(false),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch search: %w", err)

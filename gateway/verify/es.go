@@ -18,39 +18,104 @@ import (
 )
 
 // Store reads what verification needs from Elasticsearch.
+//
+// Every search refuses partial results: when a shard fails (a rejected
+// search, a scroll-context limit, a node gone), Elasticsearch would
+// otherwise answer with the other shards' documents alone, and a session
+// read in part looks tampered with, or absent.
 type Store struct {
 	ES *elasticsearch.Client
+	// Index is the events indices' pattern; empty is
+	// schema.EventsIndexPattern.
+	Index string
 }
 
-// pageSize is how many event documents one scroll page holds.
+func (s Store) eventsIndex() string {
+	if s.Index != "" {
+		return s.Index
+	}
+	return schema.EventsIndexPattern
+}
+
+// pageSize is how many event documents one search or scroll page holds.
 const pageSize = 5000
 
-// Events returns every event document of a session, as indexed.
+// eventsPage is one page of a session's events.
+type eventsPage struct {
+	ScrollID string `json:"_scroll_id"`
+	Shards   shards `json:"_shards"`
+	Hits     struct {
+		Hits []struct {
+			ID     string          `json:"_id"`
+			Source json.RawMessage `json:"_source"`
+		} `json:"hits"`
+	} `json:"hits"`
+}
+
+// shards is a search response's shard summary. A scroll page after the
+// first reports a failed shard here, not as an error.
+type shards struct {
+	Total    int `json:"total"`
+	Failed   int `json:"failed"`
+	Failures []struct {
+		Index  string `json:"index"`
+		Reason struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		} `json:"reason"`
+	} `json:"failures"`
+}
+
+func (sh shards) err() error {
+	if sh.Failed == 0 {
+		return nil
+	}
+	if len(sh.Failures) > 0 {
+		f := sh.Failures[0]
+		return fmt.Errorf("%d of %d shards failed (%s: %s: %s): the answer would be partial", sh.Failed, sh.Total, f.Index, f.Reason.Type, f.Reason.Reason)
+	}
+	return fmt.Errorf("%d of %d shards failed: the answer would be partial", sh.Failed, sh.Total)
+}
+
+// Events returns every event document of a session, as indexed. A session
+// that fits in one page is read with one search; a larger one with a
+// scroll, which holds a context on every shard of the events indices until
+// it is cleared, so only the sessions that need one open one.
 func (s Store) Events(ctx context.Context, sessionID string) ([]Doc, error) {
 	query := map[string]any{
 		"size":  pageSize,
 		"query": map[string]any{"term": map[string]any{"attributes." + schema.AttrSessionID: sessionID}},
 		"sort":  []any{"_doc"},
 	}
-	res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.EventsIndexPattern),
-		s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithScroll(time.Minute), s.ES.Search.WithIgnoreUnavailable(true))
+	read := func(res *esapi.Response, err error) (eventsPage, error) {
+		var page eventsPage
+		if err := decode(res, err, &page); err != nil {
+			return page, fmt.Errorf("reading the events of session %s: %w", sessionID, err)
+		}
+		if err := page.Shards.err(); err != nil {
+			return page, fmt.Errorf("reading the events of session %s: %w", sessionID, err)
+		}
+		return page, nil
+	}
+	search := func(opts ...func(*esapi.SearchRequest)) (eventsPage, error) {
+		opts = append(opts, s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(s.eventsIndex()), s.ES.Search.WithBody(jsonBody(query)),
+			s.ES.Search.WithIgnoreUnavailable(true), s.ES.Search.WithAllowPartialSearchResults(false))
+		return read(s.ES.Search(opts...))
+	}
+	page, err := search()
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Hits.Hits) < pageSize {
+		return appendDocs(nil, page), nil
+	}
+	page, err = search(s.ES.Search.WithScroll(time.Minute))
 	var docs []Doc
 	for {
-		var page struct {
-			ScrollID string `json:"_scroll_id"`
-			Hits     struct {
-				Hits []struct {
-					ID     string          `json:"_id"`
-					Source json.RawMessage `json:"_source"`
-				} `json:"hits"`
-			} `json:"hits"`
+		if err != nil {
+			return nil, err
 		}
-		if err := decode(res, err, &page); err != nil {
-			return nil, fmt.Errorf("reading the events of session %s: %w", sessionID, err)
-		}
-		for _, h := range page.Hits.Hits {
-			docs = append(docs, Doc{ID: h.ID, Source: h.Source})
-		}
+		docs = appendDocs(docs, page)
 		if len(page.Hits.Hits) < pageSize || page.ScrollID == "" {
 			if page.ScrollID != "" {
 				if r, err := s.ES.ClearScroll(s.ES.ClearScroll.WithContext(ctx), s.ES.ClearScroll.WithScrollID(page.ScrollID)); err == nil {
@@ -59,8 +124,15 @@ func (s Store) Events(ctx context.Context, sessionID string) ([]Doc, error) {
 			}
 			return docs, nil
 		}
-		res, err = s.ES.Scroll(s.ES.Scroll.WithContext(ctx), s.ES.Scroll.WithScrollID(page.ScrollID), s.ES.Scroll.WithScroll(time.Minute))
+		page, err = read(s.ES.Scroll(s.ES.Scroll.WithContext(ctx), s.ES.Scroll.WithScrollID(page.ScrollID), s.ES.Scroll.WithScroll(time.Minute)))
 	}
+}
+
+func appendDocs(docs []Doc, page eventsPage) []Doc {
+	for _, h := range page.Hits.Hits {
+		docs = append(docs, Doc{ID: h.ID, Source: h.Source})
+	}
+	return docs
 }
 
 // State reads the session document's status and checkpoint.
@@ -106,8 +178,8 @@ func (s Store) SessionsSince(ctx context.Context, since time.Time, gatewayID str
 		if after != nil {
 			query["search_after"] = after
 		}
-		res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.EventsIndexPattern),
-			s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true))
+		res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(s.eventsIndex()),
+			s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true), s.ES.Search.WithAllowPartialSearchResults(false))
 		var page struct {
 			Hits struct {
 				Hits []struct {
@@ -143,7 +215,7 @@ type keyDoc struct {
 func (s Store) Keys(ctx context.Context) ([]keys.PublicKey, error) {
 	query := map[string]any{"size": 10000, "query": map[string]any{"match_all": map[string]any{}}}
 	res, err := s.ES.Search(s.ES.Search.WithContext(ctx), s.ES.Search.WithIndex(schema.KeysIndex),
-		s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true))
+		s.ES.Search.WithBody(jsonBody(query)), s.ES.Search.WithIgnoreUnavailable(true), s.ES.Search.WithAllowPartialSearchResults(false))
 	var page struct {
 		Hits struct {
 			Hits []struct {
@@ -197,7 +269,7 @@ func (s Store) PublishKeys(ctx context.Context, pubs []keys.PublicKey) error {
 // session sees all of it.
 func (s Store) Refresh(ctx context.Context) {
 	res, err := s.ES.Indices.Refresh(s.ES.Indices.Refresh.WithContext(ctx),
-		s.ES.Indices.Refresh.WithIndex(schema.EventsIndexPattern, schema.SessionsIndex), s.ES.Indices.Refresh.WithIgnoreUnavailable(true))
+		s.ES.Indices.Refresh.WithIndex(s.eventsIndex(), schema.SessionsIndex), s.ES.Indices.Refresh.WithIgnoreUnavailable(true))
 	if err == nil {
 		res.Body.Close()
 	}

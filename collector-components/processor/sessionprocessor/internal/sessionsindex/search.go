@@ -55,8 +55,10 @@ func (e *Elasticsearch) findIDs(ctx context.Context, query map[string]any) ([]st
 
 func (e *Elasticsearch) search(ctx context.Context, index string, body []byte, out any) error {
 	raw, err := e.do(ctx, func(ctx context.Context) (*http.Response, error) {
+		// A failed shard fails the search, to be retried: a partial answer
+		// would leave sessions unswept and summaries short of statements.
 		res, err := e.es.Search(e.es.Search.WithIndex(index), e.es.Search.WithBody(bytes.NewReader(body)),
-			e.es.Search.WithIgnoreUnavailable(true), e.es.Search.WithContext(ctx))
+			e.es.Search.WithIgnoreUnavailable(true), e.es.Search.WithAllowPartialSearchResults(false), e.es.Search.WithContext(ctx))
 		if err != nil {
 			return nil, err
 		}
