@@ -63,7 +63,7 @@ func (s *stack) allEvents() ([]review.Event, error) {
 	})
 	res, err := c.ES.Search(c.ES.Search.WithContext(ctx), c.ES.Search.WithIndex(schema.EventsIndexPattern),
 		c.ES.Search.WithBody(bytes.NewReader(body)), c.ES.Search.WithScroll(time.Minute),
-		c.ES.Search.WithIgnoreUnavailable(true), c.ES.Search.WithAllowNoIndices(true))
+		c.ES.Search.WithIgnoreUnavailable(true), c.ES.Search.WithAllowNoIndices(true), c.ES.Search.WithAllowPartialSearchResults(false))
 	var out []review.Event
 	for {
 		if err != nil {
@@ -97,7 +97,11 @@ func decodeScrollPage(body io.Reader, isError bool, status string) ([]review.Eve
 	}
 	var res struct {
 		ScrollID string `json:"_scroll_id"`
-		Hits     struct {
+		Shards   struct {
+			Failed   int             `json:"failed"`
+			Failures json.RawMessage `json:"failures"`
+		} `json:"_shards"`
+		Hits struct {
 			Hits []struct {
 				ID     string           `json:"_id"`
 				Fields map[string][]any `json:"fields"`
@@ -108,6 +112,9 @@ func decodeScrollPage(body io.Reader, isError bool, status string) ([]review.Eve
 	dec.UseNumber()
 	if err := dec.Decode(&res); err != nil {
 		return nil, "", fmt.Errorf("decoding search response: %w", err)
+	}
+	if res.Shards.Failed > 0 {
+		return nil, "", fmt.Errorf("%d shards failed, the page would be partial: %s", res.Shards.Failed, res.Shards.Failures)
 	}
 	out := make([]review.Event, 0, len(res.Hits.Hits))
 	for _, h := range res.Hits.Hits {

@@ -89,7 +89,7 @@ func (s *stack) drainUpstream(b *testing.B, requests [][]byte, records int, seal
 	}
 	run(b, pamtrailBin, "keygen", "--out", filepath.Join(queueDir, "queue.keys"))
 	colConfig := filepath.Join(b.TempDir(), "collector-upstream.yaml")
-	writeFile(b, colConfig, upstreamCollectorConfig(s.otlpAddr, s.healthAddr, s.esURL, queueDir, sealed))
+	writeFile(b, colConfig, collectorConfigWith(s.otlpAddr, s.healthAddr, s.esURL, queueDir, false, sealed))
 	s.collector = newProc(b, "collector-upstream", collectorGCEnv, collectorBin, "--config", colConfig)
 	s.startCollector()
 	defer s.collector.stop()
@@ -102,61 +102,6 @@ func (s *stack) drainUpstream(b *testing.B, requests [][]byte, records int, seal
 	rate := float64(records) / time.Since(start).Seconds()
 	_, cpuText := cpu.perItem(records)
 	return rate, cpuText, work.describe(b)
-}
-
-// upstreamCollectorConfig is collectorConfig without the session
-// processor; unless sealed, the queue is in file_storage alone.
-func upstreamCollectorConfig(otlpAddr, healthAddr, esURL, queueDir string, sealed bool) string {
-	storage, sealing, extension := "file_storage", "", ""
-	if sealed {
-		storage, extension = "encrypted_storage", ", encrypted_storage"
-		sealing = fmt.Sprintf(`  encrypted_storage:
-    storage: file_storage
-    key_file: %[1]s/queue.keys
-    large_values:
-      directory: %[1]s/values
-`, queueDir)
-	}
-	return fmt.Sprintf(`extensions:
-  health_check:
-    endpoint: %[1]s
-  file_storage:
-    directory: %[2]s
-    create_directory: true
-    fsync: true
-%[5]sreceivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %[4]s
-        max_recv_msg_size_mib: 64
-exporters:
-  elasticsearch:
-    endpoint: %[3]s
-    logs_index: pamtrail-events
-    compression: none
-    timeout: 24h
-    logs_dynamic_id:
-      enabled: true
-    suppress_conflict_errors: true
-    sending_queue:
-      enabled: true
-      storage: %[6]s
-      block_on_overflow: true
-      queue_size: 1000
-      num_consumers: 4
-      batch:
-        flush_timeout: 200ms
-service:
-  extensions: [health_check, file_storage%[7]s]
-  pipelines:
-    logs:
-      receivers: [otlp]
-      exporters: [elasticsearch]
-  telemetry:
-    metrics:
-      level: none
-`, healthAddr, queueDir, esURL, otlpAddr, sealing, storage, extension)
 }
 
 // rawMessage is a gRPC message passed as its encoded bytes.
