@@ -177,40 +177,6 @@ func BenchmarkDelivery(b *testing.B) {
 	}
 }
 
-// rolloverEvents starts a new backing index of the events data stream and
-// returns its name, or the events index pattern when there is no data
-// stream yet (the first write makes a fresh one).
-func rolloverEvents(t testing.TB, url string) string {
-	t.Helper()
-	es := newES(t, url)
-	res, err := es.Indices.Rollover(schema.EventsIndex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode == 404 {
-		return schema.EventsIndexPattern
-	}
-	var out struct {
-		NewIndex string `json:"new_index"`
-	}
-	if res.IsError() || json.NewDecoder(res.Body).Decode(&out) != nil || out.NewIndex == "" {
-		t.Fatalf("rolling over %s: %s", schema.EventsIndex, res.String())
-	}
-	// A benchmark's index holds up to a million documents: it is rolled
-	// away from and deleted at the end, so that runs do not pile backing
-	// indices into the events pattern every review search spans.
-	t.Cleanup(func() {
-		if res, err := es.Indices.Rollover(schema.EventsIndex); err == nil {
-			res.Body.Close()
-		}
-		if res, err := es.Indices.Delete([]string{out.NewIndex}); err == nil {
-			res.Body.Close()
-		}
-	})
-	return out.NewIndex
-}
-
 // benchCount reads a count from the environment, or returns def.
 func benchCount(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
