@@ -47,40 +47,45 @@ func (c logsCodec) Marshal(v any) (mem.BufferSlice, error) {
 	}
 	e := encoders.Get().(*logsEncoder)
 	defer encoders.Put(e)
-	size, ok := e.sizeRequest(req)
-	if !ok {
-		return c.fallback.Marshal(v)
-	}
-	if mem.IsBelowBufferPoolingThreshold(size) {
-		b := e.appendRequest(make([]byte, 0, size), req)
-		if len(b) != size {
-			return nil, fmt.Errorf("uploader: encoded %d bytes of a %d-byte export request", len(b), size)
+	pool := mem.DefaultBufferPool()
+	var pooled *[]byte
+	b, ok, err := e.encode(req, func(size int) []byte {
+		if mem.IsBelowBufferPoolingThreshold(size) {
+			return make([]byte, 0, size)
 		}
+		pooled = pool.Get(size)
+		return (*pooled)[:0]
+	})
+	switch {
+	case !ok:
+		return c.fallback.Marshal(v)
+	case err != nil:
+		if pooled != nil {
+			pool.Put(pooled)
+		}
+		return nil, err
+	case pooled == nil:
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
-	pool := mem.DefaultBufferPool()
-	buf := pool.Get(size)
-	b := e.appendRequest((*buf)[:0], req)
-	if len(b) != size || &b[0] != &(*buf)[0] {
-		pool.Put(buf)
-		return nil, fmt.Errorf("uploader: encoded %d bytes of a %d-byte export request", len(b), size)
-	}
-	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
+	return mem.BufferSlice{mem.NewBuffer(pooled, pool)}, nil
 }
 
 // encoders keep their size lists from request to request: a 2,000-record
 // request has about 70,000 sizes.
 var encoders = sync.Pool{New: func() any { return new(logsEncoder) }}
 
-// marshalLogsRequest is the codec's encoding of req, for tests and
-// benchmarks; ok is false where the codec falls back to protobuf's.
-func marshalLogsRequest(req *collogspb.ExportLogsServiceRequest) (b []byte, ok bool) {
-	var e logsEncoder
+// encode sizes req and appends it to the empty buffer alloc returns for
+// that size; ok is false where the codec falls back to protobuf's.
+func (e *logsEncoder) encode(req *collogspb.ExportLogsServiceRequest, alloc func(size int) []byte) (b []byte, ok bool, err error) {
 	size, ok := e.sizeRequest(req)
 	if !ok {
-		return nil, false
+		return nil, false, nil
 	}
-	return e.appendRequest(make([]byte, 0, size), req), true
+	b = e.appendRequest(alloc(size), req)
+	if len(b) != size {
+		return nil, true, fmt.Errorf("uploader: encoded %d bytes of a %d-byte export request", len(b), size)
+	}
+	return b, true, nil
 }
 
 // logsEncoder sizes a request, then appends it. The sizing pass keeps the

@@ -144,6 +144,17 @@ func TestLogsCodecFallsBack(t *testing.T) {
 	}
 }
 
+// marshalLogsRequest is the codec's own encoding of req; ok is false where
+// it falls back to protobuf's.
+func marshalLogsRequest(req *collogspb.ExportLogsServiceRequest) ([]byte, bool) {
+	var e logsEncoder
+	b, ok, err := e.encode(req, func(size int) []byte { return make([]byte, 0, size) })
+	if err != nil {
+		panic(err)
+	}
+	return b, ok
+}
+
 // seedRecords are decodeSeeds' records, their unknown fields dropped (one
 // seed has one): otlploggrpc builds records from SDK records, which have
 // none, and the codec does not encode them.
