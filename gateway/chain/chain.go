@@ -94,15 +94,18 @@ var headerNames = [...]string{"@event_name", "@body", "@severity_text", "@time_m
 
 // Canon accumulates the canonical form of one record. Header fields are
 // written first in a fixed order; attributes may come in any order and are
-// sorted by key when the link is computed. Values are kept by reference
-// and written out once, when the link is computed: the strings given to a
-// Canon must stay unchanged until then. A Canon is reused record after
-// record (Reset); it is not safe for concurrent use.
+// sorted by key when the link is computed. Each value is encoded as it is
+// added, while the caller has it at hand, so linking only concatenates
+// bytes already written (on the proxy, the link runs once per statement
+// with caches mostly cold, and walking values by type there cost more than
+// the copies it saved), and a caller may reuse its buffers at once. A Canon
+// is reused record after record (Reset); it is not safe for concurrent use.
 type Canon struct {
 	version Version // 0 is Current
-	header  header
-	spans   []span // attribute entries, in arrival order
-	strs    []byte // string-array values, each uvarint count ‖ entries
+	body    string  // the header's body, which a version 3 string may reference
+	hdr     []byte  // the header fields, encoded (Header)
+	spans   []span  // attribute entries, in arrival order
+	vals    []byte  // each attribute's type ‖ value, in arrival order
 	// order indexes spans by key. It outlives Reset: records built by the
 	// same code arrive with the same keys in the same order, so the last
 	// order usually fits the next record, which is then checked in one
@@ -118,61 +121,48 @@ type Canon struct {
 	out        []byte
 }
 
-// header holds the fields every record has (headerNames' order).
-type header struct {
-	set                           bool
-	eventName, body, severityText string
-	timeMs, observedMs            int64
-}
-
-// span is one attribute: its key, its value type and the value, a string
-// by reference, a number (or a bool) as 8 bits-exact bytes, or a string
-// array as where its entries are in strs.
+// span is one attribute: its key and where its encoded type ‖ value is in
+// vals.
 type span struct {
-	key string
-	str string
-	num uint64 // int, double bits or bool; for a string array, start<<32 | end in strs
-	typ byte
+	key        string
+	start, end int
 }
 
 // Reset empties c for the next record, to be linked in version v.
 func (c *Canon) Reset(v Version) {
-	c.version, c.header = v, header{}
-	c.spans, c.strs = c.spans[:0], c.strs[:0]
+	c.version, c.body = v, ""
+	c.hdr, c.spans, c.vals = c.hdr[:0], c.spans[:0], c.vals[:0]
 }
 
 // shaped reports whether c is linked in a version with shape digests and
 // body references (V3 on).
 func (c *Canon) shaped() bool { return c.version == 0 || c.version >= V3 }
 
-// Header writes the fields every record has. Times are Unix milliseconds:
-// the exporter writes @timestamp as "<ms>.<ns remainder>" without zero
-// padding, so only the milliseconds survive exactly.
+// Header writes the fields every record has, each type ‖ value, preceded by
+// its name in versions before 3. Times are Unix milliseconds: the exporter
+// writes @timestamp as "<ms>.<ns remainder>" without zero padding, so only
+// the milliseconds survive exactly.
 func (c *Canon) Header(eventName, body, severityText string, timeMs, observedMs int64) {
-	c.header = header{true, eventName, body, severityText, timeMs, observedMs}
+	c.body = body
+	h, named := c.hdr[:0], !c.shaped()
+	for k, v := range [...]string{eventName, body, severityText} {
+		if named {
+			h = appendName(h, headerNames[k])
+		}
+		h = appendString(append(h, typeString), v)
+	}
+	for k, v := range [...]int64{timeMs, observedMs} {
+		if named {
+			h = appendName(h, headerNames[3+k])
+		}
+		h = binary.BigEndian.AppendUint64(append(h, typeInt), uint64(v))
+	}
+	c.hdr = h
 }
 
-// appendHeader appends the header's values, each type ‖ value, preceded by
-// its name in versions before 3.
-func (c *Canon) appendHeader(out []byte) []byte {
-	h, named := &c.header, !c.shaped()
-	for k, v := range [...]string{h.eventName, h.body, h.severityText} {
-		if named {
-			out = appendName(out, headerNames[k])
-		}
-		out = appendString(append(out, typeString), v)
-	}
-	for k, v := range [...]int64{h.timeMs, h.observedMs} {
-		if named {
-			out = appendName(out, headerNames[3+k])
-		}
-		out = binary.BigEndian.AppendUint64(append(out, typeInt), uint64(v))
-	}
-	return out
-}
-
-func (c *Canon) add(key string, typ byte, str string, num uint64) {
-	c.spans = append(c.spans, span{key: key, str: str, num: num, typ: typ})
+// added records the attribute whose value was appended to vals from start.
+func (c *Canon) added(key string, start int) {
+	c.spans = append(c.spans, span{key: key, start: start, end: len(c.vals)})
 }
 
 // keyPrefix is key's first 8 bytes, big-endian, zero-padded.
@@ -188,15 +178,17 @@ func keyPrefix(key string) uint64 {
 // String adds a string attribute. In version 3 a value equal to the body is
 // a reference to it.
 func (c *Canon) String(key, v string) {
-	if c.shaped() && len(v) == len(c.header.body) && v != "" && v == c.header.body {
-		c.add(key, typeBody, "", 0)
-		return
+	start := len(c.vals)
+	if c.shaped() && len(v) == len(c.body) && v != "" && v == c.body {
+		c.vals = append(c.vals, typeBody)
+	} else {
+		c.vals = appendString(append(c.vals, typeString), v)
 	}
-	c.add(key, typeString, v, 0)
+	c.added(key, start)
 }
 
 // Int adds an integer attribute.
-func (c *Canon) Int(key string, v int64) { c.add(key, typeInt, "", uint64(v)) }
+func (c *Canon) Int(key string, v int64) { c.number(key, typeInt, uint64(v)) }
 
 // Double adds a floating-point attribute. NaN and infinities reach
 // Elasticsearch as null, so they are canonical nulls.
@@ -205,47 +197,46 @@ func (c *Canon) Double(key string, v float64) {
 		c.Null(key)
 		return
 	}
-	c.add(key, typeDouble, "", math.Float64bits(v))
+	c.number(key, typeDouble, math.Float64bits(v))
+}
+
+// number adds an int or a double as type ‖ its 8 bytes, big-endian.
+func (c *Canon) number(key string, typ byte, bits uint64) {
+	start := len(c.vals)
+	c.vals = binary.BigEndian.AppendUint64(append(c.vals, typ), bits)
+	c.added(key, start)
 }
 
 // Null adds an attribute whose value is null.
-func (c *Canon) Null(key string) { c.add(key, typeNull, "", 0) }
+func (c *Canon) Null(key string) {
+	start := len(c.vals)
+	c.vals = append(c.vals, typeNull)
+	c.added(key, start)
+}
 
 // Bool adds a boolean attribute.
 func (c *Canon) Bool(key string, v bool) {
-	n := uint64(0)
+	start := len(c.vals)
+	b := byte(0)
 	if v {
-		n = 1
+		b = 1
 	}
-	c.add(key, typeBool, "", n)
+	c.vals = append(c.vals, typeBool, b)
+	c.added(key, start)
 }
 
-// Strings adds a string-array attribute, encoded at once into c.strs: a
-// span holds one string or number, not a slice.
+// Strings adds a string-array attribute: uvarint count ‖ entries.
 func (c *Canon) Strings(key string, vs []string) {
-	start := len(c.strs)
-	c.strs = binary.AppendUvarint(c.strs, uint64(len(vs)))
+	start := len(c.vals)
+	c.vals = binary.AppendUvarint(append(c.vals, typeStrings), uint64(len(vs)))
 	for _, v := range vs {
-		c.strs = appendString(c.strs, v)
+		c.vals = appendString(c.vals, v)
 	}
-	c.add(key, typeStrings, "", uint64(start)<<32|uint64(len(c.strs)))
+	c.added(key, start)
 }
 
-// appendValue appends an attribute's type ‖ value.
-func (c *Canon) appendValue(out []byte, s *span) []byte {
-	out = append(out, s.typ)
-	switch s.typ {
-	case typeString:
-		return appendString(out, s.str)
-	case typeInt, typeDouble:
-		return binary.BigEndian.AppendUint64(out, s.num)
-	case typeBool:
-		return append(out, byte(s.num))
-	case typeStrings:
-		return append(out, c.strs[s.num>>32:uint32(s.num)]...)
-	}
-	return out // typeNull, typeBody: the type is the value
-}
+// value is an attribute's encoded type ‖ value.
+func (c *Canon) value(s *span) []byte { return c.vals[s.start:s.end] }
 
 // SessionDigest is the digest of a session's constant attributes
 // (schema.SessionConstant), c holding their entries and no header:
@@ -285,16 +276,14 @@ func (c *Canon) Bytes() []byte {
 // value.
 func (c *Canon) appendCanonical(out []byte) []byte {
 	c.sort()
-	if c.header.set {
-		out = c.appendHeader(out)
-	}
+	out = append(out, c.hdr...)
 	if !c.shaped() {
 		return c.appendNamed(out)
 	}
 	shape := c.shapeDigest()
 	out = append(out, shape[:]...)
 	for _, i := range c.order {
-		out = c.appendValue(out, &c.spans[i])
+		out = append(out, c.value(&c.spans[i])...)
 	}
 	return out
 }
@@ -303,7 +292,7 @@ func (c *Canon) appendCanonical(out []byte) []byte {
 func (c *Canon) appendNamed(out []byte) []byte {
 	for _, i := range c.order {
 		s := &c.spans[i]
-		out = c.appendValue(appendName(out, s.key), s)
+		out = append(appendName(out, s.key), c.value(s)...)
 	}
 	return out
 }
