@@ -219,17 +219,6 @@ func (s setting) file(name string) string {
 	return path
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: no free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // Eventually calls cond every interval until it reports true, and fails the
 // test with cond's last message if that does not happen within timeout. Like
 // t.Fatalf, call it from the test's goroutine.
