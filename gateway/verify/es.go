@@ -110,6 +110,12 @@ func (s Store) Events(ctx context.Context, sessionID string) ([]Doc, error) {
 		return appendDocs(nil, page), nil
 	}
 	page, err = search(s.ES.Search.WithScroll(time.Minute))
+	scrollID := page.ScrollID
+	// However the read ends, its scroll is cleared: a context left to its
+	// keep-alive holds every shard's until then, and a verification of many
+	// sessions failing one after another would pile them up to the node's
+	// limit, failing searches of everyone else.
+	defer func() { s.clearScroll(ctx, scrollID) }()
 	var docs []Doc
 	for {
 		if err != nil {
@@ -117,14 +123,25 @@ func (s Store) Events(ctx context.Context, sessionID string) ([]Doc, error) {
 		}
 		docs = appendDocs(docs, page)
 		if len(page.Hits.Hits) < pageSize || page.ScrollID == "" {
-			if page.ScrollID != "" {
-				if r, err := s.ES.ClearScroll(s.ES.ClearScroll.WithContext(ctx), s.ES.ClearScroll.WithScrollID(page.ScrollID)); err == nil {
-					r.Body.Close()
-				}
-			}
 			return docs, nil
 		}
 		page, err = read(s.ES.Scroll(s.ES.Scroll.WithContext(ctx), s.ES.Scroll.WithScrollID(page.ScrollID), s.ES.Scroll.WithScroll(time.Minute)))
+		if page.ScrollID != "" {
+			scrollID = page.ScrollID
+		}
+	}
+}
+
+// clearScroll releases a scroll context, also when ctx has ended (the read
+// was cancelled or timed out): the context would otherwise stay open.
+func (s Store) clearScroll(ctx context.Context, scrollID string) {
+	if scrollID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if res, err := s.ES.ClearScroll(s.ES.ClearScroll.WithContext(ctx), s.ES.ClearScroll.WithScrollID(scrollID)); err == nil {
+		res.Body.Close()
 	}
 }
 

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +100,83 @@ func TestEventsRefusesPartialResults(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "shard") {
 			t.Errorf("%d events with one shard failing: read %d documents, err %v; want an error naming the failed shard", n, len(docs), err)
 		}
+	}
+}
+
+// scrollFault passes requests to Elasticsearch except the ones reading a
+// scroll's next page, which fail as fail says; it notes the scroll ids
+// Elasticsearch hands out.
+type scrollFault struct {
+	next   http.RoundTripper
+	fail   func() error
+	mu     sync.Mutex
+	opened []string
+}
+
+func (f *scrollFault) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Path == "/_search/scroll" && req.Method != http.MethodDelete {
+		return nil, f.fail()
+	}
+	res, err := f.next.RoundTrip(req)
+	if err != nil || req.URL.Query().Get("scroll") == "" {
+		return res, err
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var page struct {
+		ScrollID string `json:"_scroll_id"`
+	}
+	if json.Unmarshal(body, &page) == nil && page.ScrollID != "" {
+		f.mu.Lock()
+		f.opened = append(f.opened, page.ScrollID)
+		f.mu.Unlock()
+	}
+	res.Body = io.NopCloser(bytes.NewReader(body))
+	return res, nil
+}
+
+// TestEventsClearsScrollOnFailure: a read that fails or is cancelled after
+// its scroll opened clears the scroll, instead of leaving its context on
+// every shard until the keep-alive ends.
+func TestEventsClearsScrollOnFailure(t *testing.T) {
+	es, pattern := testIndices(t, map[string]string{"a": "keyword"})
+	index := strings.TrimSuffix(pattern, "*") + "a"
+	indexEvents(t, es, index, "s", pageSize+1)
+	tests := []struct {
+		name string
+		fail func(cancel context.CancelFunc) error
+	}{
+		{"next page fails", func(context.CancelFunc) error { return errors.New("injected: connection reset") }},
+		{"read cancelled", func(cancel context.CancelFunc) error { cancel(); return context.Canceled }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			fault := &scrollFault{next: http.DefaultTransport, fail: func() error { return tt.fail(cancel) }}
+			faulty, err := elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{testenv.Elasticsearch(t)}, Transport: fault, MaxRetries: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if docs, err := (Store{ES: faulty, Index: pattern}).Events(ctx, "s"); err == nil {
+				t.Fatalf("read %d documents although the second page failed", len(docs))
+			}
+			if len(fault.opened) == 0 {
+				t.Fatal("the read opened no scroll: the test does not reach the failing page")
+			}
+			for _, id := range fault.opened {
+				res, err := es.Scroll(es.Scroll.WithScrollID(id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusNotFound {
+					t.Errorf("scroll %.12s… is still open after the failed read (status %d)", id, res.StatusCode)
+				}
+			}
+		})
 	}
 }
