@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -156,7 +157,7 @@ func TestCollectorQueueSurvivesCrash(t *testing.T) {
 	esURL := elasticsearchURL(t)
 	es := newESClient(t, esURL)
 	home := t.TempDir()
-	unreachable := "http://" + freeAddr(t) // nothing listens there
+	unreachable := "http://" + porttest.Addr(t) // nothing listens there
 
 	// The session state is merged into the reachable cluster: the
 	// acknowledgement needs it, and this test is about the exporter's queue.

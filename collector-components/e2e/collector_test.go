@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/pamtrail/pamtrail/gateway/keys"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/keys"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 )
 
 // collector is one otelcol-pamtrail process with its own ports and queue
@@ -40,9 +42,9 @@ func startCollector(t *testing.T, esURL string, overrides ...string) *collector 
 func startCollectorIn(t *testing.T, home, esURL string, overrides ...string) *collector {
 	t.Helper()
 	c := &collector{
-		OTLPAddr:    freeAddr(t),
-		HealthAddr:  freeAddr(t),
-		MetricsAddr: freeAddr(t),
+		OTLPAddr:    porttest.Addr(t),
+		HealthAddr:  porttest.Addr(t),
+		MetricsAddr: porttest.Addr(t),
 		output:      &syncBuffer{},
 		exited:      make(chan struct{}),
 	}
@@ -140,17 +142,6 @@ func (c *collector) metrics() (string, error) {
 		err = errors.New(resp.Status)
 	}
 	return buf.String(), err
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitFor polls cond until it holds or the deadline passes; the message of

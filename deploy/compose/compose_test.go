@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 )
 
 const (
@@ -57,16 +58,6 @@ func requireImage(t *testing.T, ref string) {
 	if err := exec.Command(docker, "image", "inspect", ref).Run(); err != nil {
 		t.Fatalf("image %s is missing: run make test-deploy (it builds the images and the stand-ins)", ref)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -121,7 +112,7 @@ func TestComposeStack(t *testing.T) {
 	standins := standinImages(t)
 	secrets := t.TempDir()
 	project := fmt.Sprintf("pamtrailtest%d", time.Now().UnixNano()%1e9)
-	esPort, pgPort, sshPort, metricsPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	esPort, pgPort, sshPort, metricsPort := porttest.Free(t), porttest.Free(t), porttest.Free(t), porttest.Free(t)
 	env := append(standins,
 		"PAMTRAIL_VERSION="+v,
 		"PAMTRAIL_COMPOSE_SECRETS="+secrets,

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 )
 
 // BenchmarkFairness: 8 gateway processes, each under the same pgbench load,
@@ -79,8 +79,8 @@ func (s *stack) extraGateway(t testing.TB, n int) *stack {
 		writeFile(t, filepath.Join(g.dir, f), string(raw))
 	}
 	g.gatewayID = fmt.Sprintf("%s-%d", s.gatewayID, n)
-	g.gwAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	g.metricsAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	g.gwAddr = porttest.Addr(t)
+	g.metricsAddr = porttest.Addr(t)
 	g.spoolDir = filepath.Join(g.dir, "spool")
 	raw, err := os.ReadFile(s.gwConfig)
 	if err != nil {

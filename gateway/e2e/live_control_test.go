@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 	"github.com/pamtrail/pamtrail/gateway/review"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -27,7 +28,7 @@ func adminSection(t *testing.T, tokenFile string) (yaml, url string) {
 	token := randomHex(24)
 	writeFile(t, tokenFile, token+"\n")
 	sum := sha256.Sum256([]byte(token))
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr := porttest.Addr(t)
 	return fmt.Sprintf("admin:\n  address: %s\n  locks_file: locks.json\n  identities:\n    - {name: ops-lead, token_sha256: %s}\n",
 		addr, hex.EncodeToString(sum[:])), "http://" + addr
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 	"github.com/pamtrail/pamtrail/gateway/review"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -36,12 +37,12 @@ type scaleCollector struct {
 
 func startScaleCollector(t *testing.T, name string, cluster testenv.ESCluster) *scaleCollector {
 	t.Helper()
-	c := &scaleCollector{otlp: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
-	health := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	c := &scaleCollector{otlp: porttest.Addr(t)}
+	health := porttest.Addr(t)
 	env := []string{
 		"PAMTRAIL_OTLP_ENDPOINT=" + c.otlp,
 		"PAMTRAIL_HEALTH_ENDPOINT=" + health,
-		"PAMTRAIL_METRICS_PORT=" + strconv.Itoa(testenv.FreePort(t)),
+		"PAMTRAIL_METRICS_PORT=" + strconv.Itoa(porttest.Free(t)),
 		"PAMTRAIL_HOME=" + t.TempDir(),
 		"PAMTRAIL_ES_ENDPOINTS=[" + strings.Join(cluster.URLs, ", ") + "]",
 		// The test gateways upload every second. A session is lost after

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
 
@@ -100,10 +101,10 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	}
 	s := &stack{
 		t: t, dir: t.TempDir(), pg: testenv.Postgres(t), esURL: testenv.Elasticsearch(t),
-		gwAddr:      fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		otlpAddr:    fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		healthAddr:  fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		metricsAddr: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		gwAddr:      porttest.Addr(t),
+		otlpAddr:    porttest.Addr(t),
+		healthAddr:  porttest.Addr(t),
+		metricsAddr: porttest.Addr(t),
 	}
 	s.spoolDir = filepath.Join(s.dir, "spool")
 	s.gatewayID = "e2e-" + randomHex(6)
@@ -117,7 +118,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	grants := "demo-postgres"
 	if o.ssh {
 		target := testenv.SSHD(t)
-		s.sshAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		s.sshAddr = porttest.Addr(t)
 		s.aliceKey = filepath.Join(s.dir, "alice_ed25519")
 		run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", s.aliceKey)
 		o.listeners += fmt.Sprintf("ssh:\n  address: %s\n  host_key_file: ssh_host_key\n", s.sshAddr)
@@ -134,7 +135,7 @@ func newStack(t testing.TB, o stackOptions) *stack {
 	}
 	if o.mysql {
 		db := testenv.MySQL(t)
-		s.mysqlAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		s.mysqlAddr = porttest.Addr(t)
 		o.listeners += fmt.Sprintf("mysql:\n  address: %s\n", s.mysqlAddr)
 		o.extraAccounts += fmt.Sprintf("  - {name: demo-mysql, type: mysql, host: %s, port: %d, database: %s, user: %s, secret: {file: %s}}\n",
 			db.Host, db.Port, db.TestDB, db.DemoUser, db.DemoPasswordFile)

@@ -18,6 +18,7 @@ import (
 	"github.com/pamtrail/pamtrail/gateway/engine"
 	"github.com/pamtrail/pamtrail/gateway/healthz"
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 )
 
 // startHealthGateway runs a gateway with one listener and an uploader aimed at
@@ -34,12 +35,12 @@ func startHealthGateway(t *testing.T, maxLag time.Duration) (*Gateway, string) {
 	cfg.SSH = &config.SSHListen{Address: "127.0.0.1:0"}
 	cfg.Spool.Dir = filepath.Join(dir, "spool")
 	cfg.Spool.KeyFile = filepath.Join(dir, "spool.keys")
-	cfg.Upload.Endpoint = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cfg.Upload.Endpoint = porttest.Addr(t)
 	cfg.Upload.Insecure = true
 	cfg.Upload.Interval = config.Duration(time.Hour) // only Shutdown uploads
 	cfg.Upload.Timeout = config.Duration(200 * time.Millisecond)
 	lag := config.Duration(maxLag)
-	metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	metricsAddr := porttest.Addr(t)
 	cfg.Metrics = &config.MetricsEndpoint{Address: metricsAddr, MaxUploadLag: &lag}
 	factories := map[string]EngineFactory{"ssh": func(engine.Deps) (engine.Engine, error) {
 		// A lifecycle that closes what it accepts: enough for the listeners check.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pamtrail/pamtrail/gateway/internal/testenv"
+	"github.com/pamtrail/pamtrail/gateway/porttest"
 	"github.com/pamtrail/pamtrail/gateway/review/reviewtest"
 	"github.com/pamtrail/pamtrail/gateway/schema"
 )
@@ -235,7 +236,7 @@ func TestSessionsJSON(t *testing.T) {
 
 func TestSessionsErrors(t *testing.T) {
 	url := testenv.Elasticsearch(t)
-	closed := fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))
+	closed := "http://" + porttest.Addr(t)
 	tests := []struct {
 		name       string
 		url        string

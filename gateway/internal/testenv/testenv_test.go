@@ -393,15 +393,6 @@ func TestEventually(t *testing.T) {
 	}
 }
 
-func TestFreePortIsBindable(t *testing.T) {
-	port := FreePort(t)
-	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("FreePort gave %d, which cannot be bound: %v", port, err)
-	}
-	ln.Close()
-}
-
 func TestRepoRoot(t *testing.T) {
 	root := RepoRoot(t)
 	if !isModuleRoot(filepath.Join(root, "go.mod")) {

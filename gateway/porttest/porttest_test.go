@@ -1,4 +1,4 @@
-package testenv
+package porttest
 
 import (
 	"net"
@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-// TestFreePortBelowEphemeralRange: ports are outside the range the kernel
+// TestFreeBelowEphemeralRange: ports are outside the range the kernel
 // picks local ports of outgoing connections from, distinct, and bindable.
-func TestFreePortBelowEphemeralRange(t *testing.T) {
+func TestFreeBelowEphemeralRange(t *testing.T) {
 	ephemeral := firstEphemeralPort()
 	seen := map[int]bool{}
 	for range 200 {
-		port := FreePort(t)
+		port := Free(t)
 		if port < firstTestPort || port >= ephemeral {
 			t.Fatalf("port %d is outside %d-%d", port, firstTestPort, ephemeral-1)
 		}

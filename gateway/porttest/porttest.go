@@ -1,4 +1,6 @@
-package testenv
+// Package porttest hands tests loopback TCP ports to give the servers they
+// start (gateways, collectors, containers' published ports).
+package porttest
 
 import (
 	"math/rand/v2"
@@ -10,11 +12,11 @@ import (
 	"testing"
 )
 
-// Test ports come from below the kernel's ephemeral range. A port the kernel
+// Ports come from below the kernel's ephemeral range. A port the kernel
 // hands out for 127.0.0.1:0 is one it also picks as the local port of
 // outgoing connections (to Elasticsearch, PostgreSQL, the collector), so
-// between FreePort's check and the server's bind any of them could take it:
-// a gateway then failed to start with "address already in use".
+// between Free's check and the server's bind any of them could take it: a
+// gateway then failed to start with "address already in use".
 const (
 	firstTestPort = 10000
 	// ephemeralFallback is Linux's default first ephemeral port, used when
@@ -28,9 +30,9 @@ var nextPort atomic.Uint32
 
 func init() { nextPort.Store(rand.Uint32()) }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and
-// that no outgoing connection can take meanwhile.
-func FreePort(t testing.TB) int {
+// Free returns a TCP port on 127.0.0.1 that was free a moment ago and that
+// no outgoing connection can take meanwhile.
+func Free(t testing.TB) int {
 	t.Helper()
 	first, end := firstTestPort, firstEphemeralPort()
 	if end-first < 1000 { // an unusual ephemeral range: let the kernel choose
@@ -43,15 +45,21 @@ func FreePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatalf("testenv: no free port in %d-%d", first, end-1)
+	t.Fatalf("porttest: no free port in %d-%d", first, end-1)
 	return 0
+}
+
+// Addr is Free's port as a 127.0.0.1 address.
+func Addr(t testing.TB) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(Free(t)))
 }
 
 func kernelPort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("testenv: no free port: %v", err)
+		t.Fatalf("porttest: no free port: %v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
