@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -65,8 +66,11 @@ func kernelPort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// firstEphemeralPort is the low end of net.ipv4.ip_local_port_range.
-func firstEphemeralPort() int {
+// firstEphemeralPort is the low end of net.ipv4.ip_local_port_range, read
+// once per test process.
+var firstEphemeralPort = sync.OnceValue(readFirstEphemeralPort)
+
+func readFirstEphemeralPort() int {
 	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return ephemeralFallback
